@@ -1,0 +1,1 @@
+"""Evaluation suites: what is asked and how it is scored."""

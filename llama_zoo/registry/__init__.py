@@ -1,0 +1,1 @@
+"""The model registry: what each Llama model is (schema, data, derived numbers)."""

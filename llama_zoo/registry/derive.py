@@ -1,0 +1,302 @@
+"""Numbers computed from an architecture, never stored: parameters, memory, KV cache, FLOPs, fit.
+
+Parameter counts follow the tensors that transformers builds for each family, group by group,
+so that they equal both the published counts and a meta-device model built from the export.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from llama_zoo.registry.schema import (
+    DebertaV2Arch,
+    Llama4Arch,
+    Llama4TextArch,
+    Llama4VisionArch,
+    LlamaArch,
+    MllamaArch,
+    MllamaTextArch,
+    MllamaVisionArch,
+    ModelSpec,
+)
+
+# Bytes per weight. int4 ignores per-group scales (about 3% more at group size 128).
+DTYPE_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
+
+# Usable memory in bytes as sold (GB = 1e9 bytes, the unit vendors quote).
+GPUS = {
+    "H100-80GB": 80e9,
+    "A100-80GB": 80e9,
+    "A100-40GB": 40e9,
+    "L4-24GB": 24e9,
+    "RTX4090-24GB": 24e9,
+}
+
+
+@dataclass(frozen=True)
+class ParamCount:
+    """Learned parameters by group. ``active`` counts one token's path through a mixture of experts."""
+
+    groups: dict[str, int]
+    embedding: int  # input token embeddings (and position tables of encoders)
+    active: int
+    total: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "total", sum(self.groups.values()))
+
+    @property
+    def non_embedding(self) -> int:
+        return self.total - self.embedding
+
+
+def _gated_mlp(hidden: int, inner: int, bias: bool = False) -> int:
+    return 3 * hidden * inner + (2 * inner + hidden if bias else 0)
+
+
+def _attention(hidden: int, heads: int, kv_heads: int, head_dim: int, bias: bool = False) -> int:
+    q_out, kv_out = heads * head_dim, kv_heads * head_dim
+    weights = hidden * q_out + 2 * hidden * kv_out + q_out * hidden
+    return weights + ((q_out + 2 * kv_out + hidden) if bias else 0)
+
+
+def _llama_text(arch: LlamaArch) -> ParamCount:
+    h, v = arch.hidden_size, arch.vocab_size
+    per_layer = (
+        _attention(h, arch.num_attention_heads, arch.num_key_value_heads, arch.resolved_head_dim, arch.attention_bias)
+        + _gated_mlp(h, arch.intermediate_size, arch.mlp_bias)
+        + 2 * h  # input and post-attention RMSNorm
+    )
+    out_rows = arch.output_vocab_size or v
+    groups = {
+        "embed_tokens": v * h,
+        "layers": arch.num_hidden_layers * per_layer,
+        "norm": h,
+        "lm_head": 0 if arch.tie_word_embeddings else out_rows * h,
+    }
+    total = sum(groups.values())
+    return ParamCount(groups=groups, embedding=v * h, active=total)
+
+
+def _mllama_text(t: MllamaTextArch) -> dict[str, int]:
+    h, hd = t.hidden_size, t.resolved_head_dim
+    attn = _attention(h, t.num_attention_heads, t.num_key_value_heads, hd)
+    mlp_norms = _gated_mlp(h, t.intermediate_size) + 2 * h
+    n_cross = len(t.cross_attention_layers)
+    n_self = t.num_hidden_layers - n_cross
+    # Cross-attention layers add q/k RMSNorms over the head dim and two tanh gates.
+    cross = attn + 2 * hd + 2 + mlp_norms
+    return {
+        # Eight extra rows hold the image token and reserved ids beyond the tokenizer's vocabulary.
+        "embed_tokens": (t.vocab_size + 8) * h,
+        "self_attention_layers": n_self * (attn + mlp_norms),
+        "cross_attention_layers": n_cross * cross,
+        "norm": h,
+        "lm_head": 0 if t.tie_word_embeddings else t.vocab_size * h,
+    }
+
+
+def _vision_block(hidden: int, inner: int, qkv_bias: bool) -> int:
+    attn = 4 * hidden * hidden + (4 * hidden if qkv_bias else 0)
+    mlp = 2 * hidden * inner + inner + hidden
+    return attn + mlp + 4 * hidden  # two LayerNorms with bias
+
+
+def _mllama_vision(v: MllamaVisionArch) -> int:
+    h = v.hidden_size
+    patches = (v.image_size // v.patch_size) ** 2 + 1  # + class token
+    aspect_rows = len(v.supported_aspect_ratios) + 1  # id 0 is padding
+    embeddings = (
+        v.num_channels * v.patch_size**2 * h  # patch conv, no bias
+        + h  # class embedding
+        + patches * h + 1  # gated positional embedding
+        + aspect_rows * v.max_num_tiles * patches * h  # per-aspect-ratio tile position table
+        + 2 * (aspect_rows * v.max_num_tiles * h + 1)  # pre/post tile embeddings with gates
+        + 4 * h  # layernorm_pre, layernorm_post
+    )
+    local = v.num_hidden_layers * _vision_block(h, v.intermediate_size, qkv_bias=False)
+    global_ = v.num_global_layers * (_vision_block(h, v.intermediate_size, qkv_bias=False) + 2)
+    return embeddings + local + global_
+
+
+def _mllama(arch: MllamaArch) -> ParamCount:
+    t, v = arch.text_config, arch.vision_config
+    groups = _mllama_text(t)
+    groups["vision_model"] = _mllama_vision(v)
+    groups["multi_modal_projector"] = v.vision_output_dim * t.hidden_size + t.hidden_size
+    total = sum(groups.values())
+    return ParamCount(groups=groups, embedding=groups["embed_tokens"], active=total)
+
+
+def llama4_moe_layers(t: Llama4TextArch) -> list[int]:
+    """Layer indices that hold experts; as transformers derives them when the config gives none."""
+    if t.moe_layers is not None:
+        return list(t.moe_layers)
+    step = t.interleave_moe_layer_step
+    if step <= 0:
+        return []
+    return list(range(step - 1, t.num_hidden_layers, step))
+
+
+def _llama4_text(t: Llama4TextArch) -> tuple[dict[str, int], int]:
+    h = t.hidden_size
+    attn = _attention(h, t.num_attention_heads, t.num_key_value_heads, t.head_dim, t.attention_bias)
+    n_moe = len(llama4_moe_layers(t))
+    n_dense = t.num_hidden_layers - n_moe
+    expert = 3 * h * t.intermediate_size
+    moe_ffn = t.num_local_experts * expert + h * t.num_local_experts + expert  # experts, router, shared
+    groups = {
+        "embed_tokens": t.vocab_size * h,
+        "attention_and_norms": t.num_hidden_layers * (attn + 2 * h),
+        "dense_ffn": n_dense * _gated_mlp(h, t.intermediate_size_mlp),
+        "moe_ffn": n_moe * moe_ffn,
+        "norm": h,
+        "lm_head": 0 if t.tie_word_embeddings else t.vocab_size * h,
+    }
+    inactive = n_moe * (t.num_local_experts - t.num_experts_per_tok) * expert
+    return groups, inactive
+
+
+def _llama4_vision(v: Llama4VisionArch) -> int:
+    h = v.hidden_size
+    patches = (v.image_size // v.patch_size) ** 2 + 1
+    embeddings = v.num_channels * v.patch_size**2 * h + h + patches * h + 4 * h
+    layers = v.num_hidden_layers * _vision_block(h, v.intermediate_size, qkv_bias=True)
+    adapter = v.intermediate_size * v.projector_input_dim + v.projector_output_dim**2
+    return embeddings + layers + adapter
+
+
+def _llama4(arch: Llama4Arch) -> ParamCount:
+    groups, inactive = _llama4_text(arch.text_config)
+    groups["vision_model"] = _llama4_vision(arch.vision_config)
+    groups["multi_modal_projector"] = arch.vision_config.vision_output_dim * arch.text_config.hidden_size
+    total = sum(groups.values())
+    return ParamCount(groups=groups, embedding=groups["embed_tokens"], active=total - inactive)
+
+
+def _deberta(arch: DebertaV2Arch) -> ParamCount:
+    h, inner = arch.hidden_size, arch.intermediate_size
+    layer = 4 * (h * h + h) + (h * inner + inner) + (inner * h + h) + 2 * (2 * h)
+    rel_rows = 0
+    if arch.relative_attention:
+        rel_rows = 2 * (arch.position_buckets if arch.position_buckets > 0 else
+                        (arch.max_relative_positions if arch.max_relative_positions > 0
+                         else arch.max_position_embeddings))
+    embedding = arch.vocab_size * h
+    embedding += arch.max_position_embeddings * h if arch.position_biased_input else 0
+    embedding += arch.type_vocab_size * h
+    pooler = arch.pooler_hidden_size or h
+    labels = len(arch.id2label)
+    groups = {
+        "embeddings": embedding + 2 * h,  # + embedding LayerNorm
+        "encoder_layers": arch.num_hidden_layers * layer,
+        "relative_embeddings": rel_rows * h + (2 * h if "layer_norm" in arch.norm_rel_ebd else 0),
+        "classifier": (h * pooler + pooler) + (pooler * labels + labels),
+    }
+    total = sum(groups.values())
+    return ParamCount(groups=groups, embedding=embedding, active=total)
+
+
+def param_count(spec: ModelSpec) -> ParamCount | None:
+    """Learned parameters, or None for a model whose architecture is not public."""
+    arch = spec.architecture
+    if isinstance(arch, LlamaArch):
+        return _llama_text(arch)
+    if isinstance(arch, MllamaArch):
+        return _mllama(arch)
+    if isinstance(arch, Llama4Arch):
+        return _llama4(arch)
+    if isinstance(arch, DebertaV2Arch):
+        return _deberta(arch)
+    return None
+
+
+def rotary_buffer_elements(spec: ModelSpec) -> int:
+    """Elements of the per-layer ``inv_freq`` buffers that old Llama checkpoints saved with the weights."""
+    arch = spec.text_arch
+    if arch is None:
+        return 0
+    return arch.num_hidden_layers * (arch.resolved_head_dim // 2)
+
+
+def weight_bytes(spec: ModelSpec, dtype: str = "bf16") -> float | None:
+    count = param_count(spec)
+    return None if count is None else count.total * DTYPE_BYTES[dtype]
+
+
+def kv_cache_bytes_per_token(spec: ModelSpec, dtype: str = "bf16", context: int | None = None) -> float | None:
+    """K and V for one more token of context, across all layers that cache it.
+
+    Mllama's cross-attention layers cache image features, not text tokens, so they do not count.
+    Llama 4's chunked-attention layers keep at most ``attention_chunk_size`` tokens: past that
+    context they add nothing, which is why the average per token falls with long contexts.
+    """
+    arch = spec.architecture
+    t = spec.text_arch
+    if t is None:
+        return None
+    head_dim = t.resolved_head_dim if not isinstance(t, Llama4TextArch) else t.head_dim
+    per_layer = 2 * t.num_key_value_heads * head_dim * DTYPE_BYTES[dtype]
+    layers = t.num_hidden_layers
+    if isinstance(t, MllamaTextArch):
+        layers -= len(t.cross_attention_layers)
+    if isinstance(arch, Llama4Arch) and t.attention_chunk_size and context and context > t.attention_chunk_size:
+        global_layers = _llama4_global_layers(t)
+        chunked = layers - global_layers
+        return per_layer * (global_layers + chunked * t.attention_chunk_size / context)
+    return per_layer * layers
+
+
+def _llama4_global_layers(t: Llama4TextArch) -> int:
+    # no_rope_layers[i] == 0 marks a NoPE layer with full (global) attention; others are chunked.
+    if t.no_rope_layers is not None:
+        return sum(1 for flag in t.no_rope_layers if flag == 0)
+    return t.num_hidden_layers // 4  # transformers' default: every fourth layer is NoPE
+
+
+def flops_per_token(spec: ModelSpec, context: int) -> float | None:
+    """Forward FLOPs for one token attending to ``context`` earlier tokens.
+
+    2 FLOPs per multiply-add through the active matmul weights (embedding look-ups excluded,
+    the LM head included), plus QK^T and attention-times-V: 2 * 2 * context * heads * head_dim per layer.
+    """
+    count = param_count(spec)
+    t = spec.text_arch
+    if count is None or t is None:
+        return None
+    matmul_params = count.active - count.embedding
+    head_dim = t.head_dim if isinstance(t, Llama4TextArch) else t.resolved_head_dim
+    attn_layers = t.num_hidden_layers
+    if isinstance(t, MllamaTextArch):
+        attn_layers -= len(t.cross_attention_layers)
+    return 2.0 * matmul_params + 4.0 * attn_layers * context * t.num_attention_heads * head_dim
+
+
+@dataclass(frozen=True)
+class Fit:
+    gpu: str
+    needed_bytes: float
+    available_bytes: float
+
+    @property
+    def fits(self) -> bool:
+        return self.needed_bytes <= self.available_bytes
+
+
+def fit_on_gpu(
+    spec: ModelSpec,
+    gpu: str,
+    context: int,
+    batch: int = 1,
+    dtype: str = "bf16",
+    kv_dtype: str = "bf16",
+    gpus: int = 1,
+    overhead: float = 0.10,
+) -> Fit | None:
+    """Whether weights plus a full KV cache fit; ``overhead`` reserves room for activations and the runtime."""
+    weights = weight_bytes(spec, dtype)
+    kv = kv_cache_bytes_per_token(spec, kv_dtype, context)
+    if weights is None or kv is None:
+        return None
+    needed = (weights + kv * context * batch) * (1 + overhead)
+    return Fit(gpu=gpu, needed_bytes=needed, available_bytes=GPUS[gpu] * gpus)

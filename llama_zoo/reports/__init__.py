@@ -1,0 +1,1 @@
+"""Leaderboards and comparisons drawn from the results store."""

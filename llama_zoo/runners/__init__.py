@@ -1,0 +1,1 @@
+"""How a model is loaded and run (transformers, vLLM) behind one request protocol."""
