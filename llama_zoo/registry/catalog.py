@@ -11,7 +11,8 @@ A family file looks like::
         base: llama-2-7b                     # inherit everything, override only what differs
         capabilities: {instruct: true}
 
-An entry resolves as: its base (fully resolved, any family) < its file's defaults < its own keys.
+An entry resolves as: its base (fully resolved) < its file's defaults < its own keys; the defaults
+are applied once per family, so a base from the same file passes on its overrides of them.
 Mappings merge key by key; lists and scalars replace.
 """
 
@@ -30,7 +31,10 @@ from llama_zoo.errors import LlamaZooError
 from llama_zoo.registry.schema import ModelSpec
 
 # Keys that describe one checkpoint rather than a family of them: never inherited from a base.
-NOT_INHERITED = frozenset({"id", "name", "base", "hf_repo", "aliases", "derived_from"})
+# A published parameter count belongs to the checkpoint it was published for.
+NOT_INHERITED = frozenset(
+    {"id", "name", "base", "hf_repo", "aliases", "derived_from", "notes", "official_params"}
+)
 
 try:  # the C loader is several times faster; the registry is read on every CLI start
     _Loader = yaml.CSafeLoader
@@ -46,11 +50,27 @@ class RegistryError(LlamaZooError):
     pass
 
 
+# Mappings that are replaced whole: merging a binary classifier's labels into a three-way
+# classifier's would keep the third label.
+REPLACED_WHOLE = frozenset({"id2label"})
+
+
+# A mapping that names another kind than the one beneath it starts afresh: a vision architecture
+# on a text base, a tiktoken tokenizer on a SentencePiece base.
+DISCRIMINATORS = ("model_type", "kind")
+
+
+def same_kind(under: dict[str, Any], over: dict[str, Any]) -> bool:
+    return all(under.get(k) == over[k] for k in DISCRIMINATORS if k in over and k in under)
+
+
 def deep_merge(under: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """``over`` wins; nested mappings merge key by key."""
+    """``over`` wins; nested mappings of the same kind merge key by key."""
     merged = dict(under)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        below = merged.get(key)
+        if (isinstance(value, dict) and isinstance(below, dict) and key not in REPLACED_WHOLE
+                and same_kind(below, value)):
             merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
@@ -107,10 +127,7 @@ class Catalog:
 
     def inherited(self, model_id: str) -> dict[str, Any]:
         """What an entry would be if it wrote no keys of its own: its base plus its file defaults."""
-        entry = self.raw[model_id]
-        base_id = entry.own.get("base")
-        under = _strip(self.resolved_dict(base_id)) if base_id else {}
-        return deep_merge(under, entry.defaults)
+        return _inherited(self.raw[model_id], self.raw, {})
 
     def resolved_dict(self, model_id: str) -> dict[str, Any]:
         return _resolve(model_id, self.raw, {})
@@ -118,6 +135,25 @@ class Catalog:
 
 def _strip(resolved: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in resolved.items() if k not in NOT_INHERITED}
+
+
+def _defines(own: dict[str, Any], dotted: str) -> bool:
+    node: Any = own
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _inherited(entry: RawEntry, raw: dict[str, RawEntry], seen: dict[str, dict]) -> dict[str, Any]:
+    """The entry's base (resolved) under its file's defaults: all it would be with no keys of its own."""
+    base_id = entry.own.get("base")
+    under = _strip(_resolve(base_id, raw, seen)) if base_id else {}
+    if not base_id or raw[base_id].family != entry.family:
+        # A base from the same family already carries the family defaults, and its overrides of them.
+        under = deep_merge(under, entry.defaults)
+    return under
 
 
 def _resolve(model_id: str, raw: dict[str, RawEntry], seen: dict[str, dict]) -> dict[str, Any]:
@@ -130,11 +166,13 @@ def _resolve(model_id: str, raw: dict[str, RawEntry], seen: dict[str, dict]) -> 
     seen[model_id] = None  # type: ignore[assignment]  # marks "in progress" for cycle detection
     entry = raw[model_id]
     base_id = entry.own.get("base")
-    under = _strip(_resolve(base_id, raw, seen)) if base_id else {}
-    merged = deep_merge(deep_merge(under, entry.defaults), entry.own)
+    under = _inherited(entry, raw, seen)
+    merged = deep_merge(under, entry.own)
     merged["family"] = entry.family
-    # Unverified marks accumulate: an inherited unconfirmed value stays unconfirmed.
-    merged["unverified"] = sorted(set(under.get("unverified", [])) | set(entry.own.get("unverified", [])))
+    # An inherited unconfirmed value stays unconfirmed, unless this entry states that value itself.
+    stated = deep_merge(entry.defaults, entry.own)
+    kept = {p for p in under.get("unverified", []) if not _defines(stated, p)}
+    merged["unverified"] = sorted(kept | set(entry.own.get("unverified", [])))
     lineage = merged.get("derived_from")
     if isinstance(lineage, dict) and "parent" not in lineage:
         if not base_id:

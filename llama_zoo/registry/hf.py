@@ -83,7 +83,6 @@ def transformers_config(spec: ModelSpec) -> "PretrainedConfig":
 
 # --------------------------------------------------------------------------- shadow configs
 
-SHADOW_HEAD_DIM = 16
 SHADOW_LAYERS = 2
 
 
@@ -100,7 +99,8 @@ def _shadow_heads(heads: int, kv_heads: int) -> tuple[int, int]:
 
 def _shadow_text(text: dict[str, Any], layers: int) -> dict[str, Any]:
     heads, kv = _shadow_heads(text["num_attention_heads"], text["num_key_value_heads"])
-    hidden = heads * SHADOW_HEAD_DIM
+    head_dim = 16 if heads <= 8 else 8  # keeps the widest (405B: 16 query heads per KV head) small
+    hidden = heads * head_dim
     ratio = text["intermediate_size"] / text["hidden_size"]
     shadow = dict(
         text,
@@ -111,7 +111,7 @@ def _shadow_text(text: dict[str, Any], layers: int) -> dict[str, Any]:
         intermediate_size=_round8(hidden * ratio),
     )
     if "head_dim" in text:
-        shadow["head_dim"] = SHADOW_HEAD_DIM
+        shadow["head_dim"] = head_dim
     return shadow
 
 
@@ -143,9 +143,10 @@ def shadow_hf_config(spec: ModelSpec) -> dict[str, Any]:
     if isinstance(arch, Llama4Arch):
         t = arch.text_config
         step = t.interleave_moe_layer_step
-        text = _shadow_text(config["text_config"], layers=max(4, 2 * step))
+        text = _shadow_text(config["text_config"], layers=max(4, 2 * step))  # both layer kinds appear
         text["intermediate_size_mlp"] = _round8(text["hidden_size"] * t.intermediate_size_mlp / t.hidden_size)
-        text.pop("moe_layers", None)  # let transformers derive them from the step, as it would
+        if t.moe_layers != []:  # [] marks a dense model (Llama Guard 4); otherwise derive from the step
+            text.pop("moe_layers", None)
         text.pop("no_rope_layers", None)
         text["no_rope_layer_interval"] = 2  # one NoPE layer in two, so a 4-layer model has both kinds
         if t.attention_chunk_size:

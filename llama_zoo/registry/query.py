@@ -66,16 +66,16 @@ def row(spec: ModelSpec) -> dict[str, Any]:
     }
     source = text if text is not None else arch if isinstance(arch, DebertaV2Arch) else None
     for name in TEXT_FIELDS:
-        out[name] = getattr(source, name, None) if source is not None else None
-    if text is not None:
-        out["rope_type"] = (text.rope_scaling or {}).get("rope_type")
-        out["head_dim"] = text.head_dim if isinstance(text, Llama4TextArch) else text.resolved_head_dim
-    if isinstance(arch, Llama4Arch):
-        out["num_local_experts"] = arch.text_config.num_local_experts
-        out["num_experts_per_tok"] = arch.text_config.num_experts_per_tok
-        out["interleave_moe_layer_step"] = arch.text_config.interleave_moe_layer_step
-    if isinstance(arch, MllamaArch):
-        out["cross_attention_layers"] = len(arch.text_config.cross_attention_layers)
+        out[name] = getattr(source, name, None)
+    # Every row has every key, so that csv columns and --where fields are the same for all models.
+    out["rope_type"] = (text.rope_scaling or {}).get("rope_type") if text is not None else None
+    out["head_dim"] = None if text is None else (
+        text.head_dim if isinstance(text, Llama4TextArch) else text.resolved_head_dim)
+    moe = arch.text_config if isinstance(arch, Llama4Arch) else None
+    for name in ("num_local_experts", "num_experts_per_tok", "interleave_moe_layer_step"):
+        out[name] = getattr(moe, name, None)
+    out["cross_attention_layers"] = (
+        len(arch.text_config.cross_attention_layers) if isinstance(arch, MllamaArch) else None)
     return out
 
 

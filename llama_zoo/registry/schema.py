@@ -232,7 +232,6 @@ class Tokenizer(_Strict):
 class SafetyClassifier(_Strict):
     role: Literal["content-moderation", "prompt-attack"]
     taxonomy: str | None = None  # a key of taxonomies.yaml
-    labels: list[str] | None = None  # classifier output labels (Prompt Guard)
     # Llama Guard decides by the first generated token: these are read by next-token scoring.
     verdict_tokens: dict[str, str] | None = None
     multimodal: bool = False

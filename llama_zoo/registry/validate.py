@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from llama_zoo.registry.catalog import NOT_INHERITED, Catalog
+from llama_zoo.registry.catalog import NOT_INHERITED, REPLACED_WHOLE, Catalog, same_kind
 from llama_zoo.registry.derive import param_count, rotary_buffer_elements
 from llama_zoo.registry.schema import Llama4Arch, LlamaArch, MllamaArch, ModelSpec
 
@@ -25,11 +25,12 @@ def copied_overrides(own: dict[str, Any], inherited: dict[str, Any], path: str =
         if not path and key in NOT_INHERITED | {"unverified"}:
             continue
         where = f"{path}{key}"
-        if key not in inherited:
+        below = inherited.get(key)
+        if key not in inherited or (isinstance(value, dict) and isinstance(below, dict) and not same_kind(below, value)):
             continue
-        if isinstance(value, dict) and isinstance(inherited[key], dict):
+        if isinstance(value, dict) and isinstance(below, dict) and key not in REPLACED_WHOLE:
             yield from copied_overrides(value, inherited[key], where + ".")
-        elif value == inherited[key]:
+        elif value == below:
             yield where
 
 
