@@ -14,7 +14,6 @@ from llama_zoo.cli.models import app as models_app
 
 app = typer.Typer(
     name="llama-zoo",
-    help="Every Meta Llama model: registry, runners, evaluation suites, results store and reports.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
@@ -26,7 +25,17 @@ app.add_typer(models_app, name="models")
 def _root() -> None:
     """Every Meta Llama model: registry, runners, evaluation suites, results store and reports.
 
-    Start with [bold]llama-zoo models list[/bold], then [bold]llama-zoo models show llama-3.1-8b[/bold].
+    Try:
+
+    [bold]llama-zoo models list --capability fim[/bold]   which models can fill in the middle
+
+    [bold]llama-zoo models list --where "max_position_embeddings >= 131072" --sort -params[/bold]
+
+    [bold]llama-zoo models show meta-llama/Llama-3.1-8B[/bold]   specs, parameter counts, memory, GPU fit
+
+    [bold]llama-zoo models diff llama-3.2-1b llama-guard-3-1b[/bold]   what a fine-tune changed
+
+    [bold]llama-zoo models export llama-4-scout --format hf-config[/bold]   a transformers config.json
     """
 
 

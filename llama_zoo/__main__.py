@@ -1,0 +1,3 @@
+from llama_zoo.cli import main
+
+main()

@@ -1,0 +1,125 @@
+"""``llama-zoo models`` end to end, as a user runs it: a real subprocess, real exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def zoo(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "llama_zoo", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_list_json_rows_carry_ids_repos_and_counts():
+    result = zoo("models", "list", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    rows = {r["id"]: r for r in json.loads(result.stdout)}
+    assert len(rows) >= 56
+    row = rows["llama-3.1-405b"]
+    assert row["hf_repo"] == "meta-llama/Llama-3.1-405B"
+    assert row["params"] == row["official_params"] == 405_853_388_800
+    assert rows["llama-4-behemoth-288b-16e"]["params"] is None
+
+
+def test_list_where_sort_and_csv():
+    result = zoo("models", "list", "--where", "max_position_embeddings >= 131072 and not instruct and not safety",
+                 "--sort", "-params", "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert rows and all(int(r["max_position_embeddings"]) >= 131072 for r in rows)
+    assert all(r["instruct"] == "False" for r in rows)
+    params = [int(r["params"]) for r in rows]
+    assert params == sorted(params, reverse=True)
+    assert rows[0]["id"] == "llama-3.1-405b"
+
+
+def test_list_by_family_and_capability():
+    result = zoo("models", "list", "--family", "code-llama", "--capability", "fim", "--format", "json")
+    ids = {r["id"] for r in json.loads(result.stdout)}
+    assert {"code-llama-7b", "code-llama-13b-instruct"} <= ids and not any("python" in i for i in ids)
+
+
+def test_show_accepts_hub_ids_and_reports_derived_numbers():
+    result = zoo("models", "show", "meta-llama/Llama-3.2-1B", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["id"] == "llama-3.2-1b"
+    assert data["derived"]["params"] == 1_235_814_400
+    assert data["derived"]["fits"]["L4-24GB"] is True
+    table = zoo("models", "show", "llama-3.1-405b")
+    assert "405,853,388,800 ✓ matches official" in table.stdout
+    assert "fits H100-80GB (bf16, batch 1)     no" in table.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (("models", "show", "llama-3.1-8"), "did you mean 'llama-3.1-8b'"),
+    (("models", "show", "codellama-7b"), "did you mean 'code-llama-7b'"),
+    (("models", "list", "--where", "paramz > 1B"), "did you mean 'params'"),
+    (("models", "list", "--family", "llama-5"), "unknown family 'llama-5'"),
+    (("models", "list", "--sort", "speed"), "unknown field 'speed'"),
+    (("models", "export", "llama-guard-3-1b-int4"), "not a transformers checkpoint"),
+    (("models", "export", "llama-4-behemoth"), "no published architecture"),
+])
+def test_user_errors_are_one_line_without_traceback(args, message):
+    result = zoo(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_validate_passes():
+    result = zoo("models", "validate")
+    assert result.returncode == 0, result.stdout
+    assert "registry valid" in result.stdout
+
+
+def test_diff_names_the_differences():
+    result = zoo("models", "diff", "llama-3.2-1b", "llama-guard-3-1b", "--format", "json")
+    fields = {r["field"]: r for r in json.loads(result.stdout)}
+    assert fields["architecture.tie_word_embeddings"] == {
+        "field": "architecture.tie_word_embeddings", "llama-3.2-1b": True, "llama-guard-3-1b": False}
+    assert "architecture.hidden_size" not in fields
+
+
+def test_tree_shows_lineage():
+    result = zoo("models", "tree", "llama-3.2-1b")
+    assert result.returncode == 0
+    assert "llama-guard-3-1b-int4" in result.stdout and "llama-3.2-1b-instruct" in result.stdout
+
+
+def test_export_hf_config_prints_a_config_json():
+    result = zoo("models", "export", "code-llama-7b")
+    config = json.loads(result.stdout)
+    assert config["architectures"] == ["LlamaForCausalLM"]
+    assert config["vocab_size"] == 32016 and config["rope_theta"] == 1e6
+
+
+def test_registry_commands_never_import_torch_or_transformers():
+    probe = (
+        "import sys\n"
+        "from llama_zoo.cli import app\n"
+        "for args in (['models','list','--format','json'], ['models','show','llama-4-scout','--format','json'],\n"
+        "             ['models','export','llama-3.1-8b'], ['models','validate'], ['models','tree']):\n"
+        "    try:\n"
+        "        app(args, standalone_mode=False)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers'))\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout
+
+
+def test_importtime_of_the_cli_shows_no_torch():
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", "import llama_zoo.cli"],
+                            capture_output=True, text=True, timeout=120)
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert "llama_zoo.cli.models" in imported
+    assert not {m for m in imported if m.split(".")[0] in ("torch", "transformers")}
