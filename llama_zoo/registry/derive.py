@@ -249,9 +249,9 @@ def kv_cache_bytes_per_token(spec: ModelSpec, dtype: str = "bf16", context: int 
 
 def _llama4_global_layers(t: Llama4TextArch) -> int:
     # no_rope_layers[i] == 0 marks a NoPE layer with full (global) attention; others are chunked.
-    if t.no_rope_layers is not None:
+    if t.no_rope_layers:
         return sum(1 for flag in t.no_rope_layers if flag == 0)
-    return t.num_hidden_layers // 4  # transformers' default: every fourth layer is NoPE
+    return t.num_hidden_layers // t.no_rope_layer_interval
 
 
 def flops_per_token(spec: ModelSpec, context: int) -> float | None:

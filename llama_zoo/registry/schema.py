@@ -120,6 +120,7 @@ class Llama4TextArch(_Strict):
     # Explicit lists are optional: transformers derives them from the step and chunk settings.
     moe_layers: list[int] | None = None
     no_rope_layers: list[int] | None = None
+    no_rope_layer_interval: int = 4  # every 4th layer: NoPE with global attention; the rest RoPE, chunked
     attention_chunk_size: int | None = None
     use_qk_norm: bool = True
     attn_temperature_tuning: bool | int = True

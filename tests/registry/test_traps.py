@@ -107,3 +107,25 @@ def test_lineage():
     assert parent["llama-guard-3-1b"] == "llama-3.2-1b"
     assert parent["llama-3.2-11b-vision"] == "llama-3.1-8b"
     assert parent["llama-3.2-90b-vision"] == "llama-3.1-70b"
+
+
+@pytest.mark.parametrize("tokenizer_dir,model_id", [
+    ("llama2", "llama-2-7b"), ("llama3", "llama-3-8b-instruct"), ("llama3_1", "llama-3.1-8b-instruct"),
+    ("llama3_1", "llama-3.2-11b-vision"),
+])
+def test_special_token_ids_match_the_real_tokenizers(shared, tokenizer_dir, model_id):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(shared / "tokenizers" / tokenizer_dir)
+    spec = CATALOG.get(model_id)
+    vocab = tokenizer.get_vocab()
+    checked = {name: token_id for name, token_id in spec.tokenizer.special_tokens.items() if name in vocab}
+    assert {name: vocab[name] for name in checked} == checked
+    # The fixture's 3.1 tokenizer (an npm copy) keeps Llama 3's reserved names where Meta's 3.1
+    # tokenizer names tool-use tokens (<|eom_id|>, <|python_tag|>...): the ids must still be special
+    # slots. <|image|> (128256) is added by the vision processor, past the text vocabulary.
+    for name, token_id in spec.tokenizer.special_tokens.items():
+        if name not in vocab and name != "<|image|>":
+            assert tokenizer.convert_ids_to_tokens(token_id).startswith("<|reserved_special_token_"), name
+    assert tokenizer.bos_token_id == spec.tokenizer.bos_token_id
+    assert len(tokenizer) == spec.tokenizer.size
