@@ -11,6 +11,8 @@ import sys
 import typer
 
 from llama_zoo.cli.models import app as models_app
+from llama_zoo.cli.runs import app as runs_app
+from llama_zoo.cli.runs import db_app
 
 app = typer.Typer(
     name="llama-zoo",
@@ -19,6 +21,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(models_app, name="models")
+app.add_typer(runs_app, name="runs")
+app.add_typer(db_app, name="db")
 
 
 @app.callback()

@@ -6,19 +6,16 @@ one command that needs them, and imports them when it runs.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import sys
 from enum import Enum
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 from rich.tree import Tree
 
+from llama_zoo.cli.common import Format, console, emit, human
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.registry import derive
 from llama_zoo.registry.catalog import load_catalog
@@ -29,16 +26,6 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
-# Piped output is read by people too: do not squeeze tables into 80 columns there.
-console = Console(width=None if sys.stdout.isatty() else 160)
-
-
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
 class ExportFormat(str, Enum):
     hf_config = "hf-config"
     yaml = "yaml"
@@ -63,16 +50,6 @@ LIST_COLUMNS = {
 }
 
 
-def human(n: float | int | None, unit: str = "") -> str:
-    """8030261248 -> '8.03B'."""
-    if n is None:
-        return "-"
-    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= div:
-            return f"{n / div:.3g}{suffix}{unit}"
-    return f"{n:g}{unit}"
-
-
 def _bytes(n: float | None) -> str:
     if n is None:
         return "-"
@@ -85,11 +62,6 @@ def _has(r: dict[str, Any], cap: Capability) -> bool:
     return bool(r[cap.value])
 
 
-def _tokens(n: int) -> str:
-    """Context lengths read best in binary thousands: 131072 -> 128K."""
-    return f"{n // 1024}K" if n >= 1024 and n % 1024 == 0 else str(n)
-
-
 def _cell(column: str, value: Any) -> str:
     if value is None:
         return "-"
@@ -100,24 +72,9 @@ def _cell(column: str, value: Any) -> str:
     return str(value)
 
 
-def _emit(rows: list[dict[str, Any]], fmt: Format, columns: dict[str, str], title: str) -> None:
-    if fmt is Format.json:
-        print(json.dumps(rows, indent=2, default=str))
-        return
-    if fmt is Format.csv:
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else list(columns))
-        writer.writeheader()
-        writer.writerows(rows)
-        print(out.getvalue(), end="")
-        return
-    table = Table(title=title, header_style="bold")
-    for col, header in columns.items():
-        text_column = col in ("id", "family", "field")
-        table.add_column(header, justify="left" if text_column else "right", no_wrap=col == "id")
-    for r in rows:
-        table.add_row(*(_cell(col, r.get(col)) for col in columns))
-    console.print(table)
+def _tokens(n: int) -> str:
+    """Context lengths read best in binary thousands: 131072 -> 128K."""
+    return f"{n // 1024}K" if n >= 1024 and n % 1024 == 0 else str(n)
 
 
 @app.command("list")
@@ -154,7 +111,7 @@ def list_models(
         present = [r for r in rows if r.get(key) is not None]
         missing = [r for r in rows if r.get(key) is None]
         rows = sorted(present, key=lambda r: r[key], reverse=sort.startswith("-")) + missing
-    _emit(rows, fmt, LIST_COLUMNS, title=f"{len(rows)} Llama models")
+    emit(rows, fmt, LIST_COLUMNS, title=f"{len(rows)} Llama models", cell=_cell)
 
 
 def _kv_table(title: str, items: list[tuple[str, Any]]) -> Table:
@@ -304,7 +261,7 @@ def diff(
     rows = [{"field": k, left.id: fa.get(k), right.id: fb.get(k)}
             for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
     if fmt is not Format.table:
-        _emit(rows, fmt, {"field": "field", left.id: left.id, right.id: right.id}, "")
+        emit(rows, fmt, {"field": "field", left.id: left.id, right.id: right.id}, "")
         return
     table = Table(title=f"{left.id} vs {right.id}: {len(rows)} differences", header_style="bold")
     for col in ("field", left.id, right.id):

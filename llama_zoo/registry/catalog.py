@@ -232,3 +232,10 @@ def load_catalog() -> Catalog:
 
 def get_model(name: str) -> ModelSpec:
     return load_catalog().get(name)
+
+
+def spec_hash(spec: ModelSpec) -> str:
+    """A digest of everything the registry says about a model: part of a run's identity."""
+    import hashlib
+
+    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()

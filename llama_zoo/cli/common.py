@@ -1,0 +1,70 @@
+"""What every command group shares: the console, output formats, number formatting, ``--db``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from enum import Enum
+from typing import Any, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+# Piped output is read by people too: do not squeeze tables into 80 columns there.
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+DB_OPTION: Optional[str] = typer.Option(
+    None, "--db",
+    help="Results database: a SQLite path or a URL (sqlite:///PATH, postgresql://USER@HOST/DB). "
+         "Default: $LLAMA_ZOO_DB, else results.db in the user data directory.",
+)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def human(n: float | int | None, unit: str = "") -> str:
+    """8030261248 -> '8.03B'."""
+    if n is None:
+        return "-"
+    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= div:
+            return f"{n / div:.3g}{suffix}{unit}"
+    return f"{n:g}{unit}"
+
+
+def _plain_cell(_column: str, value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def emit(
+    rows: list[dict[str, Any]],
+    fmt: Format,
+    columns: dict[str, str],
+    title: str,
+    cell: Callable[[str, Any], str] = _plain_cell,
+    text_columns: tuple[str, ...] = ("id", "family", "field", "model_id", "suite", "status"),
+) -> None:
+    """Rows as a rich table (``columns``: key -> header), or JSON / CSV with every key."""
+    if fmt is Format.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    if fmt is Format.csv:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else list(columns))
+        writer.writeheader()
+        writer.writerows(rows)
+        print(out.getvalue(), end="")
+        return
+    table = Table(title=title, header_style="bold")
+    for col, header in columns.items():
+        table.add_column(header, justify="left" if col in text_columns else "right", no_wrap=col == "id")
+    for r in rows:
+        table.add_row(*(cell(col, r.get(col)) for col in columns))
+    console.print(table)

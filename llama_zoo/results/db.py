@@ -1,0 +1,190 @@
+"""Opening a results database: where it is, how SQLite is tuned, migrations, and clear errors.
+
+One URL picks the database: ``--db`` on every command, else ``LLAMA_ZOO_DB``, else a SQLite file
+in the user's data directory. A bare path means a SQLite file. Opening upgrades an older schema to
+the latest revision; a file that is not a llama-zoo database is refused without being touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+import zlib
+from importlib import resources
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+
+from llama_zoo.errors import LlamaZooError
+
+ENV_VAR = "LLAMA_ZOO_DB"
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+class DatabaseError(LlamaZooError):
+    pass
+
+
+def default_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("llama-zoo")) / "results.db"
+
+
+def resolve_url(db: str | None = None) -> str:
+    """The database URL the user asked for: ``--db``, then ``$LLAMA_ZOO_DB``, then the default file."""
+    url = db or os.environ.get(ENV_VAR)
+    if not url:
+        path = default_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}"
+    if "://" not in url:  # a plain path
+        return f"sqlite:///{Path(url).expanduser().resolve()}"
+    return url
+
+
+def display(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers and one writer work at once; the busy timeout makes concurrent writers
+    # wait for the lock instead of failing with "database is locked".
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseError(f"malformed database URL {url!r}; use sqlite:///PATH or postgresql://USER@HOST/DB") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        path = parsed.database
+        if path and path != ":memory:":
+            parent = Path(path).expanduser().parent
+            if not parent.is_dir():
+                raise DatabaseError(f"cannot open database {display(url)}: directory {parent} does not exist")
+        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        try:
+            return create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+        except (NoSuchModuleError, ModuleNotFoundError):
+            raise DatabaseError("PostgreSQL needs the psycopg driver: pip install 'llama-zoo[postgres]'") from None
+    raise DatabaseError(f"unsupported database {backend!r} in {display(url)}; use sqlite:///PATH or postgresql://...")
+
+
+@contextlib.contextmanager
+def translate_errors(url: str) -> Iterator[None]:
+    """Database failures a user can cause, as one line."""
+    try:
+        yield
+    except DatabaseError:
+        raise
+    except (DBAPIError, sqlite3.DatabaseError, SQLAlchemyError) as exc:
+        original = getattr(exc, "orig", None) or exc
+        reason = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
+        raise DatabaseError(f"cannot use database {display(url)}: {reason}") from None
+
+
+# --------------------------------------------------------------------------- migrations
+
+
+def _alembic_config():
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("llama_zoo.results") / "migrations"))
+    return config
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """One migrating process at a time, so that writers started together on a new file agree."""
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        # flock is independent of the POSIX locks SQLite itself takes on the file.
+        with open(engine.url.database, "ab") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    else:
+        yield
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Bring the schema to ``revision``; returns (before, after). Refuses foreign databases."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    config = _alembic_config()
+    scripts = ScriptDirectory.from_config(config)
+    target = scripts.get_current_head() if revision == "head" else revision
+    before = current_revision(engine)
+    if before == target:
+        return before, before
+    with _migration_lock(engine):
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": zlib.crc32(b"llama-zoo-migrate")})
+            from alembic.runtime.migration import MigrationContext
+
+            before = MigrationContext.configure(conn).get_current_revision()
+            if before == target:
+                return before, before
+            if before is not None and before not in {s.revision for s in scripts.walk_revisions()}:
+                raise DatabaseError(
+                    f"database {display(str(engine.url))} is at schema revision {before}, newer than this "
+                    "llama-zoo knows; upgrade llama-zoo")
+            tables = set(inspect(conn).get_table_names())
+            if before is None and tables:
+                raise DatabaseError(
+                    f"{display(str(engine.url))} is not a llama-zoo database (it has tables: "
+                    f"{', '.join(sorted(tables)[:5])})")
+            config.attributes["connection"] = conn
+            command.upgrade(config, target)
+    return before, target
+
+
+def open_engine(db: str | None = None, migrate: bool = True) -> Engine:
+    """An engine on the user's database, upgraded to the latest schema."""
+    url = resolve_url(db)
+    engine = make_engine(url)
+    with translate_errors(url):
+        if migrate:
+            upgrade(engine)
+        else:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+    return engine
