@@ -15,7 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.tree import Tree
 
-from llama_zoo.cli.common import Format, console, emit, human
+from llama_zoo.cli.common import Format, console, emit, human, print_json
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.registry import derive
 from llama_zoo.registry.catalog import load_catalog
@@ -147,7 +147,7 @@ def show(
     if fmt is not Format.table:
         data = spec.model_dump(mode="json", exclude_none=True)
         data["derived"] = _derived(spec, ctx, batch)
-        print(json.dumps(data, indent=2))
+        print_json(data)
         return
 
     flat = _flatten(spec.architecture.model_dump(exclude_none=True) if spec.architecture else {})
@@ -306,7 +306,7 @@ def export(
         return
     data = spec.model_dump(mode="json", exclude_none=True)
     if fmt is ExportFormat.json:
-        print(json.dumps(data, indent=2))
+        print_json(data)
     else:
         import yaml
 

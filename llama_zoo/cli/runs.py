@@ -12,7 +12,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from llama_zoo.cli.common import DB_OPTION, Format, console, emit
+from llama_zoo.cli.common import DB_OPTION, Format, console, emit, print_json
 from llama_zoo.errors import LlamaZooError
 
 app = typer.Typer(help="Stored runs: list, inspect, export and remove them.", no_args_is_help=True,
@@ -101,7 +101,7 @@ def show(
     data = store.get(run)
     first = list(store.iter_samples(data["id"], limit=samples)) if samples else []
     if fmt is not Format.table:
-        print(json.dumps({**data, "samples": first}, indent=2, default=str))
+        print_json({**data, "samples": first})
         return
     title = f"[bold]run {data['id']}[/bold]  {data['model_id']} · {data['suite']} · [bold]{data['status']}[/bold]"
     console.print(Panel(_provenance_table(data), title=title, title_align="left"))
@@ -194,12 +194,14 @@ def gc(
 @db_app.command()
 def upgrade(db: Optional[str] = DB_OPTION) -> None:
     """Upgrade the database schema to this llama-zoo's latest revision (opening does it too)."""
-    from llama_zoo.results.db import make_engine, resolve_url, translate_errors, upgrade as run_upgrade
+    from llama_zoo.results.db import make_engine, resolve_url, translate_errors, use_wal
+    from llama_zoo.results.db import upgrade as run_upgrade
 
     url = resolve_url(db)
     engine = make_engine(url)
     with translate_errors(url):
         before, after = run_upgrade(engine)
+        use_wal(engine)
     shown = engine.url.render_as_string()
     if before == after:
         console.print(f"{shown} is at the latest schema revision ({after})", highlight=False)

@@ -57,9 +57,8 @@ def display(url: str) -> str:
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets readers and one writer work at once; the busy timeout makes concurrent writers
-    # wait for the lock instead of failing with "database is locked".
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # The busy timeout makes concurrent writers wait for the lock instead of failing with
+    # "database is locked". (WAL is set once the file is known to be ours: see use_wal.)
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -177,6 +176,16 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
     return before, target
 
 
+def use_wal(engine: Engine) -> None:
+    """WAL lets readers work beside one writer. It is a property of the file, so it is set only on
+    a database already known to be llama-zoo's: a foreign file is never rewritten."""
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return
+    with engine.connect() as conn:
+        if conn.exec_driver_sql("PRAGMA journal_mode").scalar() != "wal":
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+
+
 def open_engine(db: str | None = None, migrate: bool = True) -> Engine:
     """An engine on the user's database, upgraded to the latest schema."""
     url = resolve_url(db)
@@ -184,6 +193,7 @@ def open_engine(db: str | None = None, migrate: bool = True) -> Engine:
     with translate_errors(url):
         if migrate:
             upgrade(engine)
+            use_wal(engine)
         else:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
