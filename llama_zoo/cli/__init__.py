@@ -47,7 +47,19 @@ def main() -> None:
     from llama_zoo.errors import LlamaZooError
 
     try:
-        app(standalone_mode=True)
+        code = app(standalone_mode=False)
     except LlamaZooError as exc:  # user-caused: one line, no traceback
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(exc))
+    except typer.TyperException as exc:  # a bad option or argument: typer's own message, on one line
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.exit(0)  # the help was printed; that is what a bare command asks for
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        _fail(f"{message} (see --help)")
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("aborted")
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str) -> None:
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(2)

@@ -26,6 +26,11 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
+class ShowFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
 class ExportFormat(str, Enum):
     hf_config = "hf-config"
     yaml = "yaml"
@@ -67,14 +72,7 @@ def _cell(column: str, value: Any) -> str:
         return "-"
     if column.endswith("params"):
         return human(value)
-    if column == "context":
-        return _tokens(value)
     return str(value)
-
-
-def _tokens(n: int) -> str:
-    """Context lengths read best in binary thousands: 131072 -> 128K."""
-    return f"{n // 1024}K" if n >= 1024 and n % 1024 == 0 else str(n)
 
 
 @app.command("list")
@@ -135,24 +133,25 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 @app.command()
 def show(
     model: str = typer.Argument(..., help="Registry id or Hugging Face repo id."),
-    context: Optional[int] = typer.Option(None, help="Context for KV cache, FLOPs and fit (default: 8192 or the model's maximum)."),
-    batch: int = typer.Option(1, help="Batch size for the GPU fit."),
-    fmt: Format = typer.Option(Format.table, "--format", help="table or json."),
+    context: Optional[int] = typer.Option(None, min=1, help="Context for KV cache, FLOPs and fit (default: 8192 or the model's maximum)."),
+    batch: int = typer.Option(1, min=1, help="Batch size for the GPU fit."),
+    gpus: int = typer.Option(1, min=1, help="GPUs the weights and cache are spread over, for the fit."),
+    fmt: ShowFormat = typer.Option(ShowFormat.table, "--format", help="table or json."),
 ) -> None:
     """Everything about one model: architecture, derived numbers, tokenizer, capabilities, links."""
     catalog = load_catalog()
     spec = catalog.get(model)
     count = derive.param_count(spec)
-    ctx = context or min(8192, spec.max_context or 8192)
-    if fmt is not Format.table:
+    ctx = context if context is not None else min(8192, spec.max_context or 8192)
+    if fmt is ShowFormat.json:
         data = spec.model_dump(mode="json", exclude_none=True)
-        data["derived"] = _derived(spec, ctx, batch)
+        data["derived"] = _derived(spec, ctx, batch, gpus)
         print_json(data)
         return
 
     flat = _flatten(spec.architecture.model_dump(exclude_none=True) if spec.architecture else {})
     arch = _kv_table("Architecture", list(flat.items()))
-    derived = _kv_table("Derived", [(k, v) for k, v in _derived_lines(spec, ctx, batch)])
+    derived = _kv_table("Derived", _derived_lines(spec, ctx, batch, gpus))
     tok = spec.tokenizer
     tok_items = [] if tok is None else [
         ("kind", tok.kind), ("size", tok.size), ("bos / eos", f"{tok.bos_token_id} / {tok.eos_token_id}"),
@@ -196,11 +195,11 @@ def show(
     console.print(Panel(_kv_table("Capabilities", cap_items)))
 
 
-def _derived(spec, ctx: int, batch: int) -> dict[str, Any]:
+def _derived(spec, ctx: int, batch: int, gpus: int = 1) -> dict[str, Any]:
     count = derive.param_count(spec)
     if count is None:
         return {}
-    fits = {gpu: derive.fit_on_gpu(spec, gpu, ctx, batch) for gpu in derive.GPUS}
+    fits = {gpu: derive.fit_on_gpu(spec, gpu, ctx, batch, gpus=gpus) for gpu in derive.GPUS}
     return {
         "params": count.total,
         "active_params": count.active,
@@ -212,13 +211,15 @@ def _derived(spec, ctx: int, batch: int) -> dict[str, Any]:
         "kv_cache_bytes_per_token_bf16": derive.kv_cache_bytes_per_token(spec, "bf16", ctx),
         "context": ctx,
         "batch": batch,
+        "gpus": gpus,
         "forward_flops_per_token": derive.flops_per_token(spec, ctx),
         "fits": {gpu: (f.fits if f else None) for gpu, f in fits.items()},
+        "fit_needed_bytes": {gpu: (f.needed_bytes if f else None) for gpu, f in fits.items()},
     }
 
 
-def _derived_lines(spec, ctx: int, batch: int) -> list[tuple[str, Any]]:
-    d = _derived(spec, ctx, batch)
+def _derived_lines(spec, ctx: int, batch: int, gpus: int) -> list[tuple[str, Any]]:
+    d = _derived(spec, ctx, batch, gpus)
     if not d:
         return []
     official = d["official_params"]
@@ -236,9 +237,10 @@ def _derived_lines(spec, ctx: int, batch: int) -> list[tuple[str, Any]]:
     flops = d["forward_flops_per_token"]
     lines.append((f"forward FLOPs / token @ {ctx:,}", human(flops) if flops else "-"))
     for gpu, ok in d["fits"].items():
-        fit = derive.fit_on_gpu(spec, gpu, ctx, batch)
-        if fit is not None:
-            lines.append((f"fits {gpu} (bf16, batch {batch})", f"{'yes' if ok else 'no'} — needs {_bytes(fit.needed_bytes)}"))
+        if ok is not None:
+            needed = _bytes(d["fit_needed_bytes"][gpu])
+            where = f"{gpus} x {gpu}" if gpus > 1 else gpu
+            lines.append((f"fits {where} (bf16, batch {batch})", f"{'yes' if ok else 'no'} — needs {needed}"))
     return lines
 
 
@@ -326,7 +328,10 @@ def validate(
     checked_official = sum(1 for s in catalog if s.official_params)
     checked_meta = 0
     if with_transformers:
-        import transformers
+        try:
+            import transformers
+        except ImportError:
+            raise LlamaZooError("validate --transformers needs torch and transformers: pip install 'llama-zoo[hf]'") from None
 
         from llama_zoo.registry.hf import NotExportableError, count_parameters, meta_model
 

@@ -28,7 +28,7 @@ from typing import Any, Iterator
 import yaml
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.registry.schema import ModelSpec
+from llama_zoo.registry.schema import MllamaTextArch, ModelSpec
 
 # Keys that describe one checkpoint rather than a family of them: never inherited from a base.
 # A published parameter count belongs to the checkpoint it was published for.
@@ -92,13 +92,15 @@ class Catalog:
     specs: dict[str, ModelSpec]
     raw: dict[str, RawEntry]
     taxonomies: dict[str, dict[str, str]]
+    _resolver: "_Resolver"
     _names: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for spec in self.specs.values():
-            for name in (spec.id, spec.hf_repo, *spec.aliases):
-                if name:
-                    self._names[name.lower()] = spec.id
+            for name in dict.fromkeys(n.lower() for n in (spec.id, spec.hf_repo, *spec.aliases) if n):
+                if name in self._names:
+                    raise RegistryError(f"{name!r} names both {self._names[name]!r} and {spec.id!r}")
+                self._names[name] = spec.id
 
     def __iter__(self) -> Iterator[ModelSpec]:
         return iter(self.specs.values())
@@ -125,61 +127,82 @@ class Catalog:
         """Entries whose lineage names ``model_id`` as parent."""
         return [s for s in self if s.derived_from and s.derived_from.parent == model_id]
 
+    def resolved(self, model_id: str) -> dict[str, Any]:
+        """An entry as written after inheritance, before validation: the paths YAML can name."""
+        return self._resolver.resolve(model_id)
+
     def inherited(self, model_id: str) -> dict[str, Any]:
         """What an entry would be if it wrote no keys of its own: its base plus its file defaults."""
-        return _inherited(self.raw[model_id], self.raw, {})
-
-    def resolved_dict(self, model_id: str) -> dict[str, Any]:
-        return _resolve(model_id, self.raw, {})
+        return self._resolver.inherited(self.raw[model_id])[0]
 
 
 def _strip(resolved: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in resolved.items() if k not in NOT_INHERITED}
+    return {k: v for k, v in resolved.items() if k not in NOT_INHERITED and k != "unverified"}
 
 
-def _defines(own: dict[str, Any], dotted: str) -> bool:
+def _restates(own: dict[str, Any], dotted: str) -> bool:
+    """Whether ``own`` writes the value at ``dotted`` itself (a mapping written in part does not)."""
     node: Any = own
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
             return False
         node = node[part]
-    return True
+    return not isinstance(node, dict)
 
 
-def _inherited(entry: RawEntry, raw: dict[str, RawEntry], seen: dict[str, dict]) -> dict[str, Any]:
-    """The entry's base (resolved) under its file's defaults: all it would be with no keys of its own."""
-    base_id = entry.own.get("base")
-    under = _strip(_resolve(base_id, raw, seen)) if base_id else {}
-    if not base_id or raw[base_id].family != entry.family:
-        # A base from the same family already carries the family defaults, and its overrides of them.
-        under = deep_merge(under, entry.defaults)
-    return under
+def _text_config_from(base_arch: dict[str, Any]) -> dict[str, Any]:
+    """A Llama text architecture as the text_config of a vision model built on it (Llama 3.2 Vision)."""
+    fields = set(MllamaTextArch.model_fields) - {"model_type"}
+    return {k: v for k, v in base_arch.items() if k in fields}
 
 
-def _resolve(model_id: str, raw: dict[str, RawEntry], seen: dict[str, dict]) -> dict[str, Any]:
-    if model_id in seen:
-        if seen[model_id] is None:
+class _Resolver:
+    """Resolves entries once each; remembers results and detects inheritance cycles."""
+
+    def __init__(self, raw: dict[str, RawEntry]):
+        self.raw = raw
+        self.done: dict[str, dict[str, Any]] = {}
+        self.in_progress: set[str] = set()
+
+    def inherited(self, entry: RawEntry) -> tuple[dict[str, Any], set[str]]:
+        """The entry's base under its file's defaults (all it would be with no keys of its own),
+        and the unverified paths that come with that."""
+        base_id = entry.own.get("base")
+        base = self.resolve(base_id) if base_id else {}
+        under, flags = _strip(base), set(base.get("unverified", []))
+        if not base_id or self.raw[base_id].family != entry.family:
+            # A base from the same family already carries the family defaults, and its overrides of them.
+            defaults = {k: v for k, v in entry.defaults.items() if k != "unverified"}
+            under = deep_merge(under, defaults)
+            flags = {f for f in flags if not _restates(defaults, f)} | set(entry.defaults.get("unverified", []))
+        own_arch, base_arch = entry.own.get("architecture") or {}, under.get("architecture") or {}
+        if own_arch.get("model_type") == "mllama" and base_arch.get("model_type") == "llama":
+            under["architecture"] = {"model_type": "mllama", "text_config": _text_config_from(base_arch)}
+        return under, flags
+
+    def resolve(self, model_id: str) -> dict[str, Any]:
+        if model_id in self.done:
+            return self.done[model_id]
+        if model_id not in self.raw:
+            raise RegistryError(f"unknown base {model_id!r}")
+        if model_id in self.in_progress:
             raise RegistryError(f"inheritance cycle through {model_id!r}")
-        return seen[model_id]
-    if model_id not in raw:
-        raise RegistryError(f"unknown base {model_id!r}")
-    seen[model_id] = None  # type: ignore[assignment]  # marks "in progress" for cycle detection
-    entry = raw[model_id]
-    base_id = entry.own.get("base")
-    under = _inherited(entry, raw, seen)
-    merged = deep_merge(under, entry.own)
-    merged["family"] = entry.family
-    # An inherited unconfirmed value stays unconfirmed, unless this entry states that value itself.
-    stated = deep_merge(entry.defaults, entry.own)
-    kept = {p for p in under.get("unverified", []) if not _defines(stated, p)}
-    merged["unverified"] = sorted(kept | set(entry.own.get("unverified", [])))
-    lineage = merged.get("derived_from")
-    if isinstance(lineage, dict) and "parent" not in lineage:
-        if not base_id:
-            raise RegistryError(f"{model_id}: derived_from without a parent needs a base")
-        merged["derived_from"] = {"parent": base_id, **lineage}
-    seen[model_id] = merged
-    return merged
+        self.in_progress.add(model_id)
+        entry = self.raw[model_id]
+        under, flags = self.inherited(entry)
+        merged = deep_merge(under, entry.own)
+        merged["family"] = entry.family
+        # An inherited unconfirmed value stays unconfirmed unless this entry writes that value itself.
+        merged["unverified"] = sorted({f for f in flags if not _restates(entry.own, f)}
+                                      | set(entry.own.get("unverified", [])))
+        lineage = merged.get("derived_from")
+        if isinstance(lineage, dict) and "parent" not in lineage:
+            if not entry.own.get("base"):
+                raise RegistryError(f"{model_id}: derived_from without a parent needs a base")
+            merged["derived_from"] = {"parent": entry.own["base"], **lineage}
+        self.in_progress.discard(model_id)
+        self.done[model_id] = merged
+        return merged
 
 
 def _model_files(directory: Path | None) -> list[tuple[str, str]]:
@@ -193,7 +216,12 @@ def _model_files(directory: Path | None) -> list[tuple[str, str]]:
 def load_raw(directory: Path | None = None) -> dict[str, RawEntry]:
     raw: dict[str, RawEntry] = {}
     for path, text in _model_files(directory):
-        doc = yaml.load(text, Loader=_Loader) or {}
+        try:
+            doc = yaml.load(text, Loader=_Loader) or {}
+        except yaml.YAMLError as exc:
+            raise RegistryError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+        if not isinstance(doc, dict) or not all(isinstance(m, dict) for m in doc.get("models", [])):
+            raise RegistryError(f"{path}: expected a mapping with 'family' and a list of 'models' mappings")
         family = doc.get("family")
         if not family:
             raise RegistryError(f"{path}: missing 'family'")
@@ -214,14 +242,14 @@ def load_taxonomies() -> dict[str, dict[str, str]]:
 
 def build_catalog(directory: Path | None = None) -> Catalog:
     raw = load_raw(directory)
-    seen: dict[str, dict] = {}
+    resolver = _Resolver(raw)
     specs: dict[str, ModelSpec] = {}
     for model_id in raw:
         try:
-            specs[model_id] = ModelSpec.model_validate(_resolve(model_id, raw, seen))
+            specs[model_id] = ModelSpec.model_validate(resolver.resolve(model_id))
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             raise RegistryError(f"{raw[model_id].path}: entry {model_id!r} is invalid:\n{exc}") from exc
-    return Catalog(specs=specs, raw=raw, taxonomies=load_taxonomies())
+    return Catalog(specs=specs, raw=raw, taxonomies=load_taxonomies(), _resolver=resolver)
 
 
 @functools.lru_cache(maxsize=1)
@@ -235,7 +263,10 @@ def get_model(name: str) -> ModelSpec:
 
 
 def spec_hash(spec: ModelSpec) -> str:
-    """A digest of everything the registry says about a model: part of a run's identity."""
+    """A digest of what the registry says that can change a result (architecture, tokenizer,
+    capabilities), part of a run's identity. Links, notes and unverified marks are left out, so
+    bookkeeping edits do not invalidate stored runs."""
     import hashlib
 
-    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
+    relevant = spec.model_dump_json(include={"id", "architecture", "tokenizer", "capabilities"})
+    return hashlib.sha256(relevant.encode()).hexdigest()

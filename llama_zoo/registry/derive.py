@@ -33,17 +33,33 @@ GPUS = {
 }
 
 
+VISION_GROUPS = ("vision_model", "multi_modal_projector")
+
+
 @dataclass(frozen=True)
 class ParamCount:
-    """Learned parameters by group. ``active`` counts one token's path through a mixture of experts."""
+    """Learned parameters by group.
+
+    ``active`` is one text token's path through the language model: the image encoder (which runs
+    once per image) and the routed experts a token does not use are left out, as in Meta's
+    "17B active" for Llama 4.
+    """
 
     groups: dict[str, int]
     embedding: int  # input token embeddings (and position tables of encoders)
-    active: int
+    inactive_experts: int = 0
     total: int = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "total", sum(self.groups.values()))
+
+    @property
+    def vision(self) -> int:
+        return sum(self.groups.get(g, 0) for g in VISION_GROUPS)
+
+    @property
+    def active(self) -> int:
+        return self.total - self.vision - self.inactive_experts
 
     @property
     def non_embedding(self) -> int:
@@ -74,8 +90,7 @@ def _llama_text(arch: LlamaArch) -> ParamCount:
         "norm": h,
         "lm_head": 0 if arch.tie_word_embeddings else out_rows * h,
     }
-    total = sum(groups.values())
-    return ParamCount(groups=groups, embedding=v * h, active=total)
+    return ParamCount(groups=groups, embedding=v * h)
 
 
 def _mllama_text(t: MllamaTextArch) -> dict[str, int]:
@@ -124,8 +139,7 @@ def _mllama(arch: MllamaArch) -> ParamCount:
     groups = _mllama_text(t)
     groups["vision_model"] = _mllama_vision(v)
     groups["multi_modal_projector"] = v.vision_output_dim * t.hidden_size + t.hidden_size
-    total = sum(groups.values())
-    return ParamCount(groups=groups, embedding=groups["embed_tokens"], active=total)
+    return ParamCount(groups=groups, embedding=groups["embed_tokens"])
 
 
 def llama4_moe_layers(t: Llama4TextArch) -> list[int]:
@@ -170,8 +184,7 @@ def _llama4(arch: Llama4Arch) -> ParamCount:
     groups, inactive = _llama4_text(arch.text_config)
     groups["vision_model"] = _llama4_vision(arch.vision_config)
     groups["multi_modal_projector"] = arch.vision_config.vision_output_dim * arch.text_config.hidden_size
-    total = sum(groups.values())
-    return ParamCount(groups=groups, embedding=groups["embed_tokens"], active=total - inactive)
+    return ParamCount(groups=groups, embedding=groups["embed_tokens"], inactive_experts=inactive)
 
 
 def _deberta(arch: DebertaV2Arch) -> ParamCount:
@@ -193,8 +206,7 @@ def _deberta(arch: DebertaV2Arch) -> ParamCount:
         "relative_embeddings": rel_rows * h + (2 * h if "layer_norm" in arch.norm_rel_ebd else 0),
         "classifier": (h * pooler + pooler) + (pooler * labels + labels),
     }
-    total = sum(groups.values())
-    return ParamCount(groups=groups, embedding=embedding, active=total)
+    return ParamCount(groups=groups, embedding=embedding)
 
 
 def param_count(spec: ModelSpec) -> ParamCount | None:
@@ -224,27 +236,32 @@ def weight_bytes(spec: ModelSpec, dtype: str = "bf16") -> float | None:
     return None if count is None else count.total * DTYPE_BYTES[dtype]
 
 
-def kv_cache_bytes_per_token(spec: ModelSpec, dtype: str = "bf16", context: int | None = None) -> float | None:
-    """K and V for one more token of context, across all layers that cache it.
+@dataclass(frozen=True)
+class AttentionLayout:
+    """Which self-attention layers see every earlier text token, and which only a chunk of them."""
 
-    Mllama's cross-attention layers cache image features, not text tokens, so they do not count.
-    Llama 4's chunked-attention layers keep at most ``attention_chunk_size`` tokens: past that
-    context they add nothing, which is why the average per token falls with long contexts.
-    """
-    arch = spec.architecture
+    full: int
+    chunked: int = 0
+    chunk: int | None = None
+
+    def keys_attended(self, context: int) -> float:
+        """Keys one token at position ``context`` attends to, summed over layers."""
+        return self.full * context + self.chunked * min(context, self.chunk or context)
+
+
+def attention_layout(spec: ModelSpec) -> AttentionLayout | None:
+    """Mllama's cross-attention layers attend to image features, not text, so they are not counted.
+    Llama 4 keeps full attention on its NoPE layers and chunks it on the others."""
     t = spec.text_arch
     if t is None:
         return None
-    head_dim = t.resolved_head_dim if not isinstance(t, Llama4TextArch) else t.head_dim
-    per_layer = 2 * t.num_key_value_heads * head_dim * DTYPE_BYTES[dtype]
     layers = t.num_hidden_layers
     if isinstance(t, MllamaTextArch):
         layers -= len(t.cross_attention_layers)
-    if isinstance(arch, Llama4Arch) and t.attention_chunk_size and context and context > t.attention_chunk_size:
-        global_layers = _llama4_global_layers(t)
-        chunked = layers - global_layers
-        return per_layer * (global_layers + chunked * t.attention_chunk_size / context)
-    return per_layer * layers
+    if isinstance(t, Llama4TextArch) and t.attention_chunk_size:
+        full = _llama4_global_layers(t)
+        return AttentionLayout(full=full, chunked=layers - full, chunk=t.attention_chunk_size)
+    return AttentionLayout(full=layers)
 
 
 def _llama4_global_layers(t: Llama4TextArch) -> int:
@@ -254,22 +271,38 @@ def _llama4_global_layers(t: Llama4TextArch) -> int:
     return t.num_hidden_layers // t.no_rope_layer_interval
 
 
-def flops_per_token(spec: ModelSpec, context: int) -> float | None:
-    """Forward FLOPs for one token attending to ``context`` earlier tokens.
+def kv_cache_bytes_per_token(spec: ModelSpec, dtype: str = "bf16", context: int | None = None) -> float | None:
+    """K and V bytes per token of context, averaged over a ``context``-token sequence.
 
-    2 FLOPs per multiply-add through the active matmul weights (embedding look-ups excluded,
-    the LM head included), plus QK^T and attention-times-V: 2 * 2 * context * heads * head_dim per layer.
+    Chunked layers keep at most one chunk, so past it a long context adds only full-layer cache.
     """
-    count = param_count(spec)
-    t = spec.text_arch
-    if count is None or t is None:
+    t, layout = spec.text_arch, attention_layout(spec)
+    if t is None or layout is None:
         return None
-    matmul_params = count.active - count.embedding
-    head_dim = t.head_dim if isinstance(t, Llama4TextArch) else t.resolved_head_dim
-    attn_layers = t.num_hidden_layers
+    per_layer = 2 * t.num_key_value_heads * t.resolved_head_dim * DTYPE_BYTES[dtype]
+    if context is None or not layout.chunked:
+        return per_layer * (layout.full + layout.chunked)
+    return per_layer * layout.keys_attended(context) / context
+
+
+def flops_per_token(spec: ModelSpec, context: int) -> float | None:
+    """Forward FLOPs for one text token at position ``context``.
+
+    2 FLOPs per multiply-add through the token's matmul weights: the active language-model
+    parameters less the input embedding look-up, plus the output projection (which a tied model
+    shares with the embedding). Image encoders and cross-attention K/V run once per image and are
+    left out. Attention adds 2 x 2 x keys attended x heads x head_dim (QK^T and attention x V).
+    """
+    count, t, layout = param_count(spec), spec.text_arch, attention_layout(spec)
+    if count is None or t is None or layout is None:
+        return None
+    matmul = count.active - count.embedding
+    if t.tie_word_embeddings:
+        matmul += t.vocab_size * t.hidden_size
     if isinstance(t, MllamaTextArch):
-        attn_layers -= len(t.cross_attention_layers)
-    return 2.0 * matmul_params + 4.0 * attn_layers * context * t.num_attention_heads * head_dim
+        matmul -= len(t.cross_attention_layers) * 2 * t.hidden_size * t.num_key_value_heads * t.resolved_head_dim
+    attention = 4.0 * layout.keys_attended(context) * t.num_attention_heads * t.resolved_head_dim
+    return 2.0 * matmul + attention
 
 
 @dataclass(frozen=True)

@@ -4,20 +4,22 @@
 
     max_position_embeddings >= 131072 and not instruct
     family == code-llama and (fim or params < 10B)
-    hf_repo ~ Guard                       # ~ is "contains", case-insensitive
+    hf_repo ~ Guard and release_date >= 2024-07-01   # ~ is "contains", case-insensitive
 
-Numbers take K/M/B/T suffixes (``params > 70B``). A comparison with a missing value is false.
+Numbers take K/M/B/T suffixes in powers of 1000 (``params > 70B``); text fields compare with the
+value exactly as written (``id ~ 8b``). A comparison with a missing value is false.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.registry.derive import param_count
-from llama_zoo.registry.schema import DebertaV2Arch, Llama4Arch, Llama4TextArch, MllamaArch, ModelSpec
+from llama_zoo.registry.schema import DebertaV2Arch, Llama4Arch, MllamaArch, ModelSpec
 
 TEXT_FIELDS = (
     "num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads",
@@ -69,8 +71,7 @@ def row(spec: ModelSpec) -> dict[str, Any]:
         out[name] = getattr(source, name, None)
     # Every row has every key, so that csv columns and --where fields are the same for all models.
     out["rope_type"] = (text.rope_scaling or {}).get("rope_type") if text is not None else None
-    out["head_dim"] = None if text is None else (
-        text.head_dim if isinstance(text, Llama4TextArch) else text.resolved_head_dim)
+    out["head_dim"] = text.resolved_head_dim if text is not None else None
     moe = arch.text_config if isinstance(arch, Llama4Arch) else None
     for name in ("num_local_experts", "num_experts_per_tok", "interleave_moe_layer_step"):
         out[name] = getattr(moe, name, None)
@@ -83,7 +84,8 @@ def row(spec: ModelSpec) -> dict[str, Any]:
 
 _TOKEN = re.compile(
     r"""\s*(?:
-        (?P<num>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?[KMBTkmbt]?(?![\w.]))
+        (?P<date>\d{4}-\d{2}-\d{2})(?![\w.])
+      | (?P<num>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?[KMBTkmbt]?(?![\w.]))
       | (?P<str>"[^"]*"|'[^']*')
       | (?P<op>==|!=|>=|<=|>|<|~|=)
       | (?P<paren>[()])
@@ -135,8 +137,8 @@ def _number(text: str) -> float | int:
 def _literal(tok: _Tok) -> Any:
     if tok.kind == "num":
         return _number(tok.text)
-    if tok.kind == "str":
-        return tok.text[1:-1]
+    if tok.kind in ("str", "date"):
+        return tok.text[1:-1] if tok.kind == "str" else tok.text
     lowered = tok.text.lower()
     return {"true": True, "false": False, "null": None, "none": None}.get(lowered, tok.text)
 
@@ -200,8 +202,6 @@ class _Parser:
             raise WhereError(f"--where: expected a field name, found {tok.text!r}")
         name = tok.text
         if name not in self.fields:
-            import difflib
-
             close = difflib.get_close_matches(name, sorted(self.fields), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise WhereError(f"--where: unknown field {name!r}{hint}")
@@ -209,15 +209,21 @@ class _Parser:
         if nxt is None or nxt.kind != "op":
             return lambda r: bool(r.get(name))
         op = self.take().text
-        value = _literal(self.take())
+        tok = self.take()
+        if tok.kind not in ("num", "str", "word", "date"):
+            raise WhereError(f"--where: expected a value after {op!r}, found {tok.text!r}")
+        value = _literal(tok)
+        raw = tok.text[1:-1] if tok.kind == "str" else tok.text
         compare = _COMPARE[op]
 
         def predicate(r: dict[str, Any]) -> bool:
             actual = r.get(name)
             if actual is None and value is not None:
                 return op == "!="
+            # Text fields compare with the value as written: "id ~ 8b" means the text 8b, not 8e9.
+            against = raw if isinstance(actual, str) else value
             try:
-                return compare(actual, value)
+                return compare(actual, against)
             except TypeError:  # number vs text: a mismatch, not a crash
                 return op == "!="
 

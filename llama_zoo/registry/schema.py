@@ -131,6 +131,10 @@ class Llama4TextArch(_Strict):
     attention_bias: bool = False
     torch_dtype: Literal["float16", "bfloat16", "float32"] | None = None
 
+    @property
+    def resolved_head_dim(self) -> int:
+        return self.head_dim
+
 
 class Llama4VisionArch(_Strict):
     model_type: Literal["llama4_vision_model"] = "llama4_vision_model"
@@ -228,6 +232,8 @@ class Tokenizer(_Strict):
     special_tokens: dict[str, int] = {}
     fim: FimTokens | None = None
     chat_format: ChatFormat | None = None
+    # Turn ends that are text rather than one id (Code Llama 70B Instruct's "<step>").
+    stop_strings: list[str] = []
 
 
 class SafetyClassifier(_Strict):
@@ -283,7 +289,8 @@ class OfficialParams(_Strict):
     checkpoint_tensors: int | None = None
 
 
-Status = Literal["released", "announced", "gated", "deprecated"]
+# announced: public plans, no weights; unreleased: trained and described (in a paper), never published.
+Status = Literal["released", "announced", "unreleased", "deprecated"]
 
 
 class ModelSpec(_Strict):
@@ -313,7 +320,7 @@ class ModelSpec(_Strict):
 
     @model_validator(mode="after")
     def _released_models_have_an_architecture(self) -> "ModelSpec":
-        if self.status != "announced" and self.architecture is None:
+        if self.status not in ("announced", "unreleased") and self.architecture is None:
             raise ValueError(f"{self.id}: a released model needs an architecture")
         return self
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from llama_zoo.registry.catalog import NOT_INHERITED, REPLACED_WHOLE, Catalog, same_kind
+from llama_zoo.registry.catalog import DISCRIMINATORS, NOT_INHERITED, REPLACED_WHOLE, Catalog, same_kind
 from llama_zoo.registry.derive import param_count, rotary_buffer_elements
 from llama_zoo.registry.schema import Llama4Arch, LlamaArch, MllamaArch, ModelSpec
 
@@ -22,8 +22,8 @@ class Problem:
 def copied_overrides(own: dict[str, Any], inherited: dict[str, Any], path: str = "") -> Iterator[str]:
     """Dotted paths where an entry restates exactly what it would inherit anyway."""
     for key, value in own.items():
-        if not path and key in NOT_INHERITED | {"unverified"}:
-            continue
+        if (not path and key in NOT_INHERITED | {"unverified"}) or key in DISCRIMINATORS:
+            continue  # checkpoint facts, and the kind a mapping declares, are not copies
         where = f"{path}{key}"
         below = inherited.get(key)
         if key not in inherited or (isinstance(value, dict) and isinstance(below, dict) and not same_kind(below, value)):
@@ -32,6 +32,25 @@ def copied_overrides(own: dict[str, Any], inherited: dict[str, Any], path: str =
             yield from copied_overrides(value, inherited[key], where + ".")
         elif value == below:
             yield where
+
+
+def _has_path(data: dict[str, Any], dotted: str) -> bool:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _lineage_cycle(catalog: Catalog, model_id: str) -> bool:
+    seen, current = set(), catalog.specs[model_id]
+    while current.derived_from and current.derived_from.parent in catalog.specs:
+        if current.id in seen:
+            return True
+        seen.add(current.id)
+        current = catalog.specs[current.derived_from.parent]
+    return False
 
 
 def _text_invariants(spec: ModelSpec) -> Iterator[str]:
@@ -97,8 +116,12 @@ def problems(catalog: Catalog) -> list[Problem]:
         safety = spec.capabilities.safety
         if safety and safety.taxonomy and safety.taxonomy not in catalog.taxonomies:
             messages.append(f"unknown safety taxonomy {safety.taxonomy!r}")
-        if spec.status != "announced" and not spec.hf_repo:
+        if spec.status in ("released", "deprecated") and not spec.hf_repo:
             messages.append("a released model needs hf_repo")
+        messages += [f"unverified names {p!r}, which the entry does not have"
+                     for p in spec.unverified if not _has_path(catalog.resolved(spec.id), p)]
+        if _lineage_cycle(catalog, spec.id):
+            messages.append("derived_from leads back to this model")
         messages += [f"restates inherited value {p!r}" for p in
                      copied_overrides(catalog.raw[spec.id].own, catalog.inherited(spec.id))]
         messages += list(_text_invariants(spec))

@@ -64,6 +64,10 @@ def test_show_accepts_hub_ids_and_reports_derived_numbers():
     (("models", "list", "--sort", "speed"), "unknown field 'speed'"),
     (("models", "export", "llama-guard-3-1b-int4"), "not a transformers checkpoint"),
     (("models", "export", "llama-4-behemoth"), "no published architecture"),
+    (("models", "list", "--format", "xml"), "'xml' is not one of"),
+    (("models", "list", "--bogus"), "No such option: --bogus"),
+    (("models", "show", "llama-3.1-8b", "--context", "0"), "greater than or equal to 1"),
+    (("models", "show"), "Missing argument"),
 ])
 def test_user_errors_are_one_line_without_traceback(args, message):
     result = zoo(*args)

@@ -118,3 +118,65 @@ def test_broken_registries_are_rejected_with_a_reason(tmp_path, extra, message):
     write(tmp_path, "fam.yaml", BASE + extra)
     with pytest.raises(RegistryError, match=message):
         build_catalog(tmp_path)
+
+
+def test_unverified_marks_follow_the_values(tmp_path):
+    write(tmp_path, "fam.yaml", BASE.replace("license: Fam License", "license: Fam License\n  unverified: [license]") + """
+    training: {tokens: 1000}
+    unverified: [training.tokens, architecture]
+  - id: fam-1b-chat
+    name: chat
+    base: fam-1b
+    hf_repo: org/chat
+  - id: fam-1b-retrained
+    name: retrained
+    base: fam-1b
+    hf_repo: org/re
+    training: {tokens: 2000}
+    architecture: {num_hidden_layers: 4}
+""")
+    write(tmp_path, "other.yaml", """
+    family: other
+    defaults: {license: Other License}
+    models:
+      - id: other-1b
+        name: other
+        base: fam-1b-chat
+        hf_repo: org/other
+    """)
+    catalog = build_catalog(tmp_path)
+    assert catalog.get("fam-1b").unverified == ["architecture", "license", "training.tokens"]  # defaults' marks too
+    assert catalog.get("fam-1b-chat").unverified == ["architecture", "license", "training.tokens"]
+    # a value written anew is no longer the unconfirmed one; a mapping written in part still is
+    assert catalog.get("fam-1b-retrained").unverified == ["architecture", "license"]
+    # another family's defaults state the license: its mark goes, the others stay
+    assert catalog.get("other-1b").unverified == ["architecture", "training.tokens"]
+
+
+def test_the_vision_model_takes_its_text_config_from_the_text_base():
+    catalog = load_catalog()
+    vision, text = catalog.get("llama-3.2-11b-vision"), catalog.get("llama-3.1-8b")
+    t = vision.architecture.text_config
+    for field in ("hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads",
+                  "vocab_size", "max_position_embeddings", "rope_theta", "rope_scaling", "rms_norm_eps"):
+        assert getattr(t, field) == getattr(text.architecture, field), field
+    own_text = catalog.raw["llama-3.2-11b-vision"].own["architecture"]["text_config"]
+    assert set(own_text) == {"num_hidden_layers", "cross_attention_layers"}
+
+
+def test_names_must_be_unique(tmp_path):
+    write(tmp_path, "fam.yaml", BASE + """
+  - id: fam-2b
+    name: two
+    base: fam-1b
+    hf_repo: org/fam-1b
+    architecture: {num_hidden_layers: 4}
+""")
+    with pytest.raises(RegistryError, match="'org/fam-1b' names both"):
+        build_catalog(tmp_path)
+
+
+def test_yaml_syntax_errors_name_the_file(tmp_path):
+    write(tmp_path, "fam.yaml", BASE + "  - id: [unclosed\n")
+    with pytest.raises(RegistryError, match="fam.yaml: not valid YAML"):
+        build_catalog(tmp_path)

@@ -12,6 +12,7 @@ CATALOG = load_catalog()
 
 
 def test_llama32_small_models_tie_embeddings_but_guard_3_1b_does_not():
+    assert CATALOG.get("llama-3.2-3b").architecture.tie_word_embeddings
     small, guard = CATALOG.get("llama-3.2-1b"), CATALOG.get("llama-guard-3-1b")
     assert small.architecture.tie_word_embeddings and not guard.architecture.tie_word_embeddings
     arch = small.architecture
@@ -45,6 +46,8 @@ def test_code_llama_70b_instruct_context_differs_from_its_base():
     assert base.max_context == 16384
     assert instruct.max_context == 4096 and instruct.architecture.rope_theta == 10000.0
     assert instruct.tokenizer.chat_format == "codellama-70b-source"
+    assert instruct.tokenizer.stop_strings == ["<step>"]  # its turns end with <step>, not </s>
+    assert CATALOG.get("code-llama-70b-python").training.context_length == 4096
 
 
 def test_scout_is_moe_in_every_layer_maverick_in_every_other():
@@ -62,7 +65,7 @@ def test_llama_guard_4_is_scout_without_routed_experts():
     guard = CATALOG.get("llama-guard-4-12b")
     assert llama4_moe_layers(guard.architecture.text_config) == []
     count = param_count(guard)
-    assert count.active == count.total  # dense
+    assert count.inactive_experts == 0 and count.active == count.total - count.vision  # dense
     assert guard.derived_from.parent == "llama-4-scout-17b-16e"
 
 
@@ -94,6 +97,9 @@ def test_guard_taxonomies_per_version():
     assert list(tax["llama-guard-2"]) == [f"S{i}" for i in range(1, 12)]
     assert list(tax["llama-guard-3-13"]) == [f"S{i}" for i in range(1, 14)]
     assert tax["llama-guard-3-14"]["S14"] == "Code Interpreter Abuse"
+    # the names the models are prompted with (the model cards' tables use longer ones)
+    assert (tax["llama-guard-3-14"]["S3"], tax["llama-guard-3-14"]["S11"]) == ("Sex Crimes", "Self-Harm")
+    assert tax["llama-guard-2"]["S10"] == "Self-Harm"
     expected = {"llama-guard-7b": "llama-guard-1", "llama-guard-2-8b": "llama-guard-2",
                 "llama-guard-3-8b": "llama-guard-3-14", "llama-guard-3-1b": "llama-guard-3-13",
                 "llama-guard-3-11b-vision": "llama-guard-3-13", "llama-guard-4-12b": "llama-guard-3-14"}
@@ -104,6 +110,7 @@ def test_guard_taxonomies_per_version():
 def test_lineage():
     parent = {s.id: s.derived_from.parent for s in CATALOG if s.derived_from}
     assert parent["code-llama-7b"] == "llama-2-7b"
+    assert parent["code-llama-34b"] == "llama-2-34b" and CATALOG.get("llama-2-34b").status == "unreleased"
     assert parent["llama-guard-3-1b"] == "llama-3.2-1b"
     assert parent["llama-3.2-11b-vision"] == "llama-3.1-8b"
     assert parent["llama-3.2-90b-vision"] == "llama-3.1-70b"

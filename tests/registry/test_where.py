@@ -51,5 +51,19 @@ def test_errors_are_clear_and_nothing_is_evaluated(expr, message):
         ids(expr)
 
 
-def test_comparing_text_with_a_number_is_false_not_a_crash():
-    assert ids("family > 3") == []
+def test_comparing_a_number_field_with_text_is_false_not_a_crash():
+    assert ids("params > abc") == []
+
+
+def test_text_fields_compare_with_the_value_as_written():
+    rows = [{"id": "llama-3.1-8b", "release_date": "2024-07-23"}, {"id": "llama-3.1-70b", "release_date": "2024-07-23"},
+            {"id": "llama-2-7b", "release_date": "2023-07-18"}]
+    pick = lambda expr: [r["id"] for r in rows if parse_where(expr, {"id", "release_date"})(r)]  # noqa: E731
+    assert pick("id ~ 8b") == ["llama-3.1-8b"]
+    assert pick("release_date >= 2024-01-01") == ["llama-3.1-8b", "llama-3.1-70b"]
+
+
+@pytest.mark.parametrize("expr", ["instruct == >", "params > (", "family == )"])
+def test_an_operator_needs_a_value(expr):
+    with pytest.raises(WhereError, match="expected a value"):
+        ids(expr)
