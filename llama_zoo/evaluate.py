@@ -1,0 +1,162 @@
+"""From ``llama-zoo eval`` options to a stored run: check, look up the cache, load, score, store.
+
+This is the one place that joins the registry, a runner, a suite and the results store; the CLI
+only parses options and draws progress.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from llama_zoo.errors import LlamaZooError
+from llama_zoo.registry.catalog import load_catalog, spec_hash
+from llama_zoo.registry.schema import ModelSpec
+
+SUITES = ("perplexity",)
+BACKENDS = ("hf", "vllm")
+
+
+@dataclass
+class EvalOptions:
+    model: str
+    suite: str = "perplexity"
+    dataset: str | None = None
+    dataset_revision: str | None = None
+    protocol: str = "rolling"
+    context: int | None = None
+    stride: int | None = None
+    limit: int | None = None
+    shadow: bool = False
+    random_weights: bool = False
+    weights: str | None = None
+    revision: str | None = None
+    tokenizer: str | None = None
+    backend: str = "hf"
+    dtype: str = "auto"
+    device: str = "auto"
+    batch_size: int | None = None
+    seed: int = 0
+    force: bool = False
+    db: str | None = None
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    cached: bool
+    resumed: bool
+    metrics: list[dict[str, Any]]
+    provenance: dict[str, Any] = field(default_factory=dict)
+    units: int = 0
+    scored_tokens: int = 0
+    wall_s: float = 0.0
+
+
+Progress = Callable[[int, int, int], None]  # (units done, units total, tokens scored so far)
+
+
+def check(spec: ModelSpec, opts: EvalOptions) -> int:
+    """Everything that can be checked before loading anything; returns the context length."""
+    from llama_zoo.runners.loading import has_language_model_head
+
+    if opts.suite not in SUITES:
+        raise LlamaZooError(f"unknown suite {opts.suite!r}; suites: {', '.join(SUITES)}")
+    if opts.backend not in BACKENDS:
+        raise LlamaZooError(f"unknown backend {opts.backend!r}; backends: {', '.join(BACKENDS)}")
+    if opts.backend == "vllm":
+        from llama_zoo.runners.vllm import import_vllm
+
+        import_vllm()
+    if not has_language_model_head(spec):
+        what = "has no published architecture" if spec.architecture is None else "has no language-model head"
+        raise LlamaZooError(f"{spec.id} {what}; the {opts.suite} suite scores text with one")
+    limit = spec.max_context or 2048
+    context = opts.context or min(2048, limit)
+    if context > limit:
+        raise LlamaZooError(f"--context {context} exceeds {spec.id}'s {limit} positions")
+    if opts.protocol == "sliding" and opts.stride is not None and not 0 < opts.stride <= context:
+        raise LlamaZooError(f"--stride must be between 1 and the context ({context})")
+    if opts.limit is not None and opts.limit < 1:
+        raise LlamaZooError("--limit must be at least 1")
+    return context
+
+
+def evaluate(opts: EvalOptions, progress: Progress | None = None) -> Outcome:
+    from llama_zoo.evals import perplexity
+    from llama_zoo.evals.corpora import load_documents
+    from llama_zoo.results.identity import RunConfig
+    from llama_zoo.results.store import MetricValue, Store
+    from llama_zoo.runners.loading import choose_source, load_tokenizer, tokenizer_hash
+
+    spec = load_catalog().get(opts.model)
+    context = check(spec, opts)
+    docs = load_documents(opts.dataset, opts.dataset_revision)
+    source = choose_source(spec, shadow=opts.shadow, random_weights=opts.random_weights, weights=opts.weights,
+                           revision=opts.revision, seed=opts.seed)
+    tokenizer, tokenizer_source = load_tokenizer(spec, source, opts.tokenizer)
+    stride = (opts.stride or context // 2) if opts.protocol == "sliding" else None
+    options = {"protocol": opts.protocol, "context": context, "limit": opts.limit, "tokenizer_source": tokenizer_source}
+    if stride:
+        options["stride"] = stride
+    if source.config_differences:
+        options["weights_config_differences"] = source.config_differences
+    config = RunConfig(
+        model_id=spec.id, spec_hash=spec_hash(spec), suite=perplexity.SUITE, suite_version=perplexity.SUITE_VERSION,
+        backend=opts.backend, weights_source=source.kind, weights_ref=source.ref, weights_revision=source.revision,
+        weights_hash=source.content_hash, tokenizer_hash=tokenizer_hash(tokenizer), dtype=opts.dtype,
+        dataset_name=docs.name, dataset_revision=docs.revision, dataset_hash=docs.content_hash,
+        options=options, seed=opts.seed)
+
+    units = perplexity.build_units(opts.protocol, docs.texts, tokenizer, context, stride, opts.limit)
+    if not units:
+        raise LlamaZooError(f"{docs.name}: nothing to score with a {context}-token context")
+    store = Store.open(opts.db)
+    handle = store.begin(config, force=opts.force, batch_size=opts.batch_size, n_samples=len(units), flush_every=16)
+    if handle.cached:
+        return _finished(store, handle.run_id, cached=True, resumed=False)
+
+    with handle:
+        runner = _runner(spec, source, opts, context, (tokenizer, tokenizer_source))
+        start, scored = time.perf_counter(), 0
+        todo = [u for u in units if u.index not in handle.done]
+        done_before = len(units) - len(todo)
+        group = max(1, opts.batch_size or 8)
+        for i in range(0, len(todo), group):
+            batch = todo[i:i + group]
+            windows = [w for u in batch for w in u.windows]
+            logprobs = runner.loglikelihood_rolling(windows)
+            pos = 0
+            for unit in batch:
+                handle.add(unit.index, **perplexity.unit_sample(unit, logprobs[pos:pos + len(unit.windows)]))
+                pos += len(unit.windows)
+                scored += unit.tokens
+            if progress:
+                progress(done_before + i + len(batch), len(units), scored)
+        handle.flush()
+        elapsed = time.perf_counter() - start
+        stored = [s["scores"] for s in store.iter_samples(handle.run_id)]
+        values = [MetricValue(**m) for m in perplexity.metrics(stored, seed=opts.seed)]
+        handle.complete(values, tokens_per_s=scored / elapsed if elapsed > 0 else None)
+    outcome = _finished(store, handle.run_id, cached=False, resumed=handle.resumed)
+    outcome.provenance = runner.provenance()
+    outcome.scored_tokens, outcome.wall_s = scored, elapsed
+    return outcome
+
+
+def _runner(spec: ModelSpec, source, opts: EvalOptions, context: int, tokenizer):
+    if opts.backend == "vllm":
+        from llama_zoo.runners.vllm import VLLMRunner
+
+        return VLLMRunner(spec, source, dtype=opts.dtype, max_length=context)
+    from llama_zoo.runners.hf import HFRunner
+
+    return HFRunner(spec, source, device=opts.device, dtype=opts.dtype, batch_size=opts.batch_size,
+                    max_length=context, loaded_tokenizer=tokenizer)
+
+
+def _finished(store, run_id: str, *, cached: bool, resumed: bool) -> Outcome:
+    run = store.get(run_id)
+    return Outcome(run_id=run_id, cached=cached, resumed=resumed, metrics=run["metrics"], units=run["samples_stored"],
+                   provenance={k: run[k] for k in ("weights_source", "weights_ref", "backend", "dtype")})

@@ -1,0 +1,98 @@
+"""The vLLM backend (extra ``llama-zoo[vllm]``), written against vLLM's documented API.
+
+vLLM cannot be installed on the machines this project is developed and tested on (it needs CUDA),
+so this module is untested here; the import is lazy and its absence is a clear error.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from llama_zoo.registry.schema import ModelSpec
+from llama_zoo.runners.base import (
+    Generation,
+    GenerateRequest,
+    GenerateWithImageRequest,
+    NextTokenRequest,
+    RunnerError,
+    TokenWindow,
+)
+from llama_zoo.runners.loading import WeightsSource, tokenizer_hash
+
+
+def import_vllm():
+    try:
+        import vllm
+    except ImportError:
+        raise RunnerError("--backend vllm needs vLLM, which is not installed: pip install 'llama-zoo[vllm]' "
+                          "(on a CUDA machine)") from None
+    return vllm
+
+
+class VLLMRunner:
+    backend = "vllm"
+
+    def __init__(self, spec: ModelSpec, source: WeightsSource, *, dtype: str = "auto",
+                 max_length: int | None = None, tensor_parallel: int = 1, **_: Any):
+        vllm = import_vllm()
+        if source.kind not in ("hub", "local"):
+            raise RunnerError("--backend vllm loads real checkpoints only (--weights PATH or the hub); "
+                              "use --backend hf for --shadow and --random-weights")
+        self.spec, self.source, self.model_id = spec, source, spec.id
+        self.max_length = min(max_length or spec.max_context or 4096, spec.max_context or 4096)
+        self.llm = vllm.LLM(model=source.ref, revision=source.revision if source.kind == "hub" else None,
+                            dtype=dtype, max_model_len=self.max_length, tensor_parallel_size=tensor_parallel,
+                            seed=0)
+        self.tokenizer = self.llm.get_tokenizer()
+        self._vllm = vllm
+
+    def loglikelihood_rolling(self, windows: Sequence[TokenWindow]) -> list[list[float]]:
+        # prompt_logprobs=0 returns the log-probability of each prompt token given what precedes it
+        params = self._vllm.SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)
+        prompts = [{"prompt_token_ids": list(w.context) + list(w.targets)} for w in windows]
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        results = []
+        for w, out in zip(windows, outputs):
+            ids = list(w.context) + list(w.targets)
+            per_position = out.prompt_logprobs  # None for the first token
+            first = len(w.context)
+            results.append([per_position[i][ids[i]].logprob for i in range(first, len(ids))])
+        return results
+
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[Generation]:
+        prompts, params = [], []
+        for req in requests:
+            prompts.append({"prompt_token_ids": list(req.prompt)})
+            params.append(self._vllm.SamplingParams(
+                n=req.n, max_tokens=req.max_new_tokens, temperature=req.temperature, top_p=req.top_p,
+                stop=list(req.stop_strings) or None, stop_token_ids=list(req.stop_token_ids) or None, seed=req.seed))
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        return [Generation(texts=[c.text for c in o.outputs], new_tokens=[len(c.token_ids) for c in o.outputs])
+                for o in outputs]
+
+    def generate_with_image(self, requests: Sequence[GenerateWithImageRequest]) -> list[Generation]:
+        prompts, params = [], []
+        for req in requests:
+            g = req.generation
+            prompts.append({"prompt": req.prompt, "multi_modal_data": {"image": req.image}})
+            params.append(self._vllm.SamplingParams(n=g.n, max_tokens=g.max_new_tokens, temperature=g.temperature,
+                                                    top_p=g.top_p, stop=list(g.stop_strings) or None, seed=g.seed))
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        return [Generation(texts=[c.text for c in o.outputs], new_tokens=[len(c.token_ids) for c in o.outputs])
+                for o in outputs]
+
+    def next_token_scores(self, requests: Sequence[NextTokenRequest]) -> list[list[float]]:
+        # vLLM returns the top-k log-probabilities of the generated position; candidates outside
+        # the top 20 are reported as -inf.
+        params = self._vllm.SamplingParams(max_tokens=1, logprobs=20, temperature=0.0)
+        outputs = self.llm.generate([{"prompt_token_ids": list(r.prompt)} for r in requests], params, use_tqdm=False)
+        scores = []
+        for req, out in zip(requests, outputs):
+            top = out.outputs[0].logprobs[0]
+            scores.append([top[c].logprob if c in top else float("-inf") for c in req.candidates])
+        return scores
+
+    def provenance(self) -> dict[str, Any]:
+        return {"backend": self.backend, "weights_source": self.source.kind, "weights_ref": self.source.ref,
+                "weights_revision": self.source.revision, "weights_hash": self.source.content_hash,
+                "tokenizer_hash": tokenizer_hash(self.tokenizer), "dtype": "auto", "config_differences": {}}
