@@ -106,7 +106,7 @@ def load_model(spec: ModelSpec, source: WeightsSource, device: str, dtype: "Any"
     if source.kind == "shadow":
         torch.manual_seed(source.seed)
         model = cls(config_from_dict(shadow_hf_config(spec)))
-        return model.to(device=device, dtype=dtype).eval()
+        return _cast_floating(model.to(device), dtype).eval()
     if source.kind == "random":
         torch.manual_seed(source.seed)
         config = config_from_dict(to_hf_config(spec))
@@ -121,6 +121,15 @@ def load_model(spec: ModelSpec, source: WeightsSource, device: str, dtype: "Any"
         return _from_pretrained(cls, source.ref, device, dtype, {})
     model = _from_pretrained(cls, source.ref, device, dtype, {"revision": source.revision, **_hub_kwargs()})
     source.revision = getattr(model.config, "_commit_hash", None) or source.revision
+    return model
+
+
+def _cast_floating(model, dtype):
+    """Cast real floating tensors only: ``Module.to(dtype)`` would also cast Llama 4's complex
+    rotary table for the image encoder to real numbers."""
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor.is_floating_point() and tensor.dtype != dtype:
+            tensor.data = tensor.data.to(dtype)
     return model
 
 

@@ -1,0 +1,54 @@
+"""``llama-zoo eval`` end to end on CPU with shadow models, and every way to call it wrongly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def zoo(*args: str, db) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LLAMA_ZOO_DB": str(db)}
+    return subprocess.run([sys.executable, "-m", "llama_zoo", *args], capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["llama-3.2-1b", "llama-2-7b", "code-llama-7b"])
+def test_shadow_perplexity_completes_is_stored_and_rerun_is_a_cache_hit(model, tmp_path):
+    db = tmp_path / "results.db"
+    args = ("eval", "--model", model, "--suite", "perplexity", "--shadow", "--limit", "4")
+    first = zoo(*args, db=db)
+    assert first.returncode == 0, first.stderr
+    assert "completed" in first.stdout and "word_perplexity" in first.stdout
+    assert "shadow weights" in first.stdout  # never shown as if it measured the model
+    again = json.loads(zoo(*args, "--format", "json", db=db).stdout)
+    assert again["cached"] is True
+    assert set(again["metrics"]) == {"token_perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte"}
+    runs = json.loads(zoo("runs", "list", "--format", "json", db=db).stdout)
+    assert len(runs) == 1 and runs[0]["status"] == "completed" and runs[0]["weights_source"] == "shadow"
+    shown = json.loads(zoo("runs", "show", again["run_id"], "--format", "json", db=db).stdout)
+    assert shown["samples_stored"] == 4 and shown["options"]["protocol"] == "rolling"
+    assert shown["tokenizer_hash"] and shown["dataset_name"] == "stdlib-docs" and shown["dataset_hash"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--model", "llama-9-1b"), "unknown model 'llama-9-1b'"),
+    (("--model", "prompt-guard-86m"), "prompt-guard-86m has no language-model head"),
+    (("--model", "llama-4-behemoth"), "has no published architecture"),
+    (("--model", "llama-3.2-1b", "--dataset", "/no/such/file.txt"), "no dataset '/no/such/file.txt'"),
+    (("--model", "llama-2-7b", "--context", "8192"), "--context 8192 exceeds llama-2-7b's 4096 positions"),
+    (("--model", "llama-3.2-1b", "--backend", "vllm"), "vLLM, which is not installed"),
+    (("--model", "llama-3.2-1b", "--suite", "mmlu"), "unknown suite 'mmlu'"),
+    (("--model", "llama-3.2-1b", "--protocol", "magic"), "'magic' is not one of"),
+    (("--model", "llama-3.2-1b", "--shadow", "--weights", "/tmp"), "choose one of"),
+    (("--model", "llama-3.2-1b", "--weights", "/tmp"), "no config.json there"),
+])
+def test_bad_input_is_one_line(args, message, tmp_path):
+    result = zoo("eval", "--shadow", *args, db=tmp_path / "r.db") if "--weights" not in args and "--shadow" not in args \
+        else zoo("eval", *args, db=tmp_path / "r.db")
+    assert result.returncode == 2, result.stdout
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
