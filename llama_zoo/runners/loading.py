@@ -111,7 +111,7 @@ def load_model(spec: ModelSpec, source: WeightsSource, device: str, dtype: "Any"
         torch.manual_seed(source.seed)
         config = config_from_dict(to_hf_config(spec))
         with torch.device(device):
-            model = cls._from_config(config, torch_dtype=dtype)
+            model = cls._from_config(config, dtype=dtype)
         return model.eval()
     if source.kind == "local":
         if source.config_differences:
@@ -136,7 +136,7 @@ def _cast_floating(model, dtype):
 def _from_pretrained(cls, ref: str, device: str, dtype, kwargs: dict[str, Any]):
     device_map = "auto" if device == "cuda" else None
     try:
-        model = cls.from_pretrained(ref, torch_dtype=dtype, device_map=device_map, **kwargs)
+        model = cls.from_pretrained(ref, dtype=dtype, device_map=device_map, **kwargs)
     except OSError as exc:
         raise RunnerError(f"cannot load {ref}: {' '.join(str(exc).split())[:300]}") from None
     if device_map is None:

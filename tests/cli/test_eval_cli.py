@@ -52,3 +52,16 @@ def test_bad_input_is_one_line(args, message, tmp_path):
     assert result.returncode == 2, result.stdout
     assert message in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bench_on_a_shadow_measures_and_stores(tmp_path):
+    db = tmp_path / "r.db"
+    result = zoo("bench", "--model", "llama-3.2-1b", "--shadow", "--context", "128", "--batch", "2", "--gen-batch", "2",
+                 "--new-tokens", "8", "--iters", "1", "--format", "json", db=db)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["score_tokens_per_s"] > 0 and figures["generate_new_tokens_per_s"] > 0 and 0 < figures["mfu"] < 1.5
+    run = json.loads(zoo("runs", "show", figures["run_id"], "--format", "json", db=db).stdout)
+    assert run["suite"] == "bench" and {m["name"] for m in run["metrics"]} >= {"score_tokens_per_s", "mfu"}
+    refused = zoo("bench", "--model", "llama-3.2-1b", db=db)
+    assert refused.returncode == 2 and "--random-weights" in refused.stderr
