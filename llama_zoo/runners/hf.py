@@ -189,10 +189,40 @@ class HFRunner:
         return out
 
     def generate_with_image(self, requests: Sequence[GenerateWithImageRequest]) -> list[Generation]:
+        """Image + text through the checkpoint's own processor (which places image tokens and tiles)."""
+        import torch
+
         if self.spec.capabilities.vision is None:
             raise RunnerError(f"{self.spec.id} has no vision encoder")
-        raise RunnerError("image generation needs the model's processor, which shadow and random weights lack; "
-                          "use --weights PATH or the hub checkpoint")
+        processor = self._processor()
+        out = []
+        for req in requests:
+            g = req.generation
+            if g.seed is not None:
+                torch.manual_seed(g.seed)
+            inputs = processor(images=req.image, text=req.prompt, return_tensors="pt").to(self.device)
+            kwargs: dict[str, Any] = dict(max_new_tokens=g.max_new_tokens, num_return_sequences=g.n,
+                                          pad_token_id=self._pad_id(), eos_token_id=list(g.stop_token_ids) or None)
+            kwargs.update(dict(do_sample=True, temperature=g.temperature, top_p=g.top_p) if g.temperature > 0
+                          else dict(do_sample=False))
+            generated = self.model.generate(**inputs, **kwargs)[:, inputs["input_ids"].shape[1]:]
+            texts = [_cut_at_stop(self.tokenizer.decode(seq, skip_special_tokens=True), g.stop_strings)
+                     for seq in generated]
+            out.append(Generation(texts=texts, new_tokens=[len(seq) for seq in generated]))
+        return out
+
+    def _processor(self):
+        if getattr(self, "_image_processor", None) is None:
+            if self.source.kind not in ("hub", "local"):
+                raise RunnerError("image + text generation needs the checkpoint's processor: use --weights PATH "
+                                  "or the hub checkpoint, not shadow or random weights")
+            from transformers import AutoProcessor
+
+            try:
+                self._image_processor = AutoProcessor.from_pretrained(self.source.ref)
+            except (OSError, ValueError) as exc:
+                raise RunnerError(f"cannot load the processor of {self.source.ref}: {exc}") from None
+        return self._image_processor
 
     def _pad_id(self) -> int:
         tok = self.tokenizer

@@ -65,3 +65,11 @@ def test_bench_on_a_shadow_measures_and_stores(tmp_path):
     assert run["suite"] == "bench" and {m["name"] for m in run["metrics"]} >= {"score_tokens_per_s", "mfu"}
     refused = zoo("bench", "--model", "llama-3.2-1b", db=db)
     assert refused.returncode == 2 and "--random-weights" in refused.stderr
+
+
+def test_an_unreachable_hub_dataset_is_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "llama_zoo", "eval", "--model", "llama-3.2-1b", "--shadow",
+                             "--dataset", "wikitext-2", "--db", str(tmp_path / "r.db")], capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    assert result.returncode == 2 and "cannot load WikiText-2 from the hub" in result.stderr
+    assert "Traceback" not in result.stderr
