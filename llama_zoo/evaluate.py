@@ -14,7 +14,7 @@ from llama_zoo.errors import LlamaZooError
 from llama_zoo.registry.catalog import load_catalog, spec_hash
 from llama_zoo.registry.schema import ModelSpec
 
-SUITES = ("perplexity",)
+SUITES = ("perplexity", "humaneval")
 BACKENDS = ("hf", "vllm")
 
 
@@ -40,6 +40,12 @@ class EvalOptions:
     seed: int = 0
     force: bool = False
     db: str | None = None
+    # code suites
+    samples: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+    samples_file: str | None = None
 
 
 @dataclass
@@ -69,9 +75,17 @@ def check(spec: ModelSpec, opts: EvalOptions) -> int:
         from llama_zoo.runners.vllm import import_vllm
 
         import_vllm()
+    if opts.samples_file:
+        if opts.suite != "humaneval":
+            raise LlamaZooError("--samples-file scores completions made elsewhere: it goes with --suite humaneval")
+        if opts.shadow or opts.random_weights or opts.weights:
+            raise LlamaZooError("--samples-file loads no model: drop --shadow, --random-weights and --weights")
+        return 0
     if not has_language_model_head(spec):
         what = "has no published architecture" if spec.architecture is None else "has no language-model head"
-        raise LlamaZooError(f"{spec.id} {what}; the {opts.suite} suite scores text with one")
+        raise LlamaZooError(f"{spec.id} {what}; the {opts.suite} suite needs one")
+    if opts.samples < 1 or (opts.samples > 1 and opts.temperature <= 0):
+        raise LlamaZooError("--samples N > 1 needs sampling: give --temperature T > 0")
     limit = spec.max_context or 2048
     context = opts.context or min(2048, limit)
     if context > limit:
@@ -84,13 +98,20 @@ def check(spec: ModelSpec, opts: EvalOptions) -> int:
 
 
 def evaluate(opts: EvalOptions, progress: Progress | None = None) -> Outcome:
+    spec = load_catalog().get(opts.model)
+    check(spec, opts)
+    if opts.suite == "humaneval":
+        return evaluate_humaneval(spec, opts, progress)
+    return evaluate_perplexity(spec, opts, progress)
+
+
+def evaluate_perplexity(spec: ModelSpec, opts: EvalOptions, progress: Progress | None = None) -> Outcome:
     from llama_zoo.evals import perplexity
     from llama_zoo.evals.corpora import load_documents
     from llama_zoo.results.identity import RunConfig
     from llama_zoo.results.store import MetricValue, Store
     from llama_zoo.runners.loading import choose_source, load_tokenizer, tokenizer_hash
 
-    spec = load_catalog().get(opts.model)
     context = check(spec, opts)
     docs = load_documents(opts.dataset, opts.dataset_revision)
     source = choose_source(spec, shadow=opts.shadow, random_weights=opts.random_weights, weights=opts.weights,
@@ -143,6 +164,104 @@ def evaluate(opts: EvalOptions, progress: Progress | None = None) -> Outcome:
     outcome.provenance = runner.provenance()
     outcome.scored_tokens, outcome.wall_s = scored, elapsed
     return outcome
+
+
+def evaluate_humaneval(spec: ModelSpec, opts: EvalOptions, progress: Progress | None = None) -> Outcome:
+    import hashlib
+
+    from llama_zoo.evals.code import humaneval
+    from llama_zoo.evals.code.sandbox import isolation_report
+    from llama_zoo.results.identity import RunConfig
+    from llama_zoo.results.store import MetricValue, Store
+    from llama_zoo.runners.loading import WeightsSource, choose_source, load_tokenizer, tokenizer_hash
+
+    problems = humaneval.load_problems(opts.dataset)
+    task_ids = list(problems.tasks)[: opts.limit] if opts.limit else list(problems.tasks)
+    options: dict[str, Any] = {"limit": opts.limit, "sandbox": isolation_report()}
+    if opts.samples_file:
+        external = humaneval.read_samples_file(opts.samples_file)
+        digest = hashlib.sha256(open(opts.samples_file, "rb").read()).hexdigest()
+        source, tok_hash = WeightsSource("external", ref=opts.samples_file, content_hash=digest), None
+        wanted = set(task_ids) if opts.limit else None
+        pairs = [(t, c) for t, c in external if wanted is None or t in wanted]
+        options["samples_file"] = opts.samples_file
+    else:
+        context = check(spec, opts)
+        source = choose_source(spec, shadow=opts.shadow, random_weights=opts.random_weights, weights=opts.weights,
+                               revision=opts.revision, seed=opts.seed)
+        tokenizer, tokenizer_source = load_tokenizer(spec, source, opts.tokenizer)
+        tok_hash = tokenizer_hash(tokenizer)
+        options.update(samples=opts.samples, temperature=opts.temperature, top_p=opts.top_p,
+                       max_new_tokens=opts.max_new_tokens, tokenizer_source=tokenizer_source, context=context,
+                       instruct=spec.capabilities.instruct)
+        pairs = [(t, "") for t in task_ids for _ in range(opts.samples)]  # completions filled in below
+    config = RunConfig(
+        model_id=spec.id, spec_hash=spec_hash(spec), suite=humaneval.SUITE, suite_version=humaneval.SUITE_VERSION,
+        backend=opts.backend, weights_source=source.kind, weights_ref=source.ref, weights_revision=source.revision,
+        weights_hash=source.content_hash, tokenizer_hash=tok_hash, dtype=None if opts.samples_file else opts.dtype,
+        dataset_name=problems.name, dataset_revision=problems.revision, dataset_hash=problems.content_hash,
+        options=options, seed=opts.seed)
+    store = Store.open(opts.db)
+    handle = store.begin(config, force=opts.force, batch_size=opts.batch_size, n_samples=len(pairs), flush_every=32)
+    if handle.cached:
+        return _finished(store, handle.run_id, cached=True, resumed=False)
+    with handle:
+        start = time.perf_counter()
+        todo = [i for i in range(len(pairs)) if i not in handle.done]
+        if not opts.samples_file and todo:
+            runner = _runner(spec, source, opts, options["context"], (tokenizer, tokenizer_source))
+            pairs = _complete(runner, spec, problems, pairs, todo, opts)
+        limits = humaneval.canonical_limits(problems.__class__(problems.name, problems.revision,
+                                                               {t: problems.tasks[t] for t in {pairs[i][0] for i in todo}}))
+        def stored(k: int, outcome) -> None:
+            i = todo[k]
+            task_id, completion = pairs[i]
+            handle.add(i, input_ref=task_id, output=completion,
+                       scores={"passed": outcome.passed, "outcome": outcome.outcome, "duration_s": round(outcome.duration_s, 4)},
+                       extra={"detail": outcome.detail} if outcome.detail else None)
+            if progress:
+                progress(len(handle.done), len(pairs), 0)
+
+        humaneval.score(problems, [pairs[i] for i in todo], limits, on_done=stored)
+        handle.flush()
+        results = [(s["input_ref"], bool(s["scores"]["passed"])) for s in store.iter_samples(handle.run_id)]
+        handle.complete([MetricValue(**m) for m in humaneval.metrics(results, seed=opts.seed)])
+    outcome = _finished(store, handle.run_id, cached=False, resumed=handle.resumed)
+    outcome.wall_s = time.perf_counter() - start
+    return outcome
+
+
+def _complete(runner, spec: ModelSpec, problems, pairs, todo, opts: EvalOptions) -> list[tuple[str, str]]:
+    """Generate the completions still missing: base models continue the prompt, instruct models
+    answer in their chat template and the code is taken from the reply."""
+    from llama_zoo.evals.code import humaneval
+    from llama_zoo.runners.base import GenerateRequest
+
+    tokenizer = runner.tokenizer
+    pairs = list(pairs)
+    by_task: dict[str, list[int]] = {}
+    for i in todo:
+        by_task.setdefault(pairs[i][0], []).append(i)
+    instruct = spec.capabilities.instruct and getattr(tokenizer, "chat_template", None)
+    for task_id, indices in by_task.items():
+        prompt = problems.tasks[task_id]["prompt"]
+        if instruct:
+            message = f"Complete the following Python function. Reply with the whole function in a code block.\n\n```python\n{prompt}```"
+            ids = tokenizer.apply_chat_template([{"role": "user", "content": message}], add_generation_prompt=True)
+            stops: tuple[str, ...] = tuple(spec.tokenizer.stop_strings) if spec.tokenizer else ()
+        else:
+            ids = tokenizer(prompt).input_ids
+            stops = humaneval.STOP_STRINGS
+        eos = spec.tokenizer.eos_token_id if spec.tokenizer else None
+        request = GenerateRequest(list(ids), max_new_tokens=opts.max_new_tokens, stop_strings=stops,
+                                  stop_token_ids=tuple(eos if isinstance(eos, list) else [eos] if eos is not None else []),
+                                  temperature=opts.temperature, top_p=opts.top_p, n=len(indices),
+                                  seed=opts.seed + indices[0])  # each task's own stream
+        texts = runner.generate([request])[0].texts
+        for i, text in zip(indices, texts):
+            completion = humaneval.extract_code(text) if instruct else humaneval.cut_at_stops(text)
+            pairs[i] = (task_id, completion)
+    return pairs
 
 
 def _runner(spec: ModelSpec, source, opts: EvalOptions, context: int, tokenizer):

