@@ -14,7 +14,8 @@ from llama_zoo.errors import LlamaZooError
 from llama_zoo.registry.catalog import load_catalog, spec_hash
 from llama_zoo.registry.schema import ModelSpec
 
-SUITES = ("perplexity", "humaneval")
+SUITES = ("perplexity", "humaneval", "humaneval-infilling")
+CODE_SUITES = ("humaneval", "humaneval-infilling")
 BACKENDS = ("hf", "vllm")
 
 
@@ -46,6 +47,8 @@ class EvalOptions:
     top_p: float = 1.0
     max_new_tokens: int = 512
     samples_file: str | None = None
+    subset: str = "single-line"
+    fim_mode: str = "psm"
 
 
 @dataclass
@@ -76,14 +79,19 @@ def check(spec: ModelSpec, opts: EvalOptions) -> int:
 
         import_vllm()
     if opts.samples_file:
-        if opts.suite != "humaneval":
-            raise LlamaZooError("--samples-file scores completions made elsewhere: it goes with --suite humaneval")
+        if opts.suite not in CODE_SUITES:
+            raise LlamaZooError("--samples-file scores completions made elsewhere: it goes with a code suite")
         if opts.shadow or opts.random_weights or opts.weights:
             raise LlamaZooError("--samples-file loads no model: drop --shadow, --random-weights and --weights")
         return 0
     if not has_language_model_head(spec):
         what = "has no published architecture" if spec.architecture is None else "has no language-model head"
         raise LlamaZooError(f"{spec.id} {what}; the {opts.suite} suite needs one")
+    if opts.suite == "humaneval-infilling" and not (spec.tokenizer and spec.tokenizer.fim):
+        raise LlamaZooError(f"{spec.id} cannot fill in the middle (no FIM tokens: it was not trained to infill); "
+                            "humaneval-infilling needs Code Llama 7B, 13B or 70B (base or Instruct)")
+    if opts.suite == "humaneval-infilling" and opts.fim_mode not in spec.tokenizer.fim.modes:
+        raise LlamaZooError(f"{spec.id} supports FIM modes {', '.join(spec.tokenizer.fim.modes)}, not {opts.fim_mode!r}")
     if opts.samples < 1 or (opts.samples > 1 and opts.temperature <= 0):
         raise LlamaZooError("--samples N > 1 needs sampling: give --temperature T > 0")
     limit = spec.max_context or 2048
@@ -100,8 +108,8 @@ def check(spec: ModelSpec, opts: EvalOptions) -> int:
 def evaluate(opts: EvalOptions, progress: Progress | None = None) -> Outcome:
     spec = load_catalog().get(opts.model)
     check(spec, opts)
-    if opts.suite == "humaneval":
-        return evaluate_humaneval(spec, opts, progress)
+    if opts.suite in CODE_SUITES:
+        return evaluate_code(spec, opts, progress)
     return evaluate_perplexity(spec, opts, progress)
 
 
@@ -166,18 +174,26 @@ def evaluate_perplexity(spec: ModelSpec, opts: EvalOptions, progress: Progress |
     return outcome
 
 
-def evaluate_humaneval(spec: ModelSpec, opts: EvalOptions, progress: Progress | None = None) -> Outcome:
+def evaluate_code(spec: ModelSpec, opts: EvalOptions, progress: Progress | None = None) -> Outcome:
     import hashlib
 
-    from llama_zoo.evals.code import humaneval
+    from llama_zoo.evals.code import humaneval, infilling
     from llama_zoo.evals.code.sandbox import isolation_report
     from llama_zoo.results.identity import RunConfig
     from llama_zoo.results.store import MetricValue, Store
     from llama_zoo.runners.loading import WeightsSource, choose_source, load_tokenizer, tokenizer_hash
 
-    problems = humaneval.load_problems(opts.dataset)
+    infill = opts.suite == "humaneval-infilling"
+    if infill:
+        problems = infilling.load_tasks(opts.subset, humaneval.load_problems(), opts.dataset)
+        suite, suite_version, build = infilling.SUITE, infilling.SUITE_VERSION, infilling.program
+    else:
+        problems = humaneval.load_problems(opts.dataset)
+        suite, suite_version, build = humaneval.SUITE, humaneval.SUITE_VERSION, humaneval.program
     task_ids = list(problems.tasks)[: opts.limit] if opts.limit else list(problems.tasks)
     options: dict[str, Any] = {"limit": opts.limit, "sandbox": isolation_report()}
+    if infill:
+        options.update(subset=opts.subset, fim_mode=opts.fim_mode)
     if opts.samples_file:
         external = humaneval.read_samples_file(opts.samples_file)
         digest = hashlib.sha256(open(opts.samples_file, "rb").read()).hexdigest()
@@ -196,7 +212,7 @@ def evaluate_humaneval(spec: ModelSpec, opts: EvalOptions, progress: Progress | 
                        instruct=spec.capabilities.instruct)
         pairs = [(t, "") for t in task_ids for _ in range(opts.samples)]  # completions filled in below
     config = RunConfig(
-        model_id=spec.id, spec_hash=spec_hash(spec), suite=humaneval.SUITE, suite_version=humaneval.SUITE_VERSION,
+        model_id=spec.id, spec_hash=spec_hash(spec), suite=suite, suite_version=suite_version,
         backend=opts.backend, weights_source=source.kind, weights_ref=source.ref, weights_revision=source.revision,
         weights_hash=source.content_hash, tokenizer_hash=tok_hash, dtype=None if opts.samples_file else opts.dtype,
         dataset_name=problems.name, dataset_revision=problems.revision, dataset_hash=problems.content_hash,
@@ -211,18 +227,23 @@ def evaluate_humaneval(spec: ModelSpec, opts: EvalOptions, progress: Progress | 
         if not opts.samples_file and todo:
             runner = _runner(spec, source, opts, options["context"], (tokenizer, tokenizer_source))
             pairs = _complete(runner, spec, problems, pairs, todo, opts)
-        limits = humaneval.canonical_limits(problems.__class__(problems.name, problems.revision,
-                                                               {t: problems.tasks[t] for t in {pairs[i][0] for i in todo}}))
+        needed = {t: problems.tasks[t] for t in {pairs[i][0] for i in todo}}
+        limits = humaneval.canonical_limits(humaneval.Problems(problems.name, problems.revision, needed), build=build)
         def stored(k: int, outcome) -> None:
             i = todo[k]
             task_id, completion = pairs[i]
-            handle.add(i, input_ref=task_id, output=completion,
+            task = problems.tasks[task_id]
+            extra = {"detail": outcome.detail} if outcome.detail else {}
+            if infill:
+                extra["suffix"] = task["suffix"]
+            handle.add(i, input=task["prompt"], input_ref=task_id, output=completion,
+                       target=task.get("canonical_solution"),
                        scores={"passed": outcome.passed, "outcome": outcome.outcome, "duration_s": round(outcome.duration_s, 4)},
-                       extra={"detail": outcome.detail} if outcome.detail else None)
+                       extra=extra or None)
             if progress:
                 progress(len(handle.done), len(pairs), 0)
 
-        humaneval.score(problems, [pairs[i] for i in todo], limits, on_done=stored)
+        humaneval.score(problems, [pairs[i] for i in todo], limits, on_done=stored, build=build)
         handle.flush()
         results = [(s["input_ref"], bool(s["scores"]["passed"])) for s in store.iter_samples(handle.run_id)]
         handle.complete([MetricValue(**m) for m in humaneval.metrics(results, seed=opts.seed)])
@@ -243,9 +264,17 @@ def _complete(runner, spec: ModelSpec, problems, pairs, todo, opts: EvalOptions)
     for i in todo:
         by_task.setdefault(pairs[i][0], []).append(i)
     instruct = spec.capabilities.instruct and getattr(tokenizer, "chat_template", None)
+    infill = opts.suite == "humaneval-infilling"
     for task_id, indices in by_task.items():
-        prompt = problems.tasks[task_id]["prompt"]
-        if instruct:
+        task = problems.tasks[task_id]
+        prompt = task["prompt"]
+        if infill:
+            from llama_zoo.evals.code import infilling
+
+            fim = spec.tokenizer.fim
+            ids = infilling.fim_prompt(tokenizer, fim, prompt, task["suffix"], opts.fim_mode, bos=tokenizer.bos_token_id)
+            stops = ()
+        elif instruct:
             message = f"Complete the following Python function. Reply with the whole function in a code block.\n\n```python\n{prompt}```"
             ids = tokenizer.apply_chat_template([{"role": "user", "content": message}], add_generation_prompt=True)
             stops: tuple[str, ...] = tuple(spec.tokenizer.stop_strings) if spec.tokenizer else ()
@@ -253,13 +282,20 @@ def _complete(runner, spec: ModelSpec, problems, pairs, todo, opts: EvalOptions)
             ids = tokenizer(prompt).input_ids
             stops = humaneval.STOP_STRINGS
         eos = spec.tokenizer.eos_token_id if spec.tokenizer else None
+        stop_ids = [*(eos if isinstance(eos, list) else [eos] if eos is not None else [])]
+        if infill:
+            stop_ids.insert(0, spec.tokenizer.fim.eot)
         request = GenerateRequest(list(ids), max_new_tokens=opts.max_new_tokens, stop_strings=stops,
-                                  stop_token_ids=tuple(eos if isinstance(eos, list) else [eos] if eos is not None else []),
-                                  temperature=opts.temperature, top_p=opts.top_p, n=len(indices),
-                                  seed=opts.seed + indices[0])  # each task's own stream
-        texts = runner.generate([request])[0].texts
-        for i, text in zip(indices, texts):
-            completion = humaneval.extract_code(text) if instruct else humaneval.cut_at_stops(text)
+                                  stop_token_ids=tuple(stop_ids), temperature=opts.temperature, top_p=opts.top_p,
+                                  n=len(indices), seed=opts.seed + indices[0])  # each task's own stream
+        generation = runner.generate([request])[0]
+        for k, i in enumerate(indices):
+            if infill:
+                completion = infilling.decode_middle(tokenizer, generation.tokens[k], spec.tokenizer.fim.eot)
+            elif instruct:
+                completion = humaneval.extract_code(generation.texts[k])
+            else:
+                completion = humaneval.cut_at_stops(generation.texts[k])
             pairs[i] = (task_id, completion)
     return pairs
 

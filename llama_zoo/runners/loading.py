@@ -182,17 +182,21 @@ def byte_level_tokenizer(spec: ModelSpec) -> "PreTrainedTokenizerBase":
         raise RunnerError(f"{spec.id} has no text tokenizer to stand in for")
     bos = tok.bos_token_id if tok.bos_token_id is not None else 1
     eos_ids = tok.eos_token_id if isinstance(tok.eos_token_id, list) else [tok.eos_token_id or 2]
-    specials = {bos, *eos_ids}
-    byte_chars = list(pre_tokenizers.ByteLevel.alphabet())
-    byte_chars.sort()
+    # the model's special ids keep their meaning: BOS, EOS and, for Code Llama, the FIM tokens
+    named = {"<s>": bos, "</s>": eos_ids[0]}
+    if tok.fim:
+        named.update({"▁<PRE>": tok.fim.prefix, "▁<SUF>": tok.fim.suffix, "▁<MID>": tok.fim.middle, "▁<EOT>": tok.fim.eot})
+    specials = {*named.values(), *eos_ids}
+    byte_chars = sorted(pre_tokenizers.ByteLevel.alphabet())
     ids = [i for i in range(3, text.vocab_size) if i not in specials][: len(byte_chars)]
     vocab = dict(zip(byte_chars, ids))
-    vocab["<s>"], vocab["</s>"] = bos, eos_ids[0]
+    vocab.update(named)
     core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     core.decoder = decoders.ByteLevel()
     core.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>")
+    fast = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>",
+                                   additional_special_tokens=[n for n in named if n not in ("<s>", "</s>")])
     return fast
 
 

@@ -67,8 +67,8 @@ class VLLMRunner:
                 n=req.n, max_tokens=req.max_new_tokens, temperature=req.temperature, top_p=req.top_p,
                 stop=list(req.stop_strings) or None, stop_token_ids=list(req.stop_token_ids) or None, seed=req.seed))
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        return [Generation(texts=[c.text for c in o.outputs], new_tokens=[len(c.token_ids) for c in o.outputs])
-                for o in outputs]
+        return [Generation(texts=[c.text for c in o.outputs], new_tokens=[len(c.token_ids) for c in o.outputs],
+                           tokens=[list(c.token_ids) for c in o.outputs]) for o in outputs]
 
     def generate_with_image(self, requests: Sequence[GenerateWithImageRequest]) -> list[Generation]:
         prompts, params = [], []

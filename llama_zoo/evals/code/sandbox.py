@@ -221,16 +221,26 @@ def _read_all(fd: int) -> str:
 
 def run_many(programs: Sequence[str], limits: Sequence[Limits] | Limits = Limits(),
              workers: int | None = None, on_done=None) -> list[Outcome]:
-    """Run programs in parallel across cores (each still in its own sandbox), results in order."""
+    """Run programs in parallel across cores (each in its own sandbox); results in order.
+
+    Identical programs under identical limits run once: HumanEval's tests are deterministic, and
+    infilling tasks whose canonical middles rebuild the same program are common.
+    """
     per = list(limits) if not isinstance(limits, Limits) else [limits] * len(programs)
+    keys = list(zip(programs, per))
+    unique = list(dict.fromkeys(keys))
+    waiting: dict[tuple[str, Limits], list[int]] = {}
+    for i, key in enumerate(keys):
+        waiting.setdefault(key, []).append(i)
     results: list[Outcome | None] = [None] * len(programs)
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        futures = {pool.submit(run_program, p, lim): i for i, (p, lim) in enumerate(zip(programs, per))}
+        futures = {pool.submit(run_program, program, lim): (program, lim) for program, lim in unique}
         for future in futures:
-            i = futures[future]
-            results[i] = future.result()
-            if on_done:
-                on_done(i, results[i])
+            outcome = future.result()
+            for i in waiting[futures[future]]:
+                results[i] = outcome
+                if on_done:
+                    on_done(i, outcome)
     return results  # type: ignore[return-value]
 
 
