@@ -19,7 +19,7 @@ from llama_zoo.cli.common import Format, console, emit, human, print_json
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.registry import derive
 from llama_zoo.registry.catalog import load_catalog
-from llama_zoo.registry.query import parse_where, row
+from llama_zoo.registry.query import flatten, parse_where, row
 
 app = typer.Typer(
     help="The registry: every Llama model's architecture, links, lineage and derived numbers.",
@@ -121,15 +121,6 @@ def _kv_table(title: str, items: list[tuple[str, Any]]) -> Table:
     return table
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, dict):
-        out: dict[str, Any] = {}
-        for key, value in data.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): data}
-
-
 @app.command()
 def show(
     model: str = typer.Argument(..., help="Registry id or Hugging Face repo id."),
@@ -149,7 +140,7 @@ def show(
         print_json(data)
         return
 
-    flat = _flatten(spec.architecture.model_dump(exclude_none=True) if spec.architecture else {})
+    flat = flatten(spec.architecture.model_dump(exclude_none=True) if spec.architecture else {})
     arch = _kv_table("Architecture", list(flat.items()))
     derived = _kv_table("Derived", _derived_lines(spec, ctx, batch, gpus))
     tok = spec.tokenizer
@@ -255,8 +246,8 @@ def diff(
     left, right = catalog.get(a), catalog.get(b)
 
     def facts(spec) -> dict[str, Any]:
-        data = _flatten(spec.model_dump(mode="json", exclude_none=True))
-        data.update({f"derived.{k}": v for k, v in _flatten(_derived(spec, 8192, 1)).items()})
+        data = flatten(spec.model_dump(mode="json", exclude_none=True))
+        data.update({f"derived.{k}": v for k, v in flatten(_derived(spec, 8192, 1)).items()})
         return data
 
     fa, fb = facts(left), facts(right)

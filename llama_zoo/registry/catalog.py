@@ -140,14 +140,27 @@ def _strip(resolved: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in resolved.items() if k not in NOT_INHERITED and k != "unverified"}
 
 
-def _restates(own: dict[str, Any], dotted: str) -> bool:
-    """Whether ``own`` writes the value at ``dotted`` itself (a mapping written in part does not)."""
-    node: Any = own
+_MISSING = object()
+
+
+def lookup(data: dict[str, Any], dotted: str) -> Any:
+    """The value at a dotted path, or ``_MISSING``."""
+    node: Any = data
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
-            return False
+            return _MISSING
         node = node[part]
-    return not isinstance(node, dict)
+    return node
+
+
+def has_path(data: dict[str, Any], dotted: str) -> bool:
+    return lookup(data, dotted) is not _MISSING
+
+
+def _restates(own: dict[str, Any], dotted: str) -> bool:
+    """Whether ``own`` writes the value at ``dotted`` itself (a mapping written in part does not)."""
+    value = lookup(own, dotted)
+    return value is not _MISSING and not isinstance(value, dict)
 
 
 def _text_config_from(base_arch: dict[str, Any]) -> dict[str, Any]:

@@ -32,6 +32,16 @@ class WhereError(LlamaZooError):
     pass
 
 
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as dotted keys: {"a": {"b": 1}} -> {"a.b": 1}."""
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): data}
+
+
 def row(spec: ModelSpec) -> dict[str, Any]:
     """Everything a filter, sort or table may name, flat. Architecture fields keep transformers' names."""
     count = param_count(spec)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from llama_zoo.registry.catalog import DISCRIMINATORS, NOT_INHERITED, REPLACED_WHOLE, Catalog, same_kind
+from llama_zoo.registry.catalog import DISCRIMINATORS, NOT_INHERITED, REPLACED_WHOLE, Catalog, has_path, same_kind
 from llama_zoo.registry.derive import param_count, rotary_buffer_elements
 from llama_zoo.registry.schema import Llama4Arch, LlamaArch, MllamaArch, ModelSpec
 
@@ -32,15 +32,6 @@ def copied_overrides(own: dict[str, Any], inherited: dict[str, Any], path: str =
             yield from copied_overrides(value, inherited[key], where + ".")
         elif value == below:
             yield where
-
-
-def _has_path(data: dict[str, Any], dotted: str) -> bool:
-    node: Any = data
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
 
 
 def _lineage_cycle(catalog: Catalog, model_id: str) -> bool:
@@ -119,7 +110,7 @@ def problems(catalog: Catalog) -> list[Problem]:
         if spec.status in ("released", "deprecated") and not spec.hf_repo:
             messages.append("a released model needs hf_repo")
         messages += [f"unverified names {p!r}, which the entry does not have"
-                     for p in spec.unverified if not _has_path(catalog.resolved(spec.id), p)]
+                     for p in spec.unverified if not has_path(catalog.resolved(spec.id), p)]
         if _lineage_cycle(catalog, spec.id):
             messages.append("derived_from leads back to this model")
         messages += [f"restates inherited value {p!r}" for p in

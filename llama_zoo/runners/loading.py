@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llama_zoo.registry.hf import MODEL_CLASSES, config_from_dict, model_class, shadow_hf_config, to_hf_config
+from llama_zoo.registry.query import flatten
 from llama_zoo.registry.schema import DebertaV2Arch, ModelSpec
 from llama_zoo.runners.base import RunnerError
 
@@ -67,15 +68,6 @@ def hash_files(path: Path, patterns: tuple[str, ...] = ("*.safetensors", "*.bin"
     return digest.hexdigest()
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, dict):
-        out: dict[str, Any] = {}
-        for key, value in data.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): data}
-
-
 ARCHITECTURE_KEYS = ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads",
                      "num_key_value_heads", "vocab_size", "head_dim", "tie_word_embeddings", "num_local_experts",
                      "interleave_moe_layer_step", "cross_attention_layers", "model_type")
@@ -83,7 +75,7 @@ ARCHITECTURE_KEYS = ("num_hidden_layers", "hidden_size", "intermediate_size", "n
 
 def config_differences(spec: ModelSpec, local_config: dict[str, Any]) -> dict[str, Any]:
     """Architecture fields where a local checkpoint differs from the registry: {field: [registry, checkpoint]}."""
-    ours, theirs = _flatten(to_hf_config(spec)), _flatten(local_config)
+    ours, theirs = flatten(to_hf_config(spec)), flatten(local_config)
     diffs = {}
     for key, value in ours.items():
         if key.split(".")[-1] in ARCHITECTURE_KEYS and key in theirs and theirs[key] != value:
