@@ -125,8 +125,10 @@ def evaluate_perplexity(spec: ModelSpec, opts: EvalOptions, progress: Progress |
     source = choose_source(spec, shadow=opts.shadow, random_weights=opts.random_weights, weights=opts.weights,
                            revision=opts.revision, seed=opts.seed)
     tokenizer, tokenizer_source = load_tokenizer(spec, source, opts.tokenizer)
+    device, dtype = _resolved_device(opts)
     stride = (opts.stride or context // 2) if opts.protocol == "sliding" else None
-    options = {"protocol": opts.protocol, "context": context, "limit": opts.limit, "tokenizer_source": tokenizer_source}
+    options = {"protocol": opts.protocol, "context": context, "limit": opts.limit, "tokenizer_source": tokenizer_source,
+               "device": device}
     if stride:
         options["stride"] = stride
     if source.config_differences:
@@ -134,7 +136,7 @@ def evaluate_perplexity(spec: ModelSpec, opts: EvalOptions, progress: Progress |
     config = RunConfig(
         model_id=spec.id, spec_hash=spec_hash(spec), suite=perplexity.SUITE, suite_version=perplexity.SUITE_VERSION,
         backend=opts.backend, weights_source=source.kind, weights_ref=source.ref, weights_revision=source.revision,
-        weights_hash=source.content_hash, tokenizer_hash=tokenizer_hash(tokenizer), dtype=opts.dtype,
+        weights_hash=source.content_hash, tokenizer_hash=tokenizer_hash(tokenizer), dtype=dtype,
         dataset_name=docs.name, dataset_revision=docs.revision, dataset_hash=docs.content_hash,
         options=options, seed=opts.seed)
 
@@ -198,8 +200,13 @@ def evaluate_code(spec: ModelSpec, opts: EvalOptions, progress: Progress | None 
         external = humaneval.read_samples_file(opts.samples_file)
         digest = hashlib.sha256(open(opts.samples_file, "rb").read()).hexdigest()
         source, tok_hash = WeightsSource("external", ref=opts.samples_file, content_hash=digest), None
+        unknown = sorted({t for t, _ in external} - set(problems.tasks))
+        if unknown:
+            raise LlamaZooError(f"{opts.samples_file} names tasks not in {problems.name}: {', '.join(unknown[:3])}")
         wanted = set(task_ids) if opts.limit else None
         pairs = [(t, c) for t, c in external if wanted is None or t in wanted]
+        if not pairs:
+            raise LlamaZooError(f"{opts.samples_file} has no samples for the first {opts.limit} tasks")
         options["samples_file"] = opts.samples_file
     else:
         context = check(spec, opts)
@@ -207,6 +214,7 @@ def evaluate_code(spec: ModelSpec, opts: EvalOptions, progress: Progress | None 
                                revision=opts.revision, seed=opts.seed)
         tokenizer, tokenizer_source = load_tokenizer(spec, source, opts.tokenizer)
         tok_hash = tokenizer_hash(tokenizer)
+        options["device"], resolved_dtype = _resolved_device(opts)
         options.update(samples=opts.samples, temperature=opts.temperature, top_p=opts.top_p,
                        max_new_tokens=opts.max_new_tokens, tokenizer_source=tokenizer_source, context=context,
                        instruct=spec.capabilities.instruct)
@@ -214,7 +222,7 @@ def evaluate_code(spec: ModelSpec, opts: EvalOptions, progress: Progress | None 
     config = RunConfig(
         model_id=spec.id, spec_hash=spec_hash(spec), suite=suite, suite_version=suite_version,
         backend=opts.backend, weights_source=source.kind, weights_ref=source.ref, weights_revision=source.revision,
-        weights_hash=source.content_hash, tokenizer_hash=tok_hash, dtype=None if opts.samples_file else opts.dtype,
+        weights_hash=source.content_hash, tokenizer_hash=tok_hash, dtype=None if opts.samples_file else resolved_dtype,
         dataset_name=problems.name, dataset_revision=problems.revision, dataset_hash=problems.content_hash,
         options=options, seed=opts.seed)
     store = Store.open(opts.db)
@@ -298,6 +306,17 @@ def _complete(runner, spec: ModelSpec, problems, pairs, todo, opts: EvalOptions)
                 completion = humaneval.cut_at_stops(generation.texts[k])
             pairs[i] = (task_id, completion)
     return pairs
+
+
+def _resolved_device(opts: EvalOptions) -> tuple[str, str]:
+    """The device and dtype a run will really use: part of its identity (bf16 on a GPU and fp32 on a
+    CPU give different numbers, so neither may be a cache hit for the other)."""
+    if opts.backend == "vllm":
+        return "cuda", opts.dtype
+    from llama_zoo.runners.hf import pick_device, pick_dtype
+
+    device = pick_device(opts.device)
+    return device, str(pick_dtype(opts.dtype, device)).removeprefix("torch.")
 
 
 def _runner(spec: ModelSpec, source, opts: EvalOptions, context: int, tokenizer):

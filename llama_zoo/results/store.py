@@ -123,7 +123,7 @@ class RunHandle:
         if not self._pending:
             return
         rows, self._pending = self._pending, []
-        with self.store._write() as conn:
+        with translate_errors(self.store.url), self.store._write() as conn:
             conn.execute(insert(Sample), rows)
             conn.execute(update(Run).where(Run.id == self.run_id).values(heartbeat_at=utcnow()))
 
@@ -236,10 +236,12 @@ class Store:
                         f"run {previous.id} with this configuration is running (pid {previous.pid} on "
                         f"{previous.host}); wait for it, or stop it and run again to resume")
                 with self._write() as conn:
-                    conn.execute(update(Run).where(Run.id == previous.id).values(
+                    claimed = conn.execute(update(Run).where(Run.id == previous.id, Run.status != "running").values(
                         status="running", error=None, finished_at=None, host=host, pid=pid,
                         heartbeat_at=utcnow(), batch_size=batch_size, versions=package_versions(),
-                        git_sha=git_sha()))
+                        git_sha=git_sha())).rowcount
+                if not claimed:  # another process resumed it between our read and this write
+                    raise RunBusyError(f"run {previous.id} with this configuration was just resumed by another process")
                 done = self.sample_indices(previous.id)
                 return RunHandle(self, previous.id, resumed=True, done=done, flush_every=flush_every)
             run_id = uuid.uuid4().hex[:12]

@@ -57,6 +57,12 @@ CANARY_PROGRAMS = {
 }
 
 
+ISOLATED = bool(isolation_report()["unprivileged_uid"])
+needs_isolation = pytest.mark.skipif(
+    not ISOLATED, reason="needs root: without a user switch a hostile program could reach the test process itself")
+
+
+@needs_isolation
 @pytest.mark.parametrize("name", list(CANARY_PROGRAMS))
 def test_hostile_programs_are_contained(name, tmp_path):
     canary = tmp_path / "canary"
@@ -68,6 +74,37 @@ def test_hostile_programs_are_contained(name, tmp_path):
     assert outcome.outcome == expected, outcome
     assert sorted(p.name for p in canary.iterdir()) == ["keep"] and (canary / "keep").read_text() == "still here"
     assert os.getppid() > 1  # the harness (this process) is alive and still has its parent
+
+
+@needs_isolation
+def test_what_a_program_leaves_behind_is_removed():
+    import subprocess
+
+    marker = f"llama-zoo-leftover-{os.getpid()}"
+    source = (f"open('/tmp/{marker}', 'w').write('x')\nopen('/dev/shm/{marker}', 'w').write('x')\n"
+              "import ctypes, time\nlibc = ctypes.CDLL(None)\nif libc.fork() == 0:\n    libc.setsid()\n"
+              f"    time.sleep(60)\n")
+    assert run_program(source, Limits(timeout_s=5)).outcome == "passed"
+    assert not os.path.exists(f"/tmp/{marker}") and not os.path.exists(f"/dev/shm/{marker}")
+    alive = subprocess.run(["ps", "-eo", "uid=,stat="], capture_output=True, text=True).stdout.split("\n")
+    sandbox_procs = [line for line in alive if line.split() and int(line.split()[0]) >= 1_700_000_000
+                     and not line.split()[1].startswith("Z")]
+    assert sandbox_procs == []
+
+
+@needs_isolation
+def test_a_program_cannot_kill_its_neighbours():
+    from llama_zoo.evals.code.sandbox import run_many
+
+    good = "import time\ntime.sleep(1.5)\nassert True"
+    bad = "import time, ctypes\ntime.sleep(0.3)\nctypes.CDLL(None).kill(-1, 9)\nassert False"
+    assert [o.outcome for o in run_many([good, bad], Limits(timeout_s=5), workers=2)] == ["passed", "failed"]
+
+
+def test_the_reporting_code_is_out_of_easy_reach():
+    forged = "import __main__\n__main__.report('passed')\nassert False"
+    assert not run_program(forged, Limits(timeout_s=3)).passed
+    assert not run_program("print('passed')\nimport os\nos._exit(0)", Limits(timeout_s=3)).passed
 
 
 def test_the_network_is_cut_below_python_too():

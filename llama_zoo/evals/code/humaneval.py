@@ -43,8 +43,16 @@ class Problems:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     opener = gzip.open if path.suffix == ".gz" else open
+    rows = []
     with opener(path, "rt", encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+        for n, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise LlamaZooError(f"{path}:{n}: not a JSON line") from None
+    return rows
 
 
 def load_problems(dataset: str | None = None) -> Problems:

