@@ -29,6 +29,11 @@ class Format(str, Enum):
     csv = "csv"
 
 
+class TableOrJson(str, Enum):
+    table = "table"
+    json = "json"
+
+
 def human(n: float | int | None, unit: str = "") -> str:
     """8030261248 -> '8.03B'."""
     if n is None:

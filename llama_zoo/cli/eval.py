@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from llama_zoo.cli.common import DB_OPTION, console, print_json
+from llama_zoo.cli.common import DB_OPTION, TableOrJson, console, print_json
 
 
 class Protocol(str, Enum):
@@ -29,11 +29,6 @@ class DType(str, Enum):
     float32 = "float32"
     bfloat16 = "bfloat16"
     float16 = "float16"
-
-
-class OutputFormat(str, Enum):
-    table = "table"
-    json = "json"
 
 
 def eval_command(
@@ -65,7 +60,7 @@ def eval_command(
     fim_mode: str = typer.Option("psm", "--fim-mode", help="humaneval-infilling: psm (prefix, suffix, middle) or spm (suffix first)."),
     samples_file: Optional[str] = typer.Option(None, "--samples-file", help="Code suites: score human-eval style {task_id, completion} lines made elsewhere (no model is loaded)."),
     force: bool = typer.Option(False, "--force", help="Run again even if the same configuration completed before."),
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, or json (run id and metrics)."),
+    fmt: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table, or json (run id and metrics)."),
     db: Optional[str] = DB_OPTION,
 ) -> None:
     """Run a suite and store it: a completed identical run is reused, an interrupted one resumed."""
@@ -77,7 +72,7 @@ def eval_command(
                        backend=backend.value, dtype=dtype.value, device=device, batch_size=batch_size, seed=seed,
                        force=force, db=db, samples=samples, temperature=temperature, top_p=top_p,
                        max_new_tokens=max_new_tokens, samples_file=samples_file, subset=subset, fim_mode=fim_mode)
-    quiet = fmt is OutputFormat.json
+    quiet = fmt is TableOrJson.json
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                   console=console, transient=True, disable=quiet) as bar:

@@ -15,7 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.tree import Tree
 
-from llama_zoo.cli.common import Format, console, emit, human, print_json
+from llama_zoo.cli.common import Format, TableOrJson, console, emit, human, print_json
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.registry import derive
 from llama_zoo.registry.catalog import load_catalog
@@ -26,11 +26,6 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
-class ShowFormat(str, Enum):
-    table = "table"
-    json = "json"
-
-
 class ExportFormat(str, Enum):
     hf_config = "hf-config"
     yaml = "yaml"
@@ -127,14 +122,14 @@ def show(
     context: Optional[int] = typer.Option(None, min=1, help="Context for KV cache, FLOPs and fit (default: 8192 or the model's maximum)."),
     batch: int = typer.Option(1, min=1, help="Batch size for the GPU fit."),
     gpus: int = typer.Option(1, min=1, help="GPUs the weights and cache are spread over, for the fit."),
-    fmt: ShowFormat = typer.Option(ShowFormat.table, "--format", help="table or json."),
+    fmt: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table or json."),
 ) -> None:
     """Everything about one model: architecture, derived numbers, tokenizer, capabilities, links."""
     catalog = load_catalog()
     spec = catalog.get(model)
     count = derive.param_count(spec)
     ctx = context if context is not None else min(8192, spec.max_context or 8192)
-    if fmt is ShowFormat.json:
+    if fmt is TableOrJson.json:
         data = spec.model_dump(mode="json", exclude_none=True)
         data["derived"] = _derived(spec, ctx, batch, gpus)
         print_json(data)
