@@ -11,6 +11,7 @@ import sys
 import typer
 
 from llama_zoo.cli.bench import bench_command
+from llama_zoo.cli.compare import compare_command
 from llama_zoo.cli.eval import eval_command
 from llama_zoo.cli.models import app as models_app
 from llama_zoo.cli.runs import app as runs_app
@@ -27,6 +28,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(db_app, name="db")
 app.command("eval")(eval_command)
 app.command("bench")(bench_command)
+app.command("compare")(compare_command)
 
 
 @app.callback()

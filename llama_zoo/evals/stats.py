@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -28,3 +30,62 @@ def bootstrap_ratio_ci(
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
     return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """B minus A on paired units: the estimate, its confidence interval and a two-sided p-value."""
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n: int
+    test: str
+
+
+def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> Difference:
+    """McNemar's exact test on paired pass/fail outcomes: only discordant pairs carry evidence.
+    The difference is in pass rate (B - A), with a paired bootstrap interval."""
+    x, y = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError("McNemar needs the same, non-empty set of paired outcomes")
+    only_a, only_b = int(np.sum(x & ~y)), int(np.sum(~x & y))
+    discordant = only_a + only_b
+    # two-sided exact binomial test of the discordant pairs against 1/2 (as statsmodels' exact McNemar)
+    tail = sum(math.comb(discordant, i) for i in range(min(only_a, only_b) + 1)) / 2**discordant
+    p = min(1.0, 2 * tail)
+    diff = y.astype(float) - x.astype(float)
+    low, high = _bootstrap_mean_ci(diff)
+    return Difference(float(diff.mean()), low, high, p, len(x), f"McNemar exact ({only_a} vs {only_b} discordant)")
+
+
+def _bootstrap_mean_ci(values: np.ndarray, resamples: int = 10_000, seed: int = 0, level: float = 0.95):
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def paired_bootstrap(
+    num_a: Sequence[float], den_a: Sequence[float], num_b: Sequence[float], den_b: Sequence[float],
+    transform: Callable[[np.ndarray], np.ndarray] = lambda x: x,
+    *, resamples: int = 10_000, seed: int = 0, level: float = 0.95,
+) -> Difference:
+    """Paired bootstrap of ``transform(sum(num)/sum(den))`` for B minus A: the same resampled units
+    for both, so what the units share (a hard document is hard for both) cancels. The p-value is
+    twice the smaller share of resampled differences on either side of zero."""
+    arrays = [np.asarray(v, dtype=np.float64) for v in (num_a, den_a, num_b, den_b)]
+    n = len(arrays[0])
+    if n < 2 or any(len(v) != n for v in arrays):
+        raise ValueError("a paired bootstrap needs at least two paired units")
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, n, size=(resamples, n))
+    na, da, nb, db = (v[picks].sum(axis=1) for v in arrays)
+    deltas = transform(nb / db) - transform(na / da)
+    estimate = float(transform(np.array(arrays[2].sum() / arrays[3].sum())) - transform(np.array(arrays[0].sum() / arrays[1].sum())))
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(deltas, [tail, 100 - tail])
+    p = float(min(1.0, 2 * min(np.mean(deltas <= 0), np.mean(deltas >= 0))))
+    return Difference(estimate, float(low), float(high), p, n, "paired bootstrap")
