@@ -1,0 +1,84 @@
+"""``llama-zoo report`` and ``llama-zoo demo``."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from llama_zoo.cli.common import DB_OPTION, console
+from llama_zoo.errors import LlamaZooError
+
+
+class ReportFormat(str, Enum):
+    html = "html"
+    md = "md"
+    csv = "csv"
+
+
+def report_command(
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write (default: report.html, or standard output for md/csv)."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="Only this suite."),
+    model: Optional[str] = typer.Option(None, "--model", help="Only this model."),
+    compare: Optional[list[str]] = typer.Option(None, "--compare", help="Two runs or models to compare in a section (give twice)."),
+    fmt: ReportFormat = typer.Option(ReportFormat.html, "--format", help="html (one self-contained file), md or csv."),
+    db: Optional[str] = DB_OPTION,
+) -> None:
+    """Leaderboards per suite with intervals, charts, provenance and the whole registry, in one file."""
+    from llama_zoo.reports import html
+    from llama_zoo.results.store import Store
+
+    store = Store.open(db)
+    if fmt is not ReportFormat.html:
+        rows = html.flat_rows(store, suite, model)
+        text = html.render_csv(rows) if fmt is ReportFormat.csv else html.render_markdown(rows)
+        if out:
+            out.write_text(text)
+            console.print(f"wrote {out}", highlight=False)
+        else:
+            print(text, end="")
+        return
+    comparison = None
+    if compare:
+        if len(compare) != 2:
+            raise LlamaZooError("--compare takes two runs or models: --compare A --compare B")
+        from llama_zoo.reports.compare import compare as run_compare
+
+        comparison = run_compare(store, compare[0], compare[1], suite=suite)
+    path = out or Path("report.html")
+    if not path.resolve().parent.is_dir():
+        raise LlamaZooError(f"directory {path.resolve().parent} does not exist")
+    path.write_text(html.render_html(store, suite, model, comparison), encoding="utf-8")
+    console.print(f"wrote {path.resolve()} ({path.stat().st_size / 1024:,.0f} KiB)", highlight=False)
+
+
+def demo_command(
+    out: Path = typer.Option(Path("llama-zoo-demo.html"), "--out", "-o", help="Where the report goes."),
+    db: Optional[str] = typer.Option(None, "--db", help="Demo database (default: llama-zoo-demo.db next to the report)."),
+) -> None:
+    """Shadow models of several families through every suite, offline on a CPU, then the report."""
+    from llama_zoo.evaluate import EvalOptions, evaluate
+    from llama_zoo.reports.compare import compare
+    from llama_zoo.reports.html import render_html
+    from llama_zoo.results.store import Store
+
+    database = db or str(out.resolve().with_suffix(".db"))
+    jobs = [
+        *(dict(model=m, suite="perplexity", limit=3, context=256) for m in ("llama-2-7b", "llama-3.2-1b", "code-llama-7b")),
+        *(dict(model=m, suite="humaneval", limit=4, max_new_tokens=24) for m in ("code-llama-7b", "llama-3.2-1b")),
+        *(dict(model="code-llama-7b", suite="humaneval-infilling", subset=s, fim_mode=f, limit=4, max_new_tokens=16)
+          for s in ("single-line", "multi-line") for f in ("psm", "spm")),
+    ]
+    for n, job in enumerate(jobs, 1):
+        label = f"{job['model']} · {job['suite']}" + (f" · {job['subset']} {job['fim_mode']}" if "subset" in job else "")
+        with console.status(f"[{n}/{len(jobs)}] {label}"):
+            outcome = evaluate(EvalOptions(shadow=True, db=database, device="cpu", **job))
+        headline = ", ".join(f"{m['name']}={m['value']:.4g}" for m in outcome.metrics[:2])
+        console.print(f"[{n}/{len(jobs)}] {label}: {headline}{' (stored earlier)' if outcome.cached else ''}", highlight=False)
+    store = Store.open(database)
+    comparison = compare(store, "llama-2-7b", "code-llama-7b", suite="perplexity")
+    out.write_text(render_html(store, comparison=comparison), encoding="utf-8")
+    console.print(f"\nshadow models: these numbers exercise every code path; they do not measure the real models.\n"
+                  f"report: {out.resolve()}", highlight=False)

@@ -1,0 +1,118 @@
+"""The HTML report: self-contained, opened in real headless Chromium; and its Markdown / CSV forms."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import shutil
+import subprocess
+import sys
+import os
+
+import pytest
+
+from llama_zoo.registry.catalog import load_catalog
+from llama_zoo.reports.html import flat_rows, render_csv, render_html, render_markdown
+from llama_zoo.results.identity import RunConfig
+from llama_zoo.results.store import MetricValue, Store
+
+PPL = RunConfig(model_id="llama-2-7b", spec_hash="s", suite="perplexity", suite_version="1", backend="hf",
+                weights_source="hub", dataset_name="wikitext-2", dataset_hash="d", options={"protocol": "gptq"})
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store.open(str(tmp_path / "r.db"))
+    for model, ppl, source in (("llama-2-7b", 5.47, "hub"), ("llama-2-13b", 4.88, "hub"), ("llama-3.1-8b", 6.2, "shadow"),
+                               ("llama-1-7b", 5.68, "hub")):
+        with store.begin(dataclasses.replace(PPL, model_id=model, weights_source=source)) as run:
+            for i in range(3):
+                run.add(i, input_ref=f"chunk {i}", scores={"logprob": -100.0, "tokens": 50, "words": 30, "bytes": 200})
+            run.complete([MetricValue("token_perplexity", ppl, ci_low=ppl - 0.1, ci_high=ppl + 0.1, n=3),
+                          MetricValue("word_perplexity", ppl * 1.6)])
+    for model, passed in (("code-llama-7b", 0.33), ("code-llama-13b", 0.36)):
+        config = dataclasses.replace(PPL, model_id=model, suite="humaneval", dataset_name="human-eval", options={})
+        with store.begin(config) as run:
+            run.complete([MetricValue("pass@1", passed, ci_low=passed - 0.07, ci_high=passed + 0.07, n=164)])
+    return store
+
+
+def test_report_is_self_contained_and_lists_every_model(store):
+    html = render_html(store)
+    import re
+
+    # nothing is fetched: no external scripts, styles, images or links to resources
+    assert not re.search(r'(src|href)\s*=\s*["\']?(https?:)?//', html)
+    assert "<script src" not in html and "<link" not in html
+    for spec in load_catalog():
+        assert f">{spec.id}<" in html, spec.id
+    assert "not evaluated" in html and html.count("<svg") >= 2
+    assert 'class="badge">shadow' in html
+
+
+def test_markdown_and_csv(store):
+    rows = flat_rows(store)
+    md = render_markdown(rows)
+    assert "### perplexity" in md and "| llama-2-13b | hub | 4.88 [4.78, 4.98] |" in md
+    csv_text = render_csv(rows)
+    assert csv_text.splitlines()[0].startswith("suite,model,family,params,weights,run")
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_report_in_headless_chromium(store, tmp_path):
+    pytest.importorskip("playwright", reason="playwright drives Chromium: pip install playwright")
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    path = tmp_path / "report.html"
+    path.write_text(render_html(store))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(path.as_uri())
+        assert errors == [] and all(u.startswith(("file:", "data:")) for u in requests)  # works offline
+
+        table = page.locator("#suite-perplexity + input + table")
+        models = lambda: table.locator("tbody tr td:first-child").all_inner_texts()  # noqa: E731
+        header = table.locator("th", has_text="token_perplexity")
+        header.click()
+        ascending = models()
+        assert ascending == ["llama-2-13b", "llama-2-7b", "llama-1-7b", "llama-3.1-8b"]
+        header.click()
+        assert models() == list(reversed(ascending))
+
+        page.fill("input[data-table='registry-table']", "guard")
+        visible = page.locator("#registry-table tbody tr:visible td:first-child").all_inner_texts()
+        assert visible and all("guard" in m for m in visible)
+        page.fill("input[data-table='registry-table']", "")
+        listed = page.locator("#registry-table tbody tr td:first-child").all_inner_texts()
+        assert sorted(listed) == sorted(s.id for s in load_catalog())
+
+        chart = page.locator("div.chart svg").first
+        image = Image.open(io.BytesIO(chart.screenshot())).convert("L")
+        assert image.getextrema()[0] < 128  # something dark is drawn: the chart is not blank
+        browser.close()
+    assert errors == []
+
+
+@pytest.mark.slow
+def test_demo_ends_with_a_report(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "llama_zoo", "demo", "--out", str(tmp_path / "demo.html")],
+                            capture_output=True, text=True, timeout=900, cwd=tmp_path, env={**os.environ})
+    assert result.returncode == 0, result.stderr
+    report = tmp_path / "demo.html"
+    assert f"report: {report}" in result.stdout
+    html = report.read_text()
+    for suite in ("perplexity", "humaneval", "humaneval-infilling"):
+        assert f'id="suite-{suite}"' in html
+    assert 'id="comparison"' in html and report.stat().st_size < 5 * 2**20
