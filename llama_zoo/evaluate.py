@@ -107,20 +107,19 @@ def check(spec: ModelSpec, opts: EvalOptions) -> int:
 
 def evaluate(opts: EvalOptions, progress: Progress | None = None) -> Outcome:
     spec = load_catalog().get(opts.model)
-    check(spec, opts)
+    context = check(spec, opts)
     if opts.suite in CODE_SUITES:
-        return evaluate_code(spec, opts, progress)
-    return evaluate_perplexity(spec, opts, progress)
+        return evaluate_code(spec, opts, context, progress)
+    return evaluate_perplexity(spec, opts, context, progress)
 
 
-def evaluate_perplexity(spec: ModelSpec, opts: EvalOptions, progress: Progress | None = None) -> Outcome:
+def evaluate_perplexity(spec: ModelSpec, opts: EvalOptions, context: int, progress: Progress | None = None) -> Outcome:
     from llama_zoo.evals import perplexity
     from llama_zoo.evals.corpora import load_documents
     from llama_zoo.results.identity import RunConfig
     from llama_zoo.results.store import MetricValue, Store
     from llama_zoo.runners.loading import choose_source, load_tokenizer, tokenizer_hash
 
-    context = check(spec, opts)
     docs = load_documents(opts.dataset, opts.dataset_revision)
     source = choose_source(spec, shadow=opts.shadow, random_weights=opts.random_weights, weights=opts.weights,
                            revision=opts.revision, seed=opts.seed)
@@ -176,7 +175,7 @@ def evaluate_perplexity(spec: ModelSpec, opts: EvalOptions, progress: Progress |
     return outcome
 
 
-def evaluate_code(spec: ModelSpec, opts: EvalOptions, progress: Progress | None = None) -> Outcome:
+def evaluate_code(spec: ModelSpec, opts: EvalOptions, context: int, progress: Progress | None = None) -> Outcome:
     import hashlib
 
     from llama_zoo.evals.code import humaneval, infilling
@@ -209,7 +208,6 @@ def evaluate_code(spec: ModelSpec, opts: EvalOptions, progress: Progress | None 
             raise LlamaZooError(f"{opts.samples_file} has no samples for the first {opts.limit} tasks")
         options["samples_file"] = opts.samples_file
     else:
-        context = check(spec, opts)
         source = choose_source(spec, shadow=opts.shadow, random_weights=opts.random_weights, weights=opts.weights,
                                revision=opts.revision, seed=opts.seed)
         tokenizer, tokenizer_source = load_tokenizer(spec, source, opts.tokenizer)

@@ -56,16 +56,8 @@ def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> Difference:
     tail = sum(math.comb(discordant, i) for i in range(min(only_a, only_b) + 1)) / 2**discordant
     p = min(1.0, 2 * tail)
     diff = y.astype(float) - x.astype(float)
-    low, high = _bootstrap_mean_ci(diff)
+    low, high = bootstrap_ratio_ci(diff, np.ones_like(diff), lambda x: x, resamples=10_000)
     return Difference(float(diff.mean()), low, high, p, len(x), f"McNemar exact ({only_a} vs {only_b} discordant)")
-
-
-def _bootstrap_mean_ci(values: np.ndarray, resamples: int = 10_000, seed: int = 0, level: float = 0.95):
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
 
 
 def paired_bootstrap(
