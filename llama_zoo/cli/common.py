@@ -34,16 +34,6 @@ class TableOrJson(str, Enum):
     json = "json"
 
 
-def human(n: float | int | None, unit: str = "") -> str:
-    """8030261248 -> '8.03B'."""
-    if n is None:
-        return "-"
-    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= div:
-            return f"{n / div:.3g}{suffix}{unit}"
-    return f"{n:g}{unit}"
-
-
 def print_json(data: Any) -> None:
     """Indented for a person at a terminal; compact (and several times faster) into a pipe."""
     print(json.dumps(data, indent=2 if sys.stdout.isatty() else None, default=str))

@@ -29,7 +29,7 @@ def compare_command(
     fmt: CompareFormat = typer.Option(CompareFormat.table, "--format", help="table, json, md (for papers) or csv."),
     db: Optional[str] = DB_OPTION,
 ) -> None:
-    """Paired comparison on shared samples: McNemar for pass/fail, paired bootstrap for perplexity."""
+    """Paired comparison on shared samples, by the test the suite declares (McNemar for pass/fail, a paired bootstrap for continuous scores)."""
     from llama_zoo.reports.compare import compare
     from llama_zoo.results.store import Store
 

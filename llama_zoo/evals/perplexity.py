@@ -23,6 +23,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from llama_zoo.errors import LlamaZooError
+from llama_zoo.evals.base import Chart, Context, Emit, Item, Option, PairedBootstrap, Plan, Ratio, SuiteInfo, require_language_model
 from llama_zoo.evals.stats import bootstrap_ratio_ci
 from llama_zoo.runners.base import TokenWindow
 
@@ -145,3 +147,58 @@ def metrics(scores: Sequence[dict[str, Any]], seed: int = 0) -> list[dict[str, A
                     "ci_high": ci[1] if ci else None, "n": len(scores),
                     "extra": {"nll": float(nll.sum()), key: int(counts.sum())}})
     return out
+
+
+# --------------------------------------------------------------------------- the suite
+
+
+class PerplexitySuite:
+    info = SuiteInfo(
+        name=SUITE, version=SUITE_VERSION,
+        summary="How well a model predicts a text: token, word and byte perplexity and bits per byte.",
+        headline="word_perplexity", lower_is_better=True,
+        setup_keys=("protocol", "context", "stride", "limit"),
+        paired=PairedBootstrap((
+            Ratio("token_perplexity", "-logprob", "tokens", "exp"),
+            Ratio("word_perplexity", "-logprob", "words", "exp"),
+            Ratio("byte_perplexity", "-logprob", "bytes", "exp"),
+            Ratio("bits_per_byte", "-logprob", "bytes", "bits"),
+        )),
+        charts=(Chart("metric_vs_params", "word_perplexity", log_y=True),),
+        datasets="stdlib-docs (built in; default), wikitext-2 (hub), or a .txt/.jsonl file or directory",
+        options=(
+            Option("protocol", "rolling", "gptq (published Llama numbers), rolling (lm-eval's), or sliding.",
+                   choices=PROTOCOLS),
+            Option("stride", None, "Sliding protocol: tokens between window starts (default context/2).", type=int, minimum=1),
+        ),
+    )
+
+    def check(self, spec, options) -> None:
+        require_language_model(spec, SUITE)
+
+    def plan(self, ctx: Context) -> Plan:
+        from llama_zoo.evals.corpora import load_documents
+
+        protocol, context = ctx.options["protocol"], ctx.context
+        if protocol == "sliding" and ctx.options["stride"] is not None and not 0 < ctx.options["stride"] <= context:
+            raise LlamaZooError(f"--stride must be between 1 and the context ({context})")
+        docs = load_documents(ctx.dataset, ctx.dataset_revision)
+        stride = (ctx.options["stride"] or context // 2) if protocol == "sliding" else None
+        units = build_units(protocol, docs.texts, ctx.tokenizer, context, stride, ctx.limit)
+        if not units:
+            raise LlamaZooError(f"{docs.name}: nothing to score with a {context}-token context")
+        options: dict[str, Any] = {"protocol": protocol, "context": context, "limit": ctx.limit}
+        if stride:
+            options["stride"] = stride
+        return Plan(docs.name, docs.revision, docs.content_hash,
+                    [Item(u.index, tuple(u.windows), u) for u in units], options)
+
+    def score(self, items: Sequence[Item], answers, seconds: float, ctx: Context, emit: Emit) -> None:
+        for item, logprobs in zip(items, answers):
+            emit(item.index, unit_sample(item.data, logprobs))
+
+    def metrics(self, samples, seed: int, runner=None) -> list[dict[str, Any]]:
+        return metrics([s["scores"] for s in samples], seed=seed)
+
+
+suite = PerplexitySuite()

@@ -212,6 +212,7 @@ ChatFormat = Literal[
     "llama4-header",  # <|header_start|>role<|header_end|>\n\n ... <|eot|>
     "codellama-70b-source",  # Source: user\n\n ... <step> Source: assistant\nDestination: user
     "llama-guard",  # a single user turn carrying the policy and the conversation
+    "chatml",  # <|im_start|>role\n ... <|im_end|> (community fine-tunes: SmolLM2, ...)
 ]
 
 
@@ -224,7 +225,8 @@ class FimTokens(_Strict):
 
 
 class Tokenizer(_Strict):
-    kind: Literal["sentencepiece-bpe", "tiktoken-bpe", "deberta-v3-spm", "mdeberta-v3-spm"]
+    # byte-level-bpe: GPT-2 style (community Llama-architecture models such as SmolLM2)
+    kind: Literal["sentencepiece-bpe", "tiktoken-bpe", "byte-level-bpe", "deberta-v3-spm", "mdeberta-v3-spm"]
     size: int  # entries in the tokenizer itself, which may be fewer than the embedding rows
     bos_token_id: int | None = None
     eos_token_id: int | list[int] | None = None

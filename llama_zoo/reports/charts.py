@@ -45,8 +45,9 @@ def metric_vs_params(rows: list[dict[str, Any]], metric: str, log_y: bool = Fals
     return _svg(fig)
 
 
-def fim_by_mode(rows: list[dict[str, Any]]) -> str | None:
-    """pass@1 per infilling subset, PSM beside SPM, per model."""
+def by_option(rows: list[dict[str, Any]], metric: str, group: str, series: str) -> str | None:
+    """Bars of ``metric`` per (model, value of the ``group`` option), one series per value of the
+    ``series`` option (HumanEval-Infilling: pass@1 per subset, PSM beside SPM)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,18 +56,28 @@ def fim_by_mode(rows: list[dict[str, Any]]) -> str | None:
     cells = {}
     for r in rows:
         options = r["run"]["options"] or {}
-        if "pass@1" in r["metrics"]:
-            cells[(r["run"]["model_id"], options.get("subset"), options.get("fim_mode"))] = r["metrics"]["pass@1"]["value"]
+        if metric in r["metrics"]:
+            cells[(r["run"]["model_id"], str(options.get(group)), str(options.get(series)))] = r["metrics"][metric]["value"]
     if not cells:
         return None
-    groups = sorted({(m, s) for m, s, _ in cells})
+    groups = sorted({(m, g) for m, g, _ in cells})
+    kinds = sorted({s for _, _, s in cells})
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    width = 0.4
-    for k, mode in enumerate(("psm", "spm")):
-        ax.bar([i + k * width for i in range(len(groups))], [cells.get((m, s, mode), 0) for m, s in groups],
-               width, label=mode.upper())
-    ax.set_xticks([i + width / 2 for i in range(len(groups))], [f"{m}\n{s}" for m, s in groups], fontsize=7)
-    ax.set_ylabel("pass@1")
-    ax.set_title("HumanEval-Infilling: PSM vs SPM")
+    width = 0.8 / len(kinds)
+    for k, kind in enumerate(kinds):
+        ax.bar([i + k * width for i in range(len(groups))], [cells.get((m, g, kind), 0) for m, g in groups],
+               width, label=kind.upper())
+    ax.set_xticks([i + width * (len(kinds) - 1) / 2 for i in range(len(groups))], [f"{m}\n{g}" for m, g in groups], fontsize=7)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} by {group}, per {series}")
     ax.legend()
     return _svg(fig)
+
+
+def draw(chart, rows: list[dict[str, Any]]) -> str | None:
+    """A chart a suite declared (``llama_zoo.evals.base.Chart``), or None where there is nothing to draw."""
+    if chart.kind == "metric_vs_params":
+        return metric_vs_params(rows, chart.metric, log_y=chart.log_y)
+    if chart.kind == "by_option":
+        return by_option(rows, chart.metric, chart.group, chart.series)
+    raise ValueError(f"unknown chart kind {chart.kind!r}")

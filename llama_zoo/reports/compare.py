@@ -1,7 +1,8 @@
 """Paired comparison of two runs on the samples they share: is the difference real?
 
-Pass/fail outcomes (code suites) get McNemar's exact test; perplexity metrics (ratios of sums over
-documents or chunks) get a paired bootstrap over the shared units. Differences are B minus A.
+Each suite declares its paired test: McNemar's exact test for pass/fail outcomes, a paired
+bootstrap over shared units for ratio metrics (sums of negative log-probabilities over sums of
+tokens, words or bytes, say). Differences are B minus A.
 """
 
 from __future__ import annotations
@@ -10,19 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from sqlalchemy import select
-
 from llama_zoo.errors import LlamaZooError
+from llama_zoo.evals import suite_info
+from llama_zoo.evals.base import McNemar, PairedBootstrap, Ratio
 from llama_zoo.evals.stats import mcnemar, paired_bootstrap
-from llama_zoo.results.orm import Run
 
-# transforms of mean NLL per unit counted; numpy functions, so they serve scalars and arrays alike
-PERPLEXITY_METRICS = (
-    ("token_perplexity", "tokens", np.exp),
-    ("word_perplexity", "words", np.exp),
-    ("byte_perplexity", "bytes", np.exp),
-    ("bits_per_byte", "bytes", lambda x: x / np.log(2)),
-)
+# numpy functions, so they serve scalars and arrays alike
+TRANSFORMS = {"identity": lambda x: x, "exp": np.exp, "bits": lambda x: x / np.log(2)}
 
 
 def resolve(store, ref: str, suite: str | None = None) -> dict[str, Any]:
@@ -37,17 +32,13 @@ def resolve(store, ref: str, suite: str | None = None) -> dict[str, Any]:
         model_id = load_catalog().get(ref).id
     except LlamaZooError:
         raise LlamaZooError(f"{ref!r} is neither a stored run nor a registry model") from None
-    query = select(Run.id, Run.suite).where(Run.model_id == model_id, Run.status == "completed")
-    if suite:
-        query = query.where(Run.suite == suite)
-    with store.engine.connect() as conn:
-        runs = conn.execute(query.order_by(Run.created_at.desc())).all()
+    runs = store.list_runs(model=model_id, suite=suite, status="completed")
     if not runs:
         raise LlamaZooError(f"no completed run of {model_id}" + (f" in suite {suite}" if suite else ""))
-    suites = {r.suite for r in runs}
+    suites = {r["suite"] for r in runs}
     if len(suites) > 1:
         raise LlamaZooError(f"{model_id} has runs in several suites ({', '.join(sorted(suites))}): give --suite")
-    return store.get(runs[0].id)
+    return store.get(runs[0]["id"])
 
 
 def _keyed(store, run_id: str) -> dict[str, dict[str, Any]]:
@@ -68,25 +59,36 @@ def compare(store, a_ref: str, b_ref: str, suite: str | None = None, seed: int =
         raise LlamaZooError(f"runs {a['id']} ({a['suite']}) and {b['id']} ({b['suite']}) are from different suites")
     if a["dataset_hash"] != b["dataset_hash"]:
         raise LlamaZooError(f"runs {a['id']} and {b['id']} scored different data ({a['dataset_name']} vs {b['dataset_name']})")
+    info = suite_info(a["suite"])
+    if info is None or info.paired is None:
+        raise LlamaZooError(f"suite {a['suite']} declares no paired test" +
+                            ("" if info else " (its plug-in is not installed here)"))
     sa, sb = _keyed(store, a["id"]), _keyed(store, b["id"])
     shared = [k for k in sa if k in sb]
     if len(shared) < 2:
         raise LlamaZooError(f"runs {a['id']} and {b['id']} share {len(shared)} samples; a paired comparison needs two or more")
+    test = info.paired
     rows = []
-    if "passed" in sa[shared[0]]:
-        d = mcnemar([bool(sa[k]["passed"]) for k in shared], [bool(sb[k]["passed"]) for k in shared])
-        pa = sum(bool(sa[k]["passed"]) for k in shared) / len(shared)
-        rows.append(_row("pass rate", pa, pa + d.estimate, d))
-    elif "logprob" in sa[shared[0]]:
-        for name, count, transform in PERPLEXITY_METRICS:
-            args = ([-sa[k]["logprob"] for k in shared], [sa[k][count] for k in shared],
-                    [-sb[k]["logprob"] for k in shared], [sb[k][count] for k in shared])
-            d = paired_bootstrap(*args, transform=transform, seed=seed)
-            value_a = float(transform(sum(args[0]) / sum(args[1])))
-            rows.append(_row(name, value_a, value_a + d.estimate, d))
-    else:
-        raise LlamaZooError(f"suite {a['suite']} has no paired comparison yet")
+    if isinstance(test, McNemar):
+        d = mcnemar([bool(sa[k][test.key]) for k in shared], [bool(sb[k][test.key]) for k in shared])
+        pa = sum(bool(sa[k][test.key]) for k in shared) / len(shared)
+        rows.append(_row(test.label, pa, pa + d.estimate, d))
+    elif isinstance(test, PairedBootstrap):
+        for ratio in test.ratios:
+            transform = TRANSFORMS[ratio.transform]
+            num_a, den_a = _sums(ratio, [sa[k] for k in shared])
+            num_b, den_b = _sums(ratio, [sb[k] for k in shared])
+            d = paired_bootstrap(num_a, den_a, num_b, den_b, transform=transform, seed=seed)
+            value_a = float(transform(sum(num_a) / sum(den_a)))
+            rows.append(_row(ratio.metric, value_a, value_a + d.estimate, d))
     return {"a": _about(a), "b": _about(b), "shared_samples": len(shared), "rows": rows}
+
+
+def _sums(ratio: Ratio, scores: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
+    sign, key = (-1.0, ratio.numerator[1:]) if ratio.numerator.startswith("-") else (1.0, ratio.numerator)
+    numerators = [sign * float(s[key]) for s in scores]
+    denominators = [float(s[ratio.denominator]) if ratio.denominator else 1.0 for s in scores]
+    return numerators, denominators
 
 
 def _row(metric: str, a: float, b: float, d) -> dict[str, Any]:

@@ -1,67 +1,66 @@
-"""Leaderboard frames drawn from the results store (and the registry for specs)."""
+"""Leaderboard rows drawn from the results store (and the registry for specs), ordered by what
+each suite declares as its headline metric."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from llama_zoo.evals import suite_info
 from llama_zoo.registry.catalog import load_catalog
 from llama_zoo.registry.derive import param_count
 
-# the metric a suite's leaderboard is ordered by, and whether lower is better
-HEADLINE = {"perplexity": ("word_perplexity", True), "humaneval": ("pass@1", False),
-            "humaneval-infilling": ("pass@1", False), "bench": ("score_tokens_per_s", False)}
+# options stored for provenance that never tell two rows apart
+NOT_SETUP = ("sandbox", "device", "tokenizer_source")
 
 
 def leaderboards(store, suite: str | None = None, model: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """Per suite, one row per (model, weights source, dataset, options): the newest completed run,
     with its metrics (value and CI) and the registry's facts about the model."""
-    from sqlalchemy import select
-
-    from llama_zoo.results.orm import Metric, Run
-
     catalog = load_catalog()
-    query = select(Run.__table__).where(Run.status == "completed").order_by(Run.created_at.desc())
-    if suite:
-        query = query.where(Run.suite == suite)
-    if model:
-        query = query.where(Run.model_id == catalog.get(model).id)
-    with store.engine.connect() as conn:
-        runs = [dict(r) for r in conn.execute(query).mappings()]
-        metrics: dict[str, dict[str, dict[str, Any]]] = {}
-        for m in conn.execute(select(Metric.__table__)).mappings():
-            metrics.setdefault(m["run_id"], {})[m["name"]] = dict(m)
+    runs = store.completed_runs(suite=suite, model=catalog.get(model).id if model else None)
     boards: dict[str, list[dict[str, Any]]] = {}
     seen = set()
     for run in runs:
+        options = run["options"] or {}
         key = (run["suite"], run["model_id"], run["weights_source"], run["dataset_hash"],
-               repr(sorted((k, str(v)) for k, v in (run["options"] or {}).items() if k != "sandbox")))
+               repr(sorted((k, str(v)) for k, v in options.items() if k != "sandbox")))
         if key in seen:
             continue
         seen.add(key)
         spec = catalog.specs.get(run["model_id"])
-        count = param_count(spec) if spec else None
+        outside = options.get("checkpoint") or {}  # a model given by path: what the run recorded of it
+        base = catalog.specs.get(outside.get("base")) if outside.get("base") else None
         boards.setdefault(run["suite"], []).append({
-            "run": run, "metrics": metrics.get(run["id"], {}),
-            "family": spec.family if spec else None, "params": count.total if count else None,
+            "run": run, "metrics": run["metrics"],
+            "family": spec.family if spec else (f"{base.family} (derived)" if base else "community" if outside else None),
+            "params": param_count(spec).total if spec else outside.get("params"),
+            "base": outside.get("base"),
             "context": spec.max_context if spec else None,
             "release": spec.release_date.isoformat() if spec and spec.release_date else None,
             "measured": run["weights_source"] not in ("shadow", "random"),
-            "setup": setup(run["options"] or {}),
+            "setup": setup(run["suite"], options),
         })
     for name, rows in boards.items():
-        metric, lower = HEADLINE.get(name, (None, False))
-        if metric:
-            rows.sort(key=lambda r: (metric not in r["metrics"],
-                                     (1 if lower else -1) * r["metrics"].get(metric, {}).get("value", 0)))
+        info = suite_info(name)
+        if info is not None:
+            sign = 1 if info.lower_is_better else -1
+            rows.sort(key=lambda r: (info.headline not in r["metrics"],
+                                     sign * r["metrics"].get(info.headline, {}).get("value", 0)))
     return boards
 
 
-SETUP_KEYS = ("protocol", "context", "stride", "subset", "fim_mode", "samples", "temperature", "limit", "batch")
+def setup(suite: str, options: dict[str, Any]) -> str:
+    """The options that tell two rows of one suite apart, compactly: those the suite declares, or
+    every stored option for a suite whose plug-in is not installed here."""
+    info = suite_info(suite)
+    keys = info.setup_keys if info is not None else tuple(k for k in options if k not in NOT_SETUP)
+    return " ".join(f"{k}={options[k]}" for k in keys if options.get(k) not in (None, "") and not isinstance(options[k], dict))
 
 
-def setup(options: dict[str, Any]) -> str:
-    """The options that tell two rows of one suite apart, compactly."""
-    return " ".join(f"{k}={options[k]}" for k in SETUP_KEYS if options.get(k) not in (None, ""))
+def headline(suite: str) -> tuple[str | None, bool]:
+    """The metric a suite is ranked by and whether lower is better."""
+    info = suite_info(suite)
+    return (info.headline, info.lower_is_better) if info is not None else (None, False)
 
 
 def metric_names(rows: list[dict[str, Any]]) -> list[str]:

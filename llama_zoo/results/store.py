@@ -322,6 +322,31 @@ class Store:
             r["metrics"] = by_run.get(r["id"], {})
         return runs
 
+    def completed_runs(self, suite: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
+        """Completed runs newest first, each row whole with ``metrics`` as ``{name: metric row}``."""
+        query = select(Run.__table__).where(Run.status == "completed").order_by(Run.created_at.desc())
+        if suite:
+            query = query.where(Run.suite == suite)
+        if model:
+            query = query.where(Run.model_id == model)
+        with translate_errors(self.url), self.engine.connect() as conn:
+            runs = [dict(r) for r in conn.execute(query).mappings()]
+            by_run: dict[str, dict[str, dict[str, Any]]] = {}
+            metric_query = select(Metric.__table__)
+            if suite or model:
+                metric_query = metric_query.where(Metric.run_id.in_([r["id"] for r in runs]))
+            for m in conn.execute(metric_query).mappings():
+                by_run.setdefault(m["run_id"], {})[m["name"]] = dict(m)
+        for r in runs:
+            r["metrics"] = by_run.get(r["id"], {})
+        return runs
+
+    def counts(self) -> dict[str, int]:
+        """How many runs, metrics and samples the database holds."""
+        with translate_errors(self.url), self.engine.connect() as conn:
+            return {name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+                    for name, table in (("runs", Run), ("metrics", Metric), ("samples", Sample))}
+
     def sample_indices(self, run_id: str) -> set[int]:
         with translate_errors(self.url), self.engine.connect() as conn:
             return set(conn.execute(select(Sample.idx).where(Sample.run_id == run_id)).scalars())

@@ -34,7 +34,10 @@ class TokenWindow:
 
 @dataclass(frozen=True)
 class GenerateRequest:
-    prompt: Sequence[int]  # token ids, special tokens included as the suite wants them
+    """Continue a prompt. Token backends read ``prompt`` (ids, special tokens included as the suite
+    wants them); text backends read ``messages`` (a chat) or else ``text``."""
+
+    prompt: Sequence[int]
     max_new_tokens: int = 256
     stop_strings: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
@@ -42,6 +45,9 @@ class GenerateRequest:
     top_p: float = 1.0
     n: int = 1
     seed: int | None = None
+    ignore_eos: bool = False  # exactly max_new_tokens, no stop at all (speed measurements)
+    text: str | None = None
+    messages: tuple[tuple[str, str], ...] | None = None  # (role, content) pairs
 
 
 @dataclass(frozen=True)
@@ -66,9 +72,27 @@ class Generation:
     tokens: list[list[int]] = field(default_factory=list)  # the generated ids, up to a stop token
 
 
+# The runner method that answers each request type: the loop hands a runner all requests of one type at once.
+METHOD_FOR: dict[type, str] = {
+    TokenWindow: "loglikelihood_rolling",
+    GenerateRequest: "generate",
+    GenerateWithImageRequest: "generate_with_image",
+    NextTokenRequest: "next_token_scores",
+}
+
+TOKENS, TEXT = "tokens", "text"
+
+
 @runtime_checkable
 class Runner(Protocol):
-    """What every backend offers. ``max_length`` is the longest window it scores."""
+    """What every backend offers. ``max_length`` is the longest window it scores.
+
+    A backend class also declares, as class attributes, ``backend`` (its name), ``inputs``
+    (``TOKENS``: it takes token ids and the run's tokenizer is the one it uses; ``TEXT``: it takes
+    text and tokenizes on its own, like an OpenAI-compatible server), ``summary`` (one line for
+    ``--help``), and offers ``resolve(device, dtype) -> (device, dtype)``, a classmethod that says
+    what a run will really use without loading anything (both are part of a run's identity).
+    """
 
     model_id: str
     max_length: int

@@ -14,10 +14,12 @@ from llama_zoo.runners.base import (
     GenerateRequest,
     GenerateWithImageRequest,
     NextTokenRequest,
+    TOKENS,
     RunnerError,
     TokenWindow,
 )
-from llama_zoo.runners.loading import WeightsSource, tokenizer_hash
+from llama_zoo.runners.tokenizers import load_tokenizer, tokenizer_hash
+from llama_zoo.runners.weights import WeightsSource
 
 
 def import_vllm():
@@ -31,16 +33,31 @@ def import_vllm():
 
 class VLLMRunner:
     backend = "vllm"
+    inputs = TOKENS
+    summary = "vLLM on CUDA (extra vllm); written against its documented API, untested here"
+    chunk_requests = 4096  # vLLM schedules continuously: the more it sees at once, the better
 
-    def __init__(self, spec: ModelSpec, source: WeightsSource, *, dtype: str = "auto",
-                 max_length: int | None = None, tensor_parallel: int = 1, **_: Any):
-        vllm = import_vllm()
+    @classmethod
+    def resolve(cls, device: str, dtype: str) -> tuple[str, str]:
+        import_vllm()
+        return "cuda", dtype
+
+    @classmethod
+    def load_tokenizer(cls, spec: ModelSpec, source: WeightsSource, tokenizer: str | None = None) -> tuple[Any, str]:
+        """The tokenizer vLLM itself will load (the checkpoint's, or ``--tokenizer``, handed to vLLM
+        too), so the run records the tokenizer that ran."""
         if source.kind not in ("hub", "local"):
             raise RunnerError("--backend vllm loads real checkpoints only (--weights PATH or the hub); "
                               "use --backend hf for --shadow and --random-weights")
+        return load_tokenizer(spec, source, tokenizer)
+
+    def __init__(self, spec: ModelSpec, source: WeightsSource, *, dtype: str = "auto",
+                 max_length: int | None = None, tensor_parallel: int = 1, tokenizer: str | None = None, **_: Any):
+        vllm = import_vllm()
         self.spec, self.source, self.model_id = spec, source, spec.id
         self.max_length = min(max_length or spec.max_context or 4096, spec.max_context or 4096)
-        self.llm = vllm.LLM(model=source.ref, revision=source.revision if source.kind == "hub" else None,
+        self.llm = vllm.LLM(model=source.ref, tokenizer=tokenizer or source.ref,
+                            revision=source.revision if source.kind == "hub" else None,
                             dtype=dtype, max_model_len=self.max_length, tensor_parallel_size=tensor_parallel,
                             seed=0)
         self.tokenizer = self.llm.get_tokenizer()
@@ -65,7 +82,8 @@ class VLLMRunner:
             prompts.append({"prompt_token_ids": list(req.prompt)})
             params.append(self._vllm.SamplingParams(
                 n=req.n, max_tokens=req.max_new_tokens, temperature=req.temperature, top_p=req.top_p,
-                stop=list(req.stop_strings) or None, stop_token_ids=list(req.stop_token_ids) or None, seed=req.seed))
+                stop=list(req.stop_strings) or None, stop_token_ids=list(req.stop_token_ids) or None, seed=req.seed,
+                ignore_eos=req.ignore_eos, min_tokens=req.max_new_tokens if req.ignore_eos else 0))
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         return [Generation(texts=[c.text for c in o.outputs], new_tokens=[len(c.token_ids) for c in o.outputs],
                            tokens=[list(c.token_ids) for c in o.outputs]) for o in outputs]

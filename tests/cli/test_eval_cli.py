@@ -45,6 +45,11 @@ def test_shadow_perplexity_completes_is_stored_and_rerun_is_a_cache_hit(model, t
     (("--model", "llama-3.2-1b", "--protocol", "magic"), "'magic' is not one of"),
     (("--model", "llama-3.2-1b", "--shadow", "--weights", "/tmp"), "choose one of"),
     (("--model", "llama-3.2-1b", "--weights", "/tmp"), "no config.json there"),
+    (("--model", "llama-3.2-1b", "--model", "llama-2-7b", "--shadow"), "--model given 2 times (llama-3.2-1b, llama-2-7b)"),
+    (("--model", "llama-3.2-1b", "--suite", "perplexity", "--suite", "humaneval", "--shadow"), "--suite given 2 times"),
+    (("--model", "llama-3.2-1b", "--shadow", "--fim-mode", "spm"), "--fim-mode is an option of humaneval-infilling, not of perplexity"),
+    (("--model", "llama-3.2-1b", "--shadow", "--suite", "humaneval", "--top-p", "1.5"), "--top-p must be between 0.0 and 1.0"),
+    (("--model", "llama-3.2-1b", "--suite", "bench", "--weights", "/tmp"), "the bench suite takes shadow, random weights only"),
 ])
 def test_bad_input_is_one_line(args, message, tmp_path):
     result = zoo("eval", "--shadow", *args, db=tmp_path / "r.db") if "--weights" not in args and "--shadow" not in args \
@@ -73,3 +78,16 @@ def test_an_unreachable_hub_dataset_is_one_line(tmp_path):
                             timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
     assert result.returncode == 2 and "cannot load WikiText-2 from the hub" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_bad_database_fails_before_anything_loads(tmp_path):
+    """The store is opened first: a bad --db is refused before torch or transformers are imported."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "llama_zoo", "eval", "--model", "llama-3.2-1b",
+                             "--shadow", "--db", str(tmp_path / "no" / "such" / "dir" / "r.db")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if "|" not in line]
+    assert len(errors) == 1 and errors[0].startswith("error:"), errors
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert "llama_zoo.results.store" in imported
+    assert not {m for m in imported if m.split(".")[0] in ("torch", "transformers")}

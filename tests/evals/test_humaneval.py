@@ -165,3 +165,42 @@ def test_samples_file_is_scored_without_a_model_and_stored(tmp_path):
                                       capture_output=True, text=True, env=env).stdout)
     assert shown["weights_source"] == "external" and shown["samples_stored"] == 4
     assert [s["scores"]["outcome"] for s in shown["samples"][:4]] == ["passed", "failed", "timeout", "passed"]
+
+
+@pytest.mark.parametrize("name", ["llama3", "llama3_1"])
+def test_instruct_prompts_go_through_the_real_chat_template(shared, name):
+    """transformers 5's apply_chat_template returns a mapping when it tokenizes; the suite renders
+    the text and encodes it, so the ids are the template's, special tokens once each."""
+    from transformers import AutoTokenizer
+
+    from llama_zoo.evals.base import Context
+    from llama_zoo.registry.catalog import load_catalog
+
+    tokenizer = AutoTokenizer.from_pretrained(shared / "tokenizers" / name)
+    spec = load_catalog().get("llama-3.1-8b-instruct" if name == "llama3_1" else "llama-3-8b-instruct")
+    options = humaneval.suite.info.resolve_options({"max_new_tokens": 32})
+    ctx = Context(spec=spec, options=options, tokenizer=tokenizer, context=2048)
+    task = PROBLEMS.tasks["HumanEval/0"]
+    request = humaneval.suite.request(ctx, task, 0)
+    ids = list(request.prompt)
+    header = tokenizer.convert_tokens_to_ids(["<|start_header_id|>", "assistant", "<|end_header_id|>"])
+    assert ids[0] == tokenizer.convert_tokens_to_ids("<|begin_of_text|>") and ids.count(ids[0]) == 1
+    assert ids[-4:-1] == header and tokenizer.decode(ids[-1:]) == "\n\n"  # the generation prompt closes the prompt
+    assert task["prompt"].strip() in tokenizer.decode(ids)
+    assert tokenizer.convert_tokens_to_ids("<|eot_id|>") in request.stop_token_ids
+
+
+def test_instruct_model_with_a_real_chat_template_end_to_end(shared, tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LLAMA_ZOO_DB": str(tmp_path / "r.db")}
+    result = subprocess.run([sys.executable, "-m", "llama_zoo", "eval", "--model", "llama-3.2-1b-instruct", "--suite",
+                             "humaneval", "--shadow", "--limit", "2", "--max-new-tokens", "8", "--tokenizer",
+                             str(shared / "tokenizers" / "llama3_1"), "--format", "json"],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    run_id = json.loads(result.stdout)["run_id"]
+    shown = json.loads(subprocess.run([sys.executable, "-m", "llama_zoo", "runs", "show", run_id, "--format", "json"],
+                                      capture_output=True, text=True, env=env).stdout)
+    assert shown["options"]["instruct"] is True and shown["samples_stored"] == 2

@@ -12,10 +12,10 @@ import torch
 from llama_zoo.evals.corpora import stdlib_docs
 from llama_zoo.evals.perplexity import build_units, count_bytes, count_words, metrics, rolling_windows, sliding_windows
 from llama_zoo.registry.catalog import load_catalog
-from llama_zoo.registry.hf import model_class, shadow_config
+from llama_zoo.registry.to_transformers import model_class, shadow_config
 from llama_zoo.runners.base import TokenWindow
 from llama_zoo.runners.hf import HFRunner
-from llama_zoo.runners.loading import choose_source
+from llama_zoo.runners.weights import choose_source
 
 CATALOG = load_catalog()
 
@@ -98,7 +98,8 @@ def test_rolling_word_and_byte_perplexity_equal_lm_evals(llama2_dir, tmp_path):
     from lm_eval.api.metrics import bits_per_byte, weighted_perplexity
     from lm_eval.models.huggingface import HFLM
 
-    from llama_zoo.evaluate import EvalOptions, evaluate
+    from llama_zoo.orchestration import RunRequest, evaluate
+    from llama_zoo.results.store import Store
 
     docs = stdlib_docs().texts[:6]
     data = tmp_path / "docs.jsonl"
@@ -114,8 +115,9 @@ def test_rolling_word_and_byte_perplexity_equal_lm_evals(llama2_dir, tmp_path):
         "bits_per_byte": bits_per_byte([(ll, count_bytes(t)) for ll, t in zip(logliks, docs)]),
     }
 
-    outcome = evaluate(EvalOptions(model="llama-2-7b", weights=str(llama2_dir), dataset=str(data), protocol="rolling",
-                                   context=context, device="cpu", batch_size=4, db=str(tmp_path / "r.db")))
+    outcome = evaluate(RunRequest(model="llama-2-7b", suite="perplexity", suite_options={"protocol": "rolling"},
+                                  weights=str(llama2_dir), dataset=str(data), context=context, device="cpu", batch_size=4),
+                       Store.open(str(tmp_path / "r.db")))
     ours = {m["name"]: m["value"] for m in outcome.metrics}
     for name, value in theirs.items():
         assert ours[name] == pytest.approx(value, rel=1e-4), name

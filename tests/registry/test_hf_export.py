@@ -10,7 +10,7 @@ import torch
 from transformers import AutoConfig, AutoTokenizer
 
 from llama_zoo.registry.catalog import load_catalog
-from llama_zoo.registry.hf import model_class, shadow_config, to_hf_config
+from llama_zoo.registry.to_transformers import model_class, shadow_config, to_hf_config
 
 CATALOG = load_catalog()
 SHADOWABLE = [s.id for s in CATALOG if s.architecture is not None and not getattr(s.architecture, "output_vocab_size", None)]

@@ -7,7 +7,7 @@ import pytest
 
 from llama_zoo.registry.catalog import load_catalog
 from llama_zoo.registry.derive import param_count, rotary_buffer_elements
-from llama_zoo.registry.hf import NotExportableError, count_parameters, meta_model
+from llama_zoo.registry.to_transformers import NotExportableError, count_parameters, meta_model
 
 CATALOG = load_catalog()
 WITH_OFFICIAL = [s.id for s in CATALOG if s.official_params]

@@ -6,7 +6,7 @@ import pytest
 
 from llama_zoo.registry.catalog import load_catalog
 from llama_zoo.registry.derive import kv_cache_bytes_per_token, llama4_moe_layers, param_count
-from llama_zoo.registry.hf import meta_model
+from llama_zoo.registry.to_transformers import meta_model
 
 CATALOG = load_catalog()
 

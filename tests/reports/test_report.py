@@ -12,7 +12,8 @@ import os
 import pytest
 
 from llama_zoo.registry.catalog import load_catalog
-from llama_zoo.reports.html import flat_rows, render_csv, render_html, render_markdown
+from llama_zoo.reports.html import render_html
+from llama_zoo.reports.tables import flat_rows, render_csv, render_markdown
 from llama_zoo.results.identity import RunConfig
 from llama_zoo.results.store import MetricValue, Store
 

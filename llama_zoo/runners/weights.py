@@ -1,4 +1,4 @@
-"""Where a model's weights and tokenizer come from: the hub, a local directory, random, or shadow.
+"""Where a model's weights come from (the hub, a local directory, random, or shadow) and how they load.
 
 The source is part of a run's identity and provenance: a shadow or random run is never shown as if
 it measured the real model.
@@ -14,29 +14,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llama_zoo.registry.hf import MODEL_CLASSES, config_from_dict, model_class, shadow_hf_config, to_hf_config
 from llama_zoo.registry.query import flatten
+from llama_zoo.registry.to_transformers import MODEL_CLASSES, config_from_dict, model_class, shadow_hf_config, to_hf_config
 from llama_zoo.registry.schema import DebertaV2Arch, ModelSpec
 from llama_zoo.runners.base import RunnerError
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import PreTrainedModel
 
 
 @dataclass
 class WeightsSource:
-    kind: str  # hub | local | random | shadow
-    ref: str | None = None  # repo id or path
+    kind: str  # hub | local | random | shadow | external
+    ref: str | None = None  # repo id or path (a directory, or a .gguf file)
     revision: str | None = None
     content_hash: str | None = None  # local files; "seed=N" for random and shadow
     seed: int = 0
     config_differences: dict[str, Any] = field(default_factory=dict)
+    gguf_file: str | None = None  # a GGUF checkpoint: the file's name in its directory
+    quantization: str | None = None  # a GGUF checkpoint's file type, as stored (transformers dequantises it)
+
+    @property
+    def directory(self) -> str | None:
+        return str(Path(self.ref).parent) if self.gguf_file and self.ref else self.ref
 
 
 def choose_source(spec: ModelSpec, *, shadow: bool = False, random_weights: bool = False,
-                  weights: str | None = None, revision: str | None = None, seed: int = 0) -> WeightsSource:
+                  weights: str | None = None, revision: str | None = None, seed: int = 0,
+                  checkpoint: Any = None) -> WeightsSource:
     if sum(bool(x) for x in (shadow, random_weights, weights)) > 1:
         raise RunnerError("choose one of --shadow, --random-weights and --weights")
+    if checkpoint is not None:  # a model given by its path is evaluated as itself
+        if shadow or random_weights or weights:
+            raise RunnerError(f"{checkpoint.path} is evaluated with its own weights: drop --shadow, --random-weights "
+                              "and --weights")
+        return WeightsSource("local", ref=checkpoint.path, content_hash=checkpoint.content_hash,
+                             gguf_file=checkpoint.gguf_file, quantization=checkpoint.quantization)
     if shadow:
         return WeightsSource("shadow", content_hash=f"seed={seed}", seed=seed)
     if random_weights:
@@ -83,7 +96,7 @@ def config_differences(spec: ModelSpec, local_config: dict[str, Any]) -> dict[st
     return diffs
 
 
-def _hub_kwargs() -> dict[str, Any]:
+def hub_kwargs() -> dict[str, Any]:
     token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
     return {"token": token, "local_files_only": offline}
@@ -110,8 +123,10 @@ def load_model(spec: ModelSpec, source: WeightsSource, device: str, dtype: "Any"
             shown = ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in list(source.config_differences.items())[:6])
             warnings.warn(f"{source.ref} differs from the registry's {spec.id}: {shown}; loading it as it is",
                           stacklevel=2)
+        if source.gguf_file:
+            return _from_gguf(cls, source, device, dtype)
         return _from_pretrained(cls, source.ref, device, dtype, {})
-    model = _from_pretrained(cls, source.ref, device, dtype, {"revision": source.revision, **_hub_kwargs()})
+    model = _from_pretrained(cls, source.ref, device, dtype, {"revision": source.revision, **hub_kwargs()})
     source.revision = getattr(model.config, "_commit_hash", None) or source.revision
     return model
 
@@ -125,6 +140,21 @@ def _cast_floating(model, dtype):
     return model
 
 
+def _from_gguf(cls, source: WeightsSource, device: str, dtype):
+    """transformers dequantises a GGUF file's tensors into ordinary ones; it still marks the model as
+    quantized, which nothing downstream needs (and which makes save_pretrained refuse it)."""
+    try:
+        model = cls.from_pretrained(source.directory, gguf_file=source.gguf_file, dtype=dtype)
+    except ImportError as exc:
+        raise RunnerError(f"loading a GGUF file through transformers needs the gguf package: {exc}") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise RunnerError(f"cannot load {source.ref}: {' '.join(str(exc).split())[:300]}") from None
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    return model.to(device).eval()
+
+
 def _from_pretrained(cls, ref: str, device: str, dtype, kwargs: dict[str, Any]):
     device_map = "auto" if device == "cuda" else None
     try:
@@ -134,68 +164,6 @@ def _from_pretrained(cls, ref: str, device: str, dtype, kwargs: dict[str, Any]):
     if device_map is None:
         model = model.to(device)
     return model.eval()
-
-
-# --------------------------------------------------------------------------- tokenizers
-
-
-def load_tokenizer(spec: ModelSpec, source: WeightsSource, tokenizer: str | None = None) -> tuple["PreTrainedTokenizerBase", str]:
-    """The tokenizer and where it came from. Shadow and random runs use ``--tokenizer PATH``, else a
-    cached copy of the hub tokenizer, else a byte-level stand-in (said so in provenance)."""
-    from transformers import AutoTokenizer
-
-    if tokenizer:
-        if not Path(tokenizer).expanduser().exists():
-            raise RunnerError(f"--tokenizer {tokenizer}: no such directory")
-        return AutoTokenizer.from_pretrained(Path(tokenizer).expanduser()), f"local:{tokenizer}"
-    if source.kind in ("local", "hub"):
-        kwargs = {"revision": source.revision, **_hub_kwargs()} if source.kind == "hub" else {}
-        try:
-            return AutoTokenizer.from_pretrained(source.ref, **kwargs), f"{source.kind}:{source.ref}"
-        except OSError as exc:
-            raise RunnerError(f"cannot load the tokenizer of {source.ref}: {' '.join(str(exc).split())[:300]}") from None
-    if spec.hf_repo:
-        try:
-            return AutoTokenizer.from_pretrained(spec.hf_repo, local_files_only=True), f"hub-cache:{spec.hf_repo}"
-        except (OSError, ValueError):
-            pass
-    return byte_level_tokenizer(spec), "byte-level-stand-in"
-
-
-def byte_level_tokenizer(spec: ModelSpec) -> "PreTrainedTokenizerBase":
-    """A tokenizer for shadow runs where no real one is at hand: one token per byte, with the
-    model's real BOS/EOS ids, so every code path (windows, special tokens, decoding) still runs."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    tok = spec.tokenizer
-    text = spec.text_arch
-    if tok is None or text is None:
-        raise RunnerError(f"{spec.id} has no text tokenizer to stand in for")
-    bos = tok.bos_token_id if tok.bos_token_id is not None else 1
-    eos_ids = tok.eos_token_id if isinstance(tok.eos_token_id, list) else [tok.eos_token_id or 2]
-    # the model's special ids keep their meaning: BOS, EOS and, for Code Llama, the FIM tokens
-    named = {"<s>": bos, "</s>": eos_ids[0]}
-    if tok.fim:
-        named.update({"▁<PRE>": tok.fim.prefix, "▁<SUF>": tok.fim.suffix, "▁<MID>": tok.fim.middle, "▁<EOT>": tok.fim.eot})
-    specials = {*named.values(), *eos_ids}
-    byte_chars = sorted(pre_tokenizers.ByteLevel.alphabet())
-    ids = [i for i in range(3, text.vocab_size) if i not in specials][: len(byte_chars)]
-    vocab = dict(zip(byte_chars, ids))
-    vocab.update(named)
-    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    core.decoder = decoders.ByteLevel()
-    core.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>",
-                                   additional_special_tokens=[n for n in named if n not in ("<s>", "</s>")])
-    return fast
-
-
-def tokenizer_hash(tokenizer: "PreTrainedTokenizerBase") -> str:
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    payload = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def has_language_model_head(spec: ModelSpec) -> bool:

@@ -1,0 +1,185 @@
+"""The protocol between suites and the evaluation loop, and the description of a suite as data.
+
+A suite is one object: ``info`` (what reports, compare and the CLI read: name, version, headline
+metric, the options it takes, its paired test, its charts), ``check`` (refuse a model from registry
+facts before anything loads), ``plan`` (the dataset's identity and the work items, each carrying the
+requests it needs answered), ``score`` (answers into stored samples) and ``metrics`` (stored
+samples into metrics, so a resumed run computes the same numbers as an uninterrupted one).
+
+Suites speak the runner protocol (``llama_zoo.runners.base``) and never import a backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+from llama_zoo.errors import LlamaZooError
+
+
+@dataclass(frozen=True)
+class Option:
+    """An option a suite takes; the CLI offers it as ``--name-with-dashes`` under the suite's panel."""
+
+    name: str
+    default: Any
+    help: str
+    choices: tuple[Any, ...] = ()
+    type: type | None = None  # inferred from the default where that is not None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def value_type(self) -> type:
+        return self.type or type(self.default)
+
+    def checked(self, value: Any) -> Any:
+        if self.choices and value not in self.choices:
+            raise LlamaZooError(f"{self.flag} {value!r} is not one of {', '.join(map(str, self.choices))}")
+        if self.minimum is not None and value < self.minimum or self.maximum is not None and value > self.maximum:
+            bounds = f"at least {self.minimum}" if self.maximum is None else f"between {self.minimum} and {self.maximum}"
+            raise LlamaZooError(f"{self.flag} must be {bounds}, not {value}")
+        return value
+
+
+# -- paired tests: how ``llama-zoo compare`` decides whether two runs really differ
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """Pass/fail per shared sample (the boolean score ``key``): McNemar's exact test."""
+
+    key: str = "passed"
+    label: str = "pass rate"
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A metric that is ``transform(sum(numerator) / sum(denominator))`` over samples. A numerator
+    written ``-logprob`` is the negated score; no denominator counts each sample once."""
+
+    metric: str
+    numerator: str
+    denominator: str | None = None
+    transform: str = "identity"  # identity | exp | bits (nats to bits)
+
+
+@dataclass(frozen=True)
+class PairedBootstrap:
+    """Continuous scores: a paired bootstrap over shared samples of each ratio metric."""
+
+    ratios: tuple[Ratio, ...]
+
+
+PairedTest = McNemar | PairedBootstrap
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A chart the report draws for a suite: ``metric_vs_params`` (one point per model, parameters
+    on a log axis) or ``by_option`` (bars of ``metric`` per (model, ``group`` option value), one
+    series per value of the ``series`` option)."""
+
+    kind: str
+    metric: str
+    log_y: bool = False
+    group: str | None = None
+    series: str | None = None
+
+
+@dataclass(frozen=True)
+class SuiteInfo:
+    name: str
+    version: str
+    summary: str
+    headline: str  # the metric its leaderboard is ordered by
+    lower_is_better: bool = False
+    setup_keys: tuple[str, ...] = ()  # the stored options that tell two rows of a leaderboard apart
+    paired: PairedTest | None = None
+    charts: tuple[Chart, ...] = ()
+    options: tuple[Option, ...] = ()
+    datasets: str = ""  # what --dataset takes, for the CLI's help
+    needs_tokens: bool = True  # builds token-id requests: a text-only backend cannot run it
+    scores_samples_file: bool = False  # can score completions made elsewhere (--samples-file)
+    weights: tuple[str, ...] | None = None  # the weights sources it accepts (None: any); a measurement of speed takes random ones
+    items_per_chunk: int | None = None  # at most this many items per runner call (1: each call timed alone)
+    always_new: bool = False  # a measurement: never a cache hit
+
+    def option(self, name: str) -> Option:
+        for option in self.options:
+            if option.name == name:
+                return option
+        raise KeyError(name)
+
+    def resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """This suite's options with defaults filled in and choices checked."""
+        return {o.name: o.checked(given[o.name]) if given.get(o.name) is not None else o.default for o in self.options}
+
+
+# -- what the loop hands a suite, and what a suite hands back
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a suite may know when it plans and scores a run (nothing here is loaded yet)."""
+
+    spec: Any  # the registry's ModelSpec
+    options: Mapping[str, Any]  # this suite's options, resolved
+    tokenizer: Any  # None for text backends and for scoring a samples file
+    context: int  # the window length in tokens the run may use
+    weights: str = "hub"  # the weights source's kind: hub, local, random, shadow or external
+    seed: int = 0
+    limit: int | None = None
+    dataset: str | None = None
+    dataset_revision: str | None = None
+    samples_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Item:
+    """One stored sample's worth of work: the requests whose answers it is scored from."""
+
+    index: int
+    requests: tuple[Any, ...]
+    data: Any = None  # the suite's own (a document, a task, a completion made elsewhere)
+
+
+@dataclass
+class Plan:
+    dataset_name: str | None
+    dataset_revision: str | None
+    dataset_hash: str | None
+    items: list[Item]
+    options: dict[str, Any] = field(default_factory=dict)  # stored and part of the run's identity
+
+
+Emit = Callable[[int, dict[str, Any]], None]  # (sample index, sample fields) -> stored
+
+
+class Suite(Protocol):
+    info: SuiteInfo
+
+    def check(self, spec: Any, options: Mapping[str, Any]) -> None:
+        """Refuse, from registry facts alone, a model this suite cannot run (a LlamaZooError)."""
+
+    def plan(self, ctx: Context) -> Plan: ...
+
+    def score(self, items: Sequence[Item], answers: Sequence[Sequence[Any]], seconds: float, ctx: Context,
+              emit: Emit) -> None:
+        """Turn each item's answers (one per request, in order) into a sample and ``emit`` it.
+        ``seconds`` is how long the runner took for this chunk of items."""
+
+    def metrics(self, samples: Sequence[dict[str, Any]], seed: int, runner: Any = None) -> list[dict[str, Any]]:
+        """Metrics from the stored samples (``runner`` is the loaded runner, or None)."""
+
+
+def require_language_model(spec: Any, suite: str) -> None:
+    from llama_zoo.runners.weights import has_language_model_head
+
+    if not has_language_model_head(spec):
+        what = "has no published architecture" if spec.architecture is None else "has no language-model head"
+        raise LlamaZooError(f"{spec.id} {what}; the {suite} suite needs one")

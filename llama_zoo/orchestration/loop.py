@@ -1,0 +1,237 @@
+"""The evaluation loop, the same for every suite and backend:
+
+    check -> run identity -> cache / resume -> requests -> runner -> score -> store -> metrics
+
+The loop hands the runner *all* pending requests of a chunk at once, grouped by request type, so
+the runner decides batching; a chunk is large enough to fill the device and small enough that a
+crash loses little (its samples are stored as soon as they are scored).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from llama_zoo.errors import LlamaZooError
+from llama_zoo.evals import DEFAULT_SUITE, SUITES
+from llama_zoo.evals.base import Context, Item, Plan
+from llama_zoo.registry.catalog import spec_hash
+from llama_zoo.registry.checkpoint import find_model
+from llama_zoo.registry.derive import param_count
+from llama_zoo.runners import BACKENDS
+from llama_zoo.runners.base import METHOD_FOR, TEXT
+
+DEFAULT_CONTEXT = 2048
+CHUNK_REQUESTS = 256  # requests per runner call unless the runner asks otherwise (``chunk_requests``)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What ``llama-zoo eval`` asks for: the model, the suite and its options, and how to run it."""
+
+    model: str  # a registry id, a hub repo id, or the path of a checkpoint directory or .gguf file
+    suite: str = DEFAULT_SUITE
+    suite_options: Mapping[str, Any] = field(default_factory=dict)
+    backend: str = "hf"
+    dataset: str | None = None
+    dataset_revision: str | None = None
+    context: int | None = None
+    limit: int | None = None
+    shadow: bool = False
+    random_weights: bool = False
+    weights: str | None = None
+    revision: str | None = None
+    tokenizer: str | None = None
+    dtype: str = "auto"
+    device: str = "auto"
+    batch_size: int | None = None
+    seed: int = 0
+    force: bool = False
+    samples_file: str | None = None
+    base: str | None = None  # the registry model a checkpoint given by path derives from
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    model_id: str
+    cached: bool
+    resumed: bool
+    metrics: list[dict[str, Any]]
+    provenance: dict[str, Any] = field(default_factory=dict)
+    units: int = 0
+    scored_tokens: int = 0
+    wall_s: float = 0.0
+
+
+Progress = Callable[[int, int, int], None]  # (samples done, samples total, tokens scored or generated so far)
+
+
+def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Outcome:
+    """Run ``request``'s suite on its model into ``store`` (opened by the caller, before anything loads)."""
+    from llama_zoo.results.identity import RunConfig
+    from llama_zoo.results.store import MetricValue
+
+    suite = SUITES.get(request.suite)
+    backend = BACKENDS.get(request.backend)
+    spec, checkpoint = find_model(request.model, request.base)
+    options = suite.info.resolve_options(request.suite_options)
+    context = _check(spec, request, suite, backend, options)
+
+    external = request.samples_file is not None
+    source, tokenizer, tokenizer_source, device, dtype = _what_runs(spec, checkpoint, request, backend, external)
+    ctx = Context(spec=spec, options=options, tokenizer=tokenizer, context=context, weights=source.kind,
+                  seed=request.seed, limit=request.limit, dataset=request.dataset,
+                  dataset_revision=request.dataset_revision, samples_file=request.samples_file)
+    plan = suite.plan(ctx)
+    identity_options = dict(plan.options)
+    if not external:
+        identity_options.update(tokenizer_source=tokenizer_source, device=device)
+        if source.config_differences:
+            identity_options["weights_config_differences"] = source.config_differences
+    if checkpoint is not None:  # what reports show of a model the registry does not hold
+        identity_options["checkpoint"] = {"name": spec.name, "base": request.base, "params": param_count(spec).total,
+                                          "quantization": checkpoint.quantization}
+    config = RunConfig(
+        model_id=spec.id, spec_hash=spec_hash(spec), suite=suite.info.name, suite_version=suite.info.version,
+        backend=request.backend, weights_source=source.kind, weights_ref=source.ref, weights_revision=source.revision,
+        weights_hash=source.content_hash, tokenizer_hash=_tokenizer_hash(tokenizer), dtype=dtype,
+        dataset_name=plan.dataset_name, dataset_revision=plan.dataset_revision, dataset_hash=plan.dataset_hash,
+        options=identity_options, seed=request.seed)
+
+    handle = store.begin(config, force=request.force or suite.info.always_new, batch_size=request.batch_size,
+                         n_samples=len(plan.items), flush_every=32)
+    if handle.cached:
+        return _finished(store, handle.run_id, cached=True, resumed=False)
+    runner = None
+    with handle:
+        start, produced = time.perf_counter(), 0
+        pending = [item for item in plan.items if item.index not in handle.done]
+        if any(item.requests for item in pending):
+            runner = backend(spec, source, device=request.device, dtype=request.dtype, batch_size=request.batch_size,
+                             max_length=context, tokenizer=request.tokenizer,
+                             loaded_tokenizer=(tokenizer, tokenizer_source) if tokenizer is not None else None)
+        emit = lambda index, sample: handle.add(index, **sample)  # noqa: E731
+        for chunk in _chunks(pending, suite.info.items_per_chunk, getattr(runner, "chunk_requests", CHUNK_REQUESTS)):
+            began = time.perf_counter()
+            answers = _answer(runner, chunk)
+            seconds = time.perf_counter() - began
+            produced += sum(_tokens(item, answer) for item, answer in zip(chunk, answers))
+            suite.score(chunk, answers, seconds, ctx, emit)
+            if progress:
+                progress(len(handle.done), len(plan.items), produced)
+        handle.flush()
+        elapsed = time.perf_counter() - start
+        stored = list(store.iter_samples(handle.run_id))
+        metrics = suite.metrics(stored, seed=request.seed, runner=runner)
+        handle.complete([MetricValue(**m) for m in metrics],
+                        tokens_per_s=produced / elapsed if produced and elapsed > 0 else None)
+    outcome = _finished(store, handle.run_id, cached=False, resumed=handle.resumed)
+    if runner is not None:
+        outcome.provenance.update(runner.provenance())
+    outcome.scored_tokens, outcome.wall_s = produced, elapsed
+    return outcome
+
+
+def _check(spec, request: RunRequest, suite, backend, options: dict[str, Any]) -> int:
+    """Everything that can be refused before anything loads; returns the context length."""
+    if request.samples_file is not None:
+        if not suite.info.scores_samples_file:
+            raise LlamaZooError(f"--samples-file scores completions made elsewhere: the {suite.info.name} suite "
+                                "takes none (code suites do)")
+        if request.shadow or request.random_weights or request.weights:
+            raise LlamaZooError("--samples-file loads no model: drop --shadow, --random-weights and --weights")
+    else:
+        kind = "shadow" if request.shadow else "random" if request.random_weights else "local" if request.weights else "hub"
+        if suite.info.weights is not None and kind not in suite.info.weights:
+            flags = " or ".join({"shadow": "--shadow", "random": "--random-weights", "local": "--weights PATH"}.get(w, w)
+                                for w in suite.info.weights)
+            raise LlamaZooError(f"the {suite.info.name} suite takes {', '.join(suite.info.weights)} weights only: pass {flags}")
+        if suite.info.needs_tokens and backend.inputs == TEXT:
+            raise LlamaZooError(f"the {suite.info.name} suite builds token-id requests; the {request.backend} "
+                                "backend takes text only")
+        suite.check(spec, options)
+    if request.limit is not None and request.limit < 1:
+        raise LlamaZooError("--limit must be at least 1")
+    limit = spec.max_context or DEFAULT_CONTEXT
+    context = request.context or min(DEFAULT_CONTEXT, limit)
+    if context > limit:
+        raise LlamaZooError(f"--context {context} exceeds {spec.id}'s {limit} positions")
+    return context
+
+
+def _what_runs(spec, checkpoint, request: RunRequest, backend, external: bool):
+    """The weights source, the tokenizer the backend will use (and where it came from), the device
+    and the dtype: everything of a run's identity that depends on how it runs, without loading weights."""
+    from llama_zoo.runners.weights import WeightsSource, choose_source
+
+    if external:
+        import hashlib
+
+        from llama_zoo.evals.code.humaneval import read_samples_file
+
+        read_samples_file(request.samples_file)  # a clear error before anything else
+        with open(request.samples_file, "rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
+        return WeightsSource("external", ref=request.samples_file, content_hash=digest), None, None, None, None
+    source = choose_source(spec, shadow=request.shadow, random_weights=request.random_weights, weights=request.weights,
+                           revision=request.revision, seed=request.seed, checkpoint=checkpoint)
+    device, dtype = backend.resolve(request.device, request.dtype)
+    if backend.inputs == TEXT:
+        return source, None, f"{request.backend}:server", device, dtype
+    tokenizer, tokenizer_source = backend.load_tokenizer(spec, source, request.tokenizer)
+    return source, tokenizer, tokenizer_source, device, dtype
+
+
+def _tokenizer_hash(tokenizer) -> str | None:
+    if tokenizer is None:
+        return None
+    from llama_zoo.runners.tokenizers import tokenizer_hash
+
+    return tokenizer_hash(tokenizer)
+
+
+def _chunks(items: Sequence[Item], items_per_chunk: int | None, requests_per_chunk: int):
+    chunk: list[Item] = []
+    count = 0
+    for item in items:
+        chunk.append(item)
+        count += len(item.requests)
+        if len(chunk) == items_per_chunk or count >= requests_per_chunk:
+            yield chunk
+            chunk, count = [], 0
+    if chunk:
+        yield chunk
+
+
+def _answer(runner, chunk: Sequence[Item]) -> list[list[Any]]:
+    """Every request of the chunk answered, by one runner call per request type."""
+    by_type: dict[type, list[tuple[int, int]]] = {}
+    for i, item in enumerate(chunk):
+        for j, req in enumerate(item.requests):
+            by_type.setdefault(type(req), []).append((i, j))
+    answers: list[list[Any]] = [[None] * len(item.requests) for item in chunk]
+    for kind, slots in by_type.items():
+        if kind not in METHOD_FOR:
+            raise TypeError(f"no runner method answers {kind.__name__}")
+        replies = getattr(runner, METHOD_FOR[kind])([chunk[i].requests[j] for i, j in slots])
+        for (i, j), reply in zip(slots, replies):
+            answers[i][j] = reply
+    return answers
+
+
+def _tokens(item: Item, answers: Sequence[Any]) -> int:
+    """Tokens scored (windows) or generated, for the rate shown and stored."""
+    total = 0
+    for req, answer in zip(item.requests, answers):
+        targets = getattr(req, "targets", None)
+        total += len(targets) if targets is not None else sum(getattr(answer, "new_tokens", ()) or ())
+    return total
+
+
+def _finished(store, run_id: str, *, cached: bool, resumed: bool) -> Outcome:
+    run = store.get(run_id)
+    return Outcome(run_id=run_id, model_id=run["model_id"], cached=cached, resumed=resumed, metrics=run["metrics"],
+                   units=run["samples_stored"],
+                   provenance={k: run[k] for k in ("weights_source", "weights_ref", "backend", "dtype")})

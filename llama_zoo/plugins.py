@@ -1,0 +1,44 @@
+"""Tables of things looked up by name (suites, backends): built-in entries plus third-party ones
+that installed distributions declare as Python entry points.
+
+Entries are ``"module:attribute"`` strings and load on first use, so listing names (for ``--help``
+or an error message) imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import Any
+
+from llama_zoo.errors import LlamaZooError
+
+
+class PluginTable:
+    def __init__(self, kind: str, group: str, builtins: dict[str, str]):
+        self.kind, self.group, self.builtins = kind, group, builtins
+        self._loaded: dict[str, Any] = {}
+
+    def targets(self) -> dict[str, str]:
+        """Name -> "module:attribute", built-ins first; a plug-in cannot replace a built-in."""
+        found = dict(self.builtins)
+        for point in entry_points(group=self.group):
+            found.setdefault(point.name, point.value)
+        return found
+
+    def names(self) -> list[str]:
+        return list(self.targets())
+
+    def get(self, name: str) -> Any:
+        if name in self._loaded:
+            return self._loaded[name]
+        targets = self.targets()
+        if name not in targets:
+            raise LlamaZooError(f"unknown {self.kind} {name!r}; {self.kind}s: {', '.join(targets)}")
+        module, _, attribute = targets[name].partition(":")
+        try:
+            loaded = getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise LlamaZooError(f"the {self.kind} {name!r} ({targets[name]}) cannot be loaded: {exc}") from None
+        self._loaded[name] = loaded
+        return loaded

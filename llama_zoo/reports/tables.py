@@ -1,0 +1,55 @@
+"""The leaderboards as flat tables: Markdown (for papers) and CSV (for spreadsheets)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from llama_zoo.reports.leaderboard import leaderboards
+
+
+def flat_rows(store, suite: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
+    """The leaderboards as flat rows: for Markdown and CSV."""
+    out = []
+    for name, rows in leaderboards(store, suite, model).items():
+        for r in rows:
+            flat = {"suite": name, "model": r["run"]["model_id"], "family": r["family"], "params": r["params"],
+                    "weights": r["run"]["weights_source"], "run": r["run"]["id"]}
+            for metric, m in r["metrics"].items():
+                flat[metric] = m["value"]
+                if m["ci_low"] is not None:
+                    flat[f"{metric}.ci_low"], flat[f"{metric}.ci_high"] = m["ci_low"], m["ci_high"]
+            out.append(flat)
+    return out
+
+
+def render_csv(rows: list[dict[str, Any]]) -> str:
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def render_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = []
+    for suite in dict.fromkeys(r["suite"] for r in rows):
+        mine = [r for r in rows if r["suite"] == suite]
+        metrics = [k for k in dict.fromkeys(k for r in mine for k in r) if k not in
+                   ("suite", "model", "family", "params", "weights", "run") and not k.endswith((".ci_low", ".ci_high"))]
+        lines += [f"### {suite}", "", "| model | weights | " + " | ".join(metrics) + " |",
+                  "|---|---|" + "---|" * len(metrics)]
+        for r in mine:
+            cells = []
+            for m in metrics:
+                if m not in r:
+                    cells.append("-")
+                elif f"{m}.ci_low" in r:
+                    cells.append(f"{r[m]:.4g} [{r[f'{m}.ci_low']:.3g}, {r[f'{m}.ci_high']:.3g}]")
+                else:
+                    cells.append(f"{r[m]:.4g}")
+            lines.append(f"| {r['model']} | {r['weights']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
