@@ -35,6 +35,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--tokenizer", default=str(ROOT.parent / "shared" / "tokenizers" / "llama3"),
                         help="the real tokenizer's directory (default: ../shared/tokenizers/llama3)")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="the full-size architecture with random weights instead of the shadow (a GPU run)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--dtype", default="float32", help="float32 or bfloat16 (the GPU figure is bfloat16)")
     args = parser.parse_args()
 
     import torch
@@ -60,7 +64,8 @@ def main() -> None:
 
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     spec = load_catalog().get(args.model)
-    runner = HFRunner(spec, choose_source(spec, shadow=True), device="cpu", dtype="float32",
+    source = choose_source(spec, shadow=not args.random_weights, random_weights=args.random_weights)
+    runner = HFRunner(spec, source, device=args.device, dtype=args.dtype,
                       batch_size=args.batch_size, loaded_tokenizer=(tokenizer, "benchmark"))
     if args.weight_std:
         generator = torch.Generator().manual_seed(0)
@@ -76,16 +81,20 @@ def main() -> None:
     c = runner.body.config
     batch = args.batch_size or f"the default, {runner._generation_batch_for(1)[1]}"
     redrawn = f", weights redrawn with std {args.weight_std}" if args.weight_std else ""
-    print(f"model: shadow {spec.id} ({c.num_hidden_layers} layers, hidden {c.hidden_size}, vocabulary {c.vocab_size}), "
-          f"float32{redrawn}, cpu; {len(requests)} greedy HumanEval prompts of {lengths[0]}-{lengths[-1]} tokens "
+    print(f"model: {source.kind} {spec.id} ({c.num_hidden_layers} layers, hidden {c.hidden_size}, vocabulary {c.vocab_size}), "
+          f"{args.dtype}{redrawn}, {args.device}; {len(requests)} greedy HumanEval prompts of {lengths[0]}-{lengths[-1]} tokens "
           f"(median {lengths[len(lengths) // 2]}), up to {args.new_tokens} new tokens; rows per batch: {batch}")
 
-    runner.generate(requests[:2])  # warm-up: first calls allocate
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
+    runner.generate(requests[:2])  # warm-up: first calls allocate (and, on CUDA, compile)
+    sync()
     start = time.perf_counter()
     one = [runner.generate([r])[0] for r in requests]
+    sync()
     single_s = time.perf_counter() - start
     start = time.perf_counter()
     batched = runner.generate(requests)
+    sync()
     batched_s = time.perf_counter() - start
 
     single_tokens = sum(g.new_tokens[0] for g in one)
