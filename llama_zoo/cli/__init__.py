@@ -35,7 +35,12 @@ app.command("demo")(demo_command)
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    registry: list[str] = typer.Option(
+        [], "--registry", metavar="DIR",
+        help="A directory of your own registry entries (YAML, same schema; `base:` may name any packaged model); "
+             "repeatable. Also read: $LLAMA_ZOO_REGISTRY and the user configuration directory's registry/ folder."),
+) -> None:
     """Every Meta Llama model: registry, runners, evaluation suites, results store and reports.
 
     Try:
@@ -50,6 +55,12 @@ def _root() -> None:
 
     [bold]llama-zoo models export llama-4-scout --format hf-config[/bold]   a transformers config.json
     """
+    if registry:
+        import os
+
+        from llama_zoo.registry.catalog import USER_REGISTRY_VARIABLE
+
+        os.environ[USER_REGISTRY_VARIABLE] = os.pathsep.join([*registry, os.environ.get(USER_REGISTRY_VARIABLE, "")]).strip(os.pathsep)
 
 
 def main() -> None:

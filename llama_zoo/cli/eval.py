@@ -88,9 +88,11 @@ def eval_command(**kwargs: Any) -> None:
         option = declared[name][0]
         if name not in taken and value is not None and value != option.default:
             raise LlamaZooError(f"{option.flag} is an option of {', '.join(declared[name][1])}, not of {suite}")
+    server = {"base_url": kwargs.pop("base_url"), "server_model": kwargs.pop("server_model"),
+              "concurrency": kwargs.pop("concurrency"), "timeout_s": kwargs.pop("timeout")}
     store = Store.open(db)  # before anything loads: a bad --db fails at once
     request = RunRequest(model=model, suite=suite, suite_options={k: v for k, v in suite_options.items() if k in taken},
-                         dtype=kwargs.pop("dtype").value, **kwargs)
+                         dtype=kwargs.pop("dtype").value, backend_options=server, **kwargs)
     quiet = fmt is TableOrJson.json
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -124,9 +126,10 @@ def show_outcome(outcome, suite: str) -> None:
     source = outcome.provenance.get("weights_source")
     if source in ("shadow", "random"):
         console.print(f"[yellow]{source} weights: these numbers exercise the code path; they do not measure {model}.[/yellow]")
-    if outcome.wall_s and outcome.scored_tokens:
-        console.print(f"{outcome.scored_tokens:,} tokens in {outcome.wall_s:.1f} s "
-                      f"({outcome.scored_tokens / outcome.wall_s:,.0f} tokens/s)", highlight=False)
+    if outcome.model_s and outcome.scored_tokens:
+        console.print(f"{outcome.scored_tokens:,} tokens in {outcome.model_s:.1f} s of model time "
+                      f"({outcome.scored_tokens / outcome.model_s:,.0f} tokens/s; {outcome.wall_s:.1f} s in all)",
+                      highlight=False)
 
 
 def _parameters() -> list[inspect.Parameter]:
@@ -153,6 +156,12 @@ def _parameters() -> list[inspect.Parameter]:
         opt("dtype", DType, typer.Option(DType.auto, "--dtype", help="auto: bfloat16 on CUDA, float32 on CPU.")),
         opt("device", str, typer.Option("auto", "--device", help="auto, cpu or cuda.")),
         opt("batch_size", Optional[int], typer.Option(None, "--batch-size", min=1, help="Rows per forward pass (default: found by trial on CUDA, a fixed size on CPU).")),
+        opt("base_url", Optional[str], typer.Option(None, "--base-url", rich_help_panel="server backends",
+                                                     help="An OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1 (key from $LLAMA_ZOO_API_KEY or $OPENAI_API_KEY, never stored).")),
+        opt("server_model", Optional[str], typer.Option(None, "--server-model", rich_help_panel="server backends",
+                                                         help="The model name the server knows (default: the one it serves, or the registry's hub id).")),
+        opt("concurrency", int, typer.Option(8, "--concurrency", min=1, rich_help_panel="server backends", help="Requests in flight at once.")),
+        opt("timeout", float, typer.Option(120.0, "--timeout", min=1.0, rich_help_panel="server backends", help="Seconds to wait for one answer.")),
         opt("seed", int, typer.Option(0, "--seed", help="Seed for random/shadow weights, sampling and bootstrap intervals.")),
         opt("samples_file", Optional[str], typer.Option(None, "--samples-file", help="Score human-eval style {task_id, completion} lines made elsewhere (no model is loaded; code suites).")),
         opt("force", bool, typer.Option(False, "--force", help="Run again even if the same configuration completed before.")),

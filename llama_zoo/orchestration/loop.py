@@ -50,6 +50,7 @@ class RunRequest:
     force: bool = False
     samples_file: str | None = None
     base: str | None = None  # the registry model a checkpoint given by path derives from
+    backend_options: Mapping[str, Any] = field(default_factory=dict)  # a server's base_url, server_model, ...
 
 
 @dataclass
@@ -61,8 +62,9 @@ class Outcome:
     metrics: list[dict[str, Any]]
     provenance: dict[str, Any] = field(default_factory=dict)
     units: int = 0
-    scored_tokens: int = 0
+    scored_tokens: int = 0  # tokens scored or generated
     wall_s: float = 0.0
+    model_s: float = 0.0  # of which in runner calls
 
 
 Progress = Callable[[int, int, int], None]  # (samples done, samples total, tokens scored or generated so far)
@@ -106,17 +108,19 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
         return _finished(store, handle.run_id, cached=True, resumed=False)
     runner = None
     with handle:
-        start, produced = time.perf_counter(), 0
+        start, produced, model_s = time.perf_counter(), 0, 0.0
         pending = [item for item in plan.items if item.index not in handle.done]
         if any(item.requests for item in pending):
             runner = backend(spec, source, device=request.device, dtype=request.dtype, batch_size=request.batch_size,
                              max_length=context, tokenizer=request.tokenizer,
-                             loaded_tokenizer=(tokenizer, tokenizer_source) if tokenizer is not None else None)
+                             loaded_tokenizer=(tokenizer, tokenizer_source) if tokenizer is not None else None,
+                             backend_options=dict(request.backend_options))
         emit = lambda index, sample: handle.add(index, **sample)  # noqa: E731
         for chunk in _chunks(pending, suite.info.items_per_chunk, getattr(runner, "chunk_requests", CHUNK_REQUESTS)):
             began = time.perf_counter()
             answers = _answer(runner, chunk)
             seconds = time.perf_counter() - began
+            model_s += seconds
             produced += sum(_tokens(item, answer) for item, answer in zip(chunk, answers))
             suite.score(chunk, answers, seconds, ctx, emit)
             if progress:
@@ -125,12 +129,14 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
         elapsed = time.perf_counter() - start
         stored = list(store.iter_samples(handle.run_id))
         metrics = suite.metrics(stored, seed=request.seed, runner=runner)
+        # the engine's rate: tokens over the time spent in runner calls (not in sandboxes or storage)
         handle.complete([MetricValue(**m) for m in metrics],
-                        tokens_per_s=produced / elapsed if produced and elapsed > 0 else None)
+                        tokens_per_s=produced / model_s if produced and model_s > 0 else None,
+                        runner=_jsonable(runner.provenance()) if runner is not None else None)
     outcome = _finished(store, handle.run_id, cached=False, resumed=handle.resumed)
     if runner is not None:
         outcome.provenance.update(runner.provenance())
-    outcome.scored_tokens, outcome.wall_s = produced, elapsed
+    outcome.scored_tokens, outcome.wall_s, outcome.model_s = produced, elapsed, model_s
     return outcome
 
 
@@ -168,16 +174,23 @@ def _what_runs(spec, checkpoint, request: RunRequest, backend, external: bool):
 
     if external:
         import hashlib
+        from pathlib import Path
 
-        from llama_zoo.evals.code.humaneval import read_samples_file
-
-        read_samples_file(request.samples_file)  # a clear error before anything else
-        with open(request.samples_file, "rb") as handle:
-            digest = hashlib.sha256(handle.read()).hexdigest()
+        path = Path(request.samples_file).expanduser()
+        if not path.is_file():
+            raise LlamaZooError(f"--samples-file {request.samples_file}: no such file")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
         return WeightsSource("external", ref=request.samples_file, content_hash=digest), None, None, None, None
-    source = choose_source(spec, shadow=request.shadow, random_weights=request.random_weights, weights=request.weights,
-                           revision=request.revision, seed=request.seed, checkpoint=checkpoint)
     device, dtype = backend.resolve(request.device, request.dtype)
+    if hasattr(backend, "weights_source"):  # a server: the weights are wherever it serves them from
+        if request.shadow or request.random_weights or request.weights:
+            raise LlamaZooError(f"--backend {request.backend} evaluates the model the server serves: drop --shadow, "
+                                "--random-weights and --weights")
+        source = backend.weights_source(spec, dict(request.backend_options))
+    else:
+        source = choose_source(spec, shadow=request.shadow, random_weights=request.random_weights,
+                               weights=request.weights, revision=request.revision, seed=request.seed,
+                               checkpoint=checkpoint)
     if backend.inputs == TEXT:
         return source, None, f"{request.backend}:server", device, dtype
     tokenizer, tokenizer_source = backend.load_tokenizer(spec, source, request.tokenizer)
@@ -235,3 +248,9 @@ def _finished(store, run_id: str, *, cached: bool, resumed: bool) -> Outcome:
     return Outcome(run_id=run_id, model_id=run["model_id"], cached=cached, resumed=resumed, metrics=run["metrics"],
                    units=run["samples_stored"],
                    provenance={k: run[k] for k in ("weights_source", "weights_ref", "backend", "dtype")})
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    return json.loads(json.dumps(data, default=str))

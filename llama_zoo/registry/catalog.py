@@ -218,12 +218,33 @@ class _Resolver:
         return merged
 
 
+USER_REGISTRY_VARIABLE = "LLAMA_ZOO_REGISTRY"
+
+
+def user_registry_dirs() -> list[Path]:
+    """Directories of the user's own entries, read after the packaged ones: those in
+    ``$LLAMA_ZOO_REGISTRY`` (``--registry``; several joined by the path separator), and the user
+    configuration directory's ``registry/`` folder where it exists."""
+    import os
+
+    from platformdirs import user_config_dir
+
+    named = [Path(p).expanduser() for p in os.environ.get(USER_REGISTRY_VARIABLE, "").split(os.pathsep) if p]
+    for path in named:
+        if not path.is_dir():
+            raise RegistryError(f"registry directory {path} does not exist")
+    default = Path(user_config_dir("llama-zoo")) / "registry"
+    return named + ([default] if default.is_dir() else [])
+
+
 def _model_files(directory: Path | None) -> list[tuple[str, str]]:
     if directory is not None:
         return [(str(p), p.read_text()) for p in sorted(directory.glob("*.yaml"))]
     root = resources.files("llama_zoo.registry") / "models"
     files = sorted((p for p in root.iterdir() if p.name.endswith(".yaml")), key=lambda p: p.name)
-    return [(p.name, p.read_text()) for p in files]
+    packaged = [(p.name, p.read_text()) for p in files]
+    # the user's entries take packaged ones as bases (a fine-tune that changes only hf_repo and training)
+    return packaged + [(str(p), p.read_text()) for d in user_registry_dirs() for p in sorted(d.glob("*.yaml"))]
 
 
 def load_raw(directory: Path | None = None) -> dict[str, RawEntry]:
@@ -267,7 +288,7 @@ def build_catalog(directory: Path | None = None) -> Catalog:
 
 @functools.lru_cache(maxsize=1)
 def load_catalog() -> Catalog:
-    """The packaged registry, loaded once per process."""
+    """The packaged registry and the user's entries, loaded once per process."""
     return build_catalog()
 
 

@@ -14,7 +14,7 @@ from llama_zoo.reports.leaderboard import leaderboards, metric_names
 
 PROVENANCE_KEYS = ("model_id", "weights_source", "weights_ref", "weights_revision", "weights_hash", "backend", "dtype",
                    "dataset_name", "dataset_revision", "dataset_hash", "options", "seed", "device", "versions",
-                   "git_sha", "created_at", "wall_time_s", "tokens_per_s", "config_hash")
+                   "git_sha", "created_at", "wall_time_s", "tokens_per_s", "config_hash", "runner")
 
 
 def _human(n: Any) -> str:

@@ -15,8 +15,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-# external: completions produced elsewhere and only scored here (--samples-file)
-WEIGHTS_SOURCES = ("hub", "local", "random", "shadow", "external")
+# external: completions produced elsewhere and only scored here (--samples-file); server: a model
+# behind an OpenAI-compatible API (weights_ref holds the URL and the served model's name)
+WEIGHTS_SOURCES = ("hub", "local", "random", "shadow", "external", "server")
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ class Run(Base):
     batch_size: Mapped[int | None] = mapped_column(Integer)
     device: Mapped[dict[str, Any]] = mapped_column(default=dict)  # GPU name and count, driver, CPU
     versions: Mapped[dict[str, Any]] = mapped_column(default=dict)  # llama-zoo, torch, transformers, ...
+    runner: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # threads, KV cache, quantisation, server models
     git_sha: Mapped[str | None] = mapped_column(String(40))
 
     # when, and how fast

@@ -7,4 +7,5 @@ BACKENDS = PluginTable("backend", "llama_zoo.backends", {
     "hf": "llama_zoo.runners.hf:HFRunner",
     "vllm": "llama_zoo.runners.vllm:VLLMRunner",
     "llama.cpp": "llama_zoo.runners.llamacpp:LlamaCppRunner",
+    "openai": "llama_zoo.runners.openai_api:OpenAIRunner",
 })

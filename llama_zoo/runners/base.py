@@ -72,6 +72,12 @@ class Generation:
     tokens: list[list[int]] = field(default_factory=list)  # the generated ids, up to a stop token
 
 
+def cut_at_stop(text: str, stops: Sequence[str]) -> str:
+    """``text`` up to the first of ``stops`` it contains (all of it if none)."""
+    cut = min((text.find(s) for s in stops if s and s in text), default=-1)
+    return text[:cut] if cut >= 0 else text
+
+
 # The runner method that answers each request type: the loop hands a runner all requests of one type at once.
 METHOD_FOR: dict[type, str] = {
     TokenWindow: "loglikelihood_rolling",

@@ -19,6 +19,7 @@ from llama_zoo.runners.base import (
     TOKENS,
     RunnerError,
     TokenWindow,
+    cut_at_stop,
 )
 from llama_zoo.runners.tokenizers import load_tokenizer, tokenizer_hash
 from llama_zoo.runners.weights import WeightsSource, load_model
@@ -63,7 +64,7 @@ class HFRunner:
 
     def __init__(self, spec: ModelSpec, source: WeightsSource, *, device: str = "auto", dtype: str = "auto",
                  batch_size: int | None = None, max_length: int | None = None, tokenizer: str | None = None,
-                 loaded_tokenizer: tuple[Any, str] | None = None):
+                 loaded_tokenizer: tuple[Any, str] | None = None, **_: Any):
         import torch
 
         self.spec, self.source = spec, source
@@ -224,7 +225,7 @@ class HFRunner:
             mine = [r for r in rows if r.request == index]
             cut = not getattr(req, "ignore_eos", False)
             texts = [self.tokenizer.decode(r.tokens, skip_special_tokens=False) for r in mine]
-            out.append(Generation(texts=[_cut_at_stop(t, req.stop_strings) if cut else t for t in texts],
+            out.append(Generation(texts=[cut_at_stop(t, req.stop_strings) if cut else t for t in texts],
                                   new_tokens=[len(r.tokens) for r in mine], tokens=[list(r.tokens) for r in mine]))
         return out
 
@@ -390,7 +391,7 @@ class HFRunner:
             kwargs.update(dict(do_sample=True, temperature=g.temperature, top_p=g.top_p) if g.temperature > 0
                           else dict(do_sample=False))
             generated = self.model.generate(**inputs, **kwargs)[:, inputs["input_ids"].shape[1]:]
-            texts = [_cut_at_stop(self.tokenizer.decode(seq, skip_special_tokens=True), g.stop_strings)
+            texts = [cut_at_stop(self.tokenizer.decode(seq, skip_special_tokens=True), g.stop_strings)
                      for seq in generated]
             out.append(Generation(texts=texts, new_tokens=[len(seq) for seq in generated]))
         return out
@@ -485,11 +486,6 @@ def _loaded_flops(model, context: int) -> float:
     text = model.config.get_text_config()
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
     return 2.0 * matmul + 4.0 * text.num_hidden_layers * (context // 2) * text.num_attention_heads * head_dim
-
-
-def _cut_at_stop(text: str, stops: Sequence[str]) -> str:
-    cut = min((text.find(s) for s in stops if s and s in text), default=-1)
-    return text[:cut] if cut >= 0 else text
 
 
 def _text_parts(model) -> tuple[Any, Any]:

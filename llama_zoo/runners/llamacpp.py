@@ -23,6 +23,7 @@ from llama_zoo.runners.base import (
     NextTokenRequest,
     RunnerError,
     TokenWindow,
+    cut_at_stop,
 )
 from llama_zoo.runners.tokenizers import tokenizer_hash
 from llama_zoo.runners.weights import WeightsSource
@@ -154,9 +155,7 @@ class LlamaCppRunner:
             texts, counts, token_lists = [], [], []
             for k in range(req.n):
                 tokens = self._one(req, None if req.seed is None else req.seed + k)
-                text = self.tokenizer.decode(tokens)
-                cut = min((text.find(s) for s in req.stop_strings if s and s in text), default=-1)
-                texts.append(text[:cut] if cut >= 0 else text)
+                texts.append(cut_at_stop(self.tokenizer.decode(tokens), req.stop_strings))
                 counts.append(len(tokens))
                 token_lists.append(tokens)
             out.append(Generation(texts=texts, new_tokens=counts, tokens=token_lists))

@@ -143,12 +143,22 @@ def _cast_floating(model, dtype):
 def _from_gguf(cls, source: WeightsSource, device: str, dtype):
     """transformers dequantises a GGUF file's tensors into ordinary ones; it still marks the model as
     quantized, which nothing downstream needs (and which makes save_pretrained refuse it)."""
+    from transformers.utils import logging as hf_logging
+
+    # its per-tensor bars (tqdm's and transformers' own) would cut through the CLI's progress
+    hf_logging.disable_progress_bar()
+    quiet, os.environ["TQDM_DISABLE"] = os.environ.get("TQDM_DISABLE"), "1"
     try:
         model = cls.from_pretrained(source.directory, gguf_file=source.gguf_file, dtype=dtype)
     except ImportError as exc:
         raise RunnerError(f"loading a GGUF file through transformers needs the gguf package: {exc}") from None
     except (OSError, ValueError, KeyError) as exc:
         raise RunnerError(f"cannot load {source.ref}: {' '.join(str(exc).split())[:300]}") from None
+    finally:
+        if quiet is None:
+            del os.environ["TQDM_DISABLE"]
+        else:
+            os.environ["TQDM_DISABLE"] = quiet
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -127,3 +128,28 @@ def test_importtime_of_the_cli_shows_no_torch():
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
     assert "llama_zoo.cli.models" in imported
     assert not {m for m in imported if m.split(".")[0] in ("torch", "transformers")}
+
+
+def test_user_registry_entries_inherit_from_packaged_ones_and_are_validated(tmp_path):
+    own = tmp_path / "mine"
+    own.mkdir()
+    entry = ("family: my-finetunes\nmodels:\n  - id: my-llama-3.1-8b-medical\n    name: My Llama 3.1 8B Medical\n"
+             "    base: llama-3.1-8b-instruct\n    hf_repo: me/llama-3.1-8b-medical\n"
+             "    derived_from: {how: fine-tuned, note: SFT on medical QA}\n    training: {data: medical QA pairs}\n")
+    (own / "mine.yaml").write_text(entry)
+    run = lambda *a, **env: subprocess.run([sys.executable, "-m", "llama_zoo", *a], capture_output=True,  # noqa: E731
+                                           text=True, timeout=120, env={**os.environ, **env})
+    shown = json.loads(run("--registry", str(own), "models", "show", "me/llama-3.1-8b-medical", "--format", "json").stdout)
+    assert shown["id"] == "my-llama-3.1-8b-medical" and shown["architecture"]["hidden_size"] == 4096
+    assert shown["derived_from"]["parent"] == "llama-3.1-8b-instruct" and shown["tokenizer"]["chat_format"] == "llama3-header"
+    assert run("models", "validate", LLAMA_ZOO_REGISTRY=str(own)).returncode == 0  # the variable works as the flag does
+    assert run("models", "show", "my-llama-3.1-8b-medical").returncode == 2  # not without the directory
+
+    (own / "mine.yaml").write_text(entry + "    architecture: {hidden_size: 4096}\n")
+    restated = run("--registry", str(own), "models", "validate")
+    assert restated.returncode != 0 and "hidden_size" in restated.stdout + restated.stderr
+    (own / "mine.yaml").write_text(entry.replace("my-llama-3.1-8b-medical", "llama-3.1-8b"))
+    clash = run("--registry", str(own), "models", "list")
+    assert clash.returncode == 2 and "duplicate id 'llama-3.1-8b'" in clash.stderr
+    missing = run("--registry", str(tmp_path / "nowhere"), "models", "list")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr

