@@ -38,7 +38,8 @@ class PluginTable:
         module, _, attribute = targets[name].partition(":")
         try:
             loaded = getattr(importlib.import_module(module), attribute)
-        except (ImportError, AttributeError) as exc:
-            raise LlamaZooError(f"the {self.kind} {name!r} ({targets[name]}) cannot be loaded: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - whatever a third-party module raises on import
+            raise LlamaZooError(f"the {self.kind} {name!r} ({targets[name]}) cannot be loaded: "
+                                f"{type(exc).__name__}: {exc}") from None
         self._loaded[name] = loaded
         return loaded

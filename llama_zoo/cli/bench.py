@@ -34,7 +34,9 @@ def bench_command(
     store = Store.open(db)
     options = dict(batch=batch, gen_batch=gen_batch, prompt_tokens=prompt_tokens, new_tokens=new_tokens, iters=iters)
     outcome = evaluate(RunRequest(model=model, suite="bench", suite_options=options, backend=backend, context=context,
-                                  shadow=shadow, random_weights=random_weights, device=device, dtype=dtype), store)
+                                  shadow=shadow, random_weights=random_weights, device=device, dtype=dtype,
+                                  # one call per timed item: all its windows, or all its sequences, in one batch
+                                  batch_size=max(batch, gen_batch)), store)
     results = {m["name"]: m["value"] for m in outcome.metrics}
     results.update(run_id=outcome.run_id, device=outcome.provenance.get("device_name"), dtype=outcome.provenance.get("dtype"))
     if fmt is not Format.table:

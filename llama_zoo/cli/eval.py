@@ -7,6 +7,7 @@ suite declares (plug-ins included): a new suite brings its flags with it.
 from __future__ import annotations
 
 import inspect
+import sys
 import time
 from enum import Enum
 from typing import Any, Optional
@@ -35,11 +36,14 @@ def _suite_options() -> dict[str, tuple[Any, list[str]]]:
     for name in SUITES.names():
         try:
             info = SUITES.get(name).info
-        except LlamaZooError:
+        except (LlamaZooError, AttributeError):
             continue  # a broken plug-in must not take the whole command down; `eval --suite` names it
         for option in info.options:
-            if option.name in found and found[option.name][0] != option:
-                raise RuntimeError(f"suites declare option {option.name!r} differently: {found[option.name][1]} and {name}")
+            clash = option.name in LOOP_FLAGS or option.name in found and found[option.name][0] != option
+            if clash:  # the first declaration (or the loop's own flag) keeps the name; say why the other has none
+                print(f"warning: suite {name} declares option {option.flag}, which is taken; it is not offered",
+                      file=sys.stderr)
+                continue
             found.setdefault(option.name, (option, []))[1].append(name)
     return found
 
@@ -130,6 +134,11 @@ def show_outcome(outcome, suite: str) -> None:
         console.print(f"{outcome.scored_tokens:,} tokens in {outcome.model_s:.1f} s of model time "
                       f"({outcome.scored_tokens / outcome.model_s:,.0f} tokens/s; {outcome.wall_s:.1f} s in all)",
                       highlight=False)
+
+
+LOOP_FLAGS = ("model", "base", "suite", "dataset", "dataset_revision", "context", "limit", "shadow", "random_weights",
+              "weights", "revision", "tokenizer", "backend", "dtype", "device", "batch_size", "base_url",
+              "server_model", "concurrency", "timeout", "seed", "samples_file", "force", "fmt", "format", "db")
 
 
 def _parameters() -> list[inspect.Parameter]:

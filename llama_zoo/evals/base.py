@@ -109,12 +109,6 @@ class SuiteInfo:
     items_per_chunk: int | None = None  # at most this many items per runner call (1: each call timed alone)
     always_new: bool = False  # a measurement: never a cache hit
 
-    def option(self, name: str) -> Option:
-        for option in self.options:
-            if option.name == name:
-                return option
-        raise KeyError(name)
-
     def resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """This suite's options with defaults filled in and choices checked."""
         return {o.name: o.checked(given[o.name]) if given.get(o.name) is not None else o.default for o in self.options}
@@ -131,7 +125,6 @@ class Context:
     options: Mapping[str, Any]  # this suite's options, resolved
     tokenizer: Any  # None for text backends and for scoring a samples file
     context: int  # the window length in tokens the run may use
-    weights: str = "hub"  # the weights source's kind: hub, local, random, shadow or external
     seed: int = 0
     limit: int | None = None
     dataset: str | None = None

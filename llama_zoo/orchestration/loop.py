@@ -83,8 +83,7 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
 
     external = request.samples_file is not None
     source, tokenizer, tokenizer_source, device, dtype = _what_runs(spec, checkpoint, request, backend, external)
-    ctx = Context(spec=spec, options=options, tokenizer=tokenizer, context=context, weights=source.kind,
-                  seed=request.seed, limit=request.limit, dataset=request.dataset,
+    ctx = Context(spec=spec, options=options, tokenizer=tokenizer, context=context, seed=request.seed, limit=request.limit, dataset=request.dataset,
                   dataset_revision=request.dataset_revision, samples_file=request.samples_file)
     plan = suite.plan(ctx)
     identity_options = dict(plan.options)

@@ -45,9 +45,8 @@ class Checkpoint:
 
 
 def looks_like_path(name: str) -> bool:
-    """An existing file or directory, or anything named .gguf (a hub repo id such as
-    meta-llama/Llama-3.1-8B is not a path unless such a directory exists here)."""
-    return name.endswith(".gguf") or Path(name).expanduser().exists()
+    """Written as a path (``./dir``, ``/abs``, ``~/x``, ``x.gguf``): never a registry name."""
+    return name.endswith(".gguf") or name.startswith(("/", "./", "../", "~"))
 
 
 def from_path(name: str, base: ModelSpec | None = None) -> tuple[ModelSpec, Checkpoint]:
@@ -97,7 +96,10 @@ def _tokenizer_facts(path: Path, config: dict[str, Any]) -> dict[str, Any]:
     if not tok_file.is_file() and not (path / "tokenizer.model").is_file():
         raise CheckpointError(f"{path}: no tokenizer (tokenizer.json or tokenizer.model); copy the tokenizer files of "
                               "the model it was trained from into the directory")
-    tok_config = json.loads(tok_config_file.read_text()) if tok_config_file.is_file() else {}
+    try:
+        tok_config = json.loads(tok_config_file.read_text()) if tok_config_file.is_file() else {}
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{tok_config_file} is not JSON") from None
     kind, size, vocab = "sentencepiece-bpe", config.get("vocab_size"), {}
     if tok_file.is_file():
         data = json.loads(tok_file.read_text())
@@ -148,6 +150,20 @@ def _from_gguf(path: Path, base: ModelSpec | None) -> tuple[ModelSpec, Checkpoin
     arch_name = meta.get("general.architecture")
     if arch_name != "llama":
         raise CheckpointError(f"{path}: architecture {arch_name!r}; llama-zoo evaluates Llama-architecture models")
+    try:
+        arch, tokenizer = _gguf_facts(reader, meta)
+    except (TypeError, ValueError) as exc:  # a key missing or of another type
+        raise CheckpointError(f"{path}: its metadata does not describe a Llama model ({exc})") from None
+    name = str(meta.get("general.basename") or meta.get("general.name") or path.stem)
+    if meta.get("general.size_label"):
+        name = f"{name}-{meta['general.size_label']}"
+    digest = _hash_files([path])
+    quantization = GGUF_FILE_TYPES.get(int(meta.get("general.file_type", -1)), f"file type {meta.get('general.file_type')}")
+    spec = _spec(f"{name}-{quantization}", digest, arch, tokenizer, base)
+    return spec, Checkpoint(str(path.resolve()), digest, gguf_file=path.name, quantization=quantization)
+
+
+def _gguf_facts(reader, meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     g = lambda key, default=None: meta.get(f"llama.{key}", default)  # noqa: E731
     heads = int(g("attention.head_count"))
     tokens = meta.get("tokenizer.ggml.tokens") or []
@@ -166,13 +182,7 @@ def _from_gguf(path: Path, base: ModelSpec | None) -> tuple[ModelSpec, Checkpoin
                  "eos_token_id": meta.get("tokenizer.ggml.eos_token_id"),
                  "pad_token_id": meta.get("tokenizer.ggml.padding_token_id"),
                  "chat_format": chat_format(meta.get("tokenizer.chat_template"))}
-    name = str(meta.get("general.basename") or meta.get("general.name") or path.stem)
-    if meta.get("general.size_label"):
-        name = f"{name}-{meta['general.size_label']}"
-    digest = _hash_files([path])
-    quantization = GGUF_FILE_TYPES.get(int(meta.get("general.file_type", -1)), f"file type {meta.get('general.file_type')}")
-    spec = _spec(f"{name}-{quantization}", digest, arch, tokenizer, base)
-    return spec, Checkpoint(str(path.resolve()), digest, gguf_file=path.name, quantization=quantization)
+    return arch, tokenizer
 
 
 def _field(field) -> Any:
@@ -224,8 +234,15 @@ def find_model(name: str, base: str | None = None) -> tuple[ModelSpec, Checkpoin
     from llama_zoo.registry.catalog import load_catalog
 
     catalog = load_catalog()
-    if looks_like_path(name):
-        return from_path(name, catalog.get(base) if base else None)
-    if base:
-        raise CheckpointError(f"--base names the registry model a checkpoint derives from; {name} is a registry model already")
-    return catalog.get(name), None
+    if not looks_like_path(name):
+        try:
+            spec = catalog.get(name)  # a registry name wins over a folder of the same name here
+        except LlamaZooError:
+            if not Path(name).expanduser().exists():
+                raise
+        else:
+            if base:
+                raise CheckpointError(f"--base names the registry model a checkpoint derives from; {name} is a "
+                                      "registry model already")
+            return spec, None
+    return from_path(name, catalog.get(base) if base else None)

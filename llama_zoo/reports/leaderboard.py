@@ -17,7 +17,7 @@ def leaderboards(store, suite: str | None = None, model: str | None = None) -> d
     """Per suite, one row per (model, weights source, dataset, options): the newest completed run,
     with its metrics (value and CI) and the registry's facts about the model."""
     catalog = load_catalog()
-    runs = store.completed_runs(suite=suite, model=catalog.get(model).id if model else None)
+    runs = store.completed_runs(suite=suite, model=_model_id(catalog, model) if model else None)
     boards: dict[str, list[dict[str, Any]]] = {}
     seen = set()
     for run in runs:
@@ -49,18 +49,22 @@ def leaderboards(store, suite: str | None = None, model: str | None = None) -> d
     return boards
 
 
+def _model_id(catalog, model: str) -> str:
+    """A registry name's id; anything else as given (a checkpoint's own id, as stored)."""
+    from llama_zoo.errors import LlamaZooError
+
+    try:
+        return catalog.get(model).id
+    except LlamaZooError:
+        return model
+
+
 def setup(suite: str, options: dict[str, Any]) -> str:
     """The options that tell two rows of one suite apart, compactly: those the suite declares, or
     every stored option for a suite whose plug-in is not installed here."""
     info = suite_info(suite)
     keys = info.setup_keys if info is not None else tuple(k for k in options if k not in NOT_SETUP)
     return " ".join(f"{k}={options[k]}" for k in keys if options.get(k) not in (None, "") and not isinstance(options[k], dict))
-
-
-def headline(suite: str) -> tuple[str | None, bool]:
-    """The metric a suite is ranked by and whether lower is better."""
-    info = suite_info(suite)
-    return (info.headline, info.lower_is_better) if info is not None else (None, False)
 
 
 def metric_names(rows: list[dict[str, Any]]) -> list[str]:

@@ -81,6 +81,8 @@ class HFRunner:
         # requests the loop hands over at once: enough to fill a GPU, few enough to store progress often
         self.chunk_requests = 1024 if self.device == "cuda" else 64
         torch.set_grad_enabled(False)
+        if self.device == "cuda":  # peak memory from here on: the weights and what runs, not loading's transients
+            torch.cuda.reset_peak_memory_stats()
 
     # -- scoring
 
@@ -109,8 +111,8 @@ class HFRunner:
         return results  # type: ignore[return-value]
 
     def _batch_for(self, length: int) -> int:
-        if self.batch_size:
-            return self.batch_size
+        if self.batch_size:  # an explicit size, unless it ran out of memory (then halved, like a found one)
+            return min(self.batch_size, self._fitted_batch.get(length, self.batch_size))
         if self.device != "cuda":
             return 8
         if length not in self._fitted_batch:
@@ -190,16 +192,15 @@ class HFRunner:
         ``texts`` their decoding cut at the first stop string, ``new_tokens`` the number of tokens.
         With ``ignore_eos`` a request generates exactly ``max_new_tokens`` and nothing is cut.
 
-        Greedy rows (temperature 0) give what one-request-at-a-time generation gives. Sampled rows
-        draw from one generator per batch, seeded with the seed of the batch's first seeded row (the
-        global RNG when none has a seed): a sampled stream depends on which rows share its batch
-        (request order, ``n``, batch size), so it reproduces for the same call, not across batchings.
+        Greedy rows (temperature 0) give what one-request-at-a-time generation gives. A sampled row
+        with a seed draws from its own generator (seed + its number among the request's ``n``), so it
+        reproduces whatever the batching; rows without a seed draw from the global RNG.
         """
         rows: list[_Row] = []
         for index, req in enumerate(requests):
             if not req.prompt:
                 raise RunnerError("a generation request needs at least one prompt token")
-            rows += [_Row(index, req) for _ in range(req.n)]
+            rows += [_Row(index, req, k) for k in range(req.n)]
         order = sorted((r for r in rows if r.max_new > 0), key=lambda r: -len(r.prompt))
         longest_new = max((r.max_new for r in order), default=0)
         start = 0
@@ -237,6 +238,8 @@ class HFRunner:
         ids, mask, positions = self._left_pad(rows, 0)
         cache = DynamicCache(config=self.body.config)
         logits = self._last_logits(ids, mask, positions, cache)
+        if cache.get_seq_length() == 0:  # an older transformers that ignored the `cache` keyword
+            raise RunnerError("this transformers did not fill the KV cache: llama-zoo needs transformers >= 5.24")
         next_position = positions[:, -1:] + 1
         sampler = _Sampler(rows, self.device)
         live = list(rows)
@@ -264,8 +267,8 @@ class HFRunner:
         Graphs need fixed shapes, so the batch is padded to a power of two (at most ``batch``) with
         copies of the last row, the cache length is rounded up to a multiple of 256, the cache of the
         last shape is kept and reset between batches, and finished rows stay in the batch (their
-        tokens are ignored) until every row is done. NOT TESTED: this was written on a machine with
-        no GPU; the tests exercise _generate_dynamic only.
+        tokens are ignored) until every row is done. Not yet run on a GPU: the tests run this code on
+        the CPU with the step uncompiled and hold it equal to _generate_dynamic; CUDA graphs are untested.
         """
         import torch
         from transformers import StaticCache
@@ -513,7 +516,7 @@ class _Row:
     __slots__ = ("request", "prompt", "max_new", "stop_ids", "stops", "window", "temperature", "top_p", "seed",
                  "tokens")
 
-    def __init__(self, request: int, req: GenerateRequest):
+    def __init__(self, request: int, req: GenerateRequest, sample: int = 0):
         ignore = getattr(req, "ignore_eos", False)
         self.request = request
         self.prompt = list(req.prompt)
@@ -524,7 +527,8 @@ class _Row:
         # bytes earlier (UTF-8); every token holds at least one byte, so 4L + 1 tokens hold it, and one
         # more keeps SentencePiece's dropped leading space of a decode's first token out of the way.
         self.window = 4 * max((len(s) for s in self.stops), default=0) + 2
-        self.temperature, self.top_p, self.seed = req.temperature, req.top_p, req.seed
+        self.temperature, self.top_p = req.temperature, req.top_p
+        self.seed = None if req.seed is None else req.seed + sample
         self.tokens: list[int] = []
 
     def push(self, token: int) -> bool:
@@ -537,7 +541,9 @@ class _Row:
 
 class _Sampler:
     """The next token of each row: argmax for temperature 0, else temperature and top-p sampling
-    (as transformers' warpers), all rows at once, from one generator per batch."""
+    (as transformers' warpers). Each seeded row draws from its own generator (the request's seed
+    plus the sample's number), so a sampled completion does not depend on which rows share its
+    batch, how large the batch is, or where a resumed run picked up."""
 
     def __init__(self, rows: list[_Row], device: str):
         import torch
@@ -546,15 +552,13 @@ class _Sampler:
         if self.sampling:
             self.temperature = torch.tensor([r.temperature for r in rows], dtype=torch.float32, device=device)
             self.top_p = torch.tensor([r.top_p for r in rows], dtype=torch.float32, device=device)
-            seed = next((r.seed for r in rows if r.seed is not None), None)
-            self.generator = None
-            if seed is not None:
-                self.generator = torch.Generator(device=device)
-                self.generator.manual_seed(seed)
+            self.generators = [torch.Generator(device=device).manual_seed(r.seed) if r.seed is not None else None
+                               for r in rows]
 
     def select(self, index) -> None:
         if self.sampling:
             self.temperature, self.top_p = self.temperature[index], self.top_p[index]
+            self.generators = [self.generators[i] for i in index.tolist()]
 
     def pick(self, logits):
         import torch
@@ -562,19 +566,18 @@ class _Sampler:
         greedy = logits.max(dim=-1).indices  # the first maximum, like argmax, and faster on CPU
         if not self.sampling:
             return greedy
-        scaled = logits / self.temperature.clamp(min=1e-6)[:, None]
-        probs = torch.softmax(scaled, dim=-1)
-        if bool((self.top_p < 1).any()):
-            # keep the most likely tokens until their mass reaches top_p (at least one)
-            sorted_probs, order = probs.sort(dim=-1, descending=True)
-            before = sorted_probs.cumsum(dim=-1) - sorted_probs
-            drop = (before >= self.top_p[:, None]) & (self.top_p < 1)[:, None]
-            drop[:, 0] = False
-            choice = torch.multinomial(sorted_probs.masked_fill(drop, 0.0), 1, generator=self.generator)
-            sampled = order.gather(1, choice)[:, 0]
-        else:
-            sampled = torch.multinomial(probs, 1, generator=self.generator)[:, 0]
-        return torch.where(self.temperature > 0, sampled, greedy)
+        probs = torch.softmax(logits / self.temperature.clamp(min=1e-6)[:, None], dim=-1)
+        # always in descending order, top-p or not: a draw maps to a token through the order of the
+        # categories, so every row must see the same order whatever its batch-mates ask for
+        probs, order = probs.sort(dim=-1, descending=True)
+        before = probs.cumsum(dim=-1) - probs
+        drop = (before >= self.top_p[:, None]) & (self.top_p < 1)[:, None]  # past top_p's mass (at least one kept)
+        drop[:, 0] = False
+        probs = probs.masked_fill(drop, 0.0)
+        picked = greedy.clone()
+        for i in (self.temperature > 0).nonzero()[:, 0].tolist():
+            picked[i] = order[i, torch.multinomial(probs[i], 1, generator=self.generators[i])[0]]
+        return picked
 
 
 def _drop_padding_columns(mask, cache):

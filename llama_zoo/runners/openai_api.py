@@ -39,6 +39,7 @@ from llama_zoo.runners.weights import WeightsSource
 
 RETRIES = 5
 KEY_VARIABLES = ("LLAMA_ZOO_API_KEY", "OPENAI_API_KEY")
+EXTENSIONS = ("repeat_penalty", "ignore_eos")  # fields outside OpenAI's API that llama.cpp and vLLM take
 
 
 def _api_key() -> str | None:
@@ -121,6 +122,7 @@ class OpenAIRunner:
         self.concurrency = options.get("concurrency") or 8
         self.tokenizer = None
         self.reported_models: set[str] = set()
+        self.extensions = True  # send EXTENSIONS until a server refuses them
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[Generation]:
         jobs = [(req, k) for req in requests for k in range(req.n)]
@@ -136,27 +138,37 @@ class OpenAIRunner:
     def _one(self, req: GenerateRequest, k: int) -> tuple[str, int]:
         body: dict[str, Any] = {
             "model": self.model, "max_tokens": req.max_new_tokens, "temperature": req.temperature, "top_p": req.top_p,
-            # llama.cpp-family servers penalise repeats by default (1.1): plain decoding asks for none
-            "repeat_penalty": 1.0,
         }
+        if self.extensions:  # llama.cpp-family servers penalise repeats by default (1.1): plain decoding asks for none
+            body["repeat_penalty"] = 1.0
         if req.seed is not None:
             body["seed"] = req.seed + k
         if req.stop_strings and not req.ignore_eos:
             body["stop"] = list(req.stop_strings)[:4]  # the API takes at most four
-        if req.ignore_eos:
+        if req.ignore_eos and self.extensions:
             body["ignore_eos"] = True  # vLLM's extension; servers without it may stop early
         if req.messages:
             body["messages"] = [{"role": role, "content": content} for role, content in req.messages]
-            reply = self.client.call("chat/completions", body)
+            reply = self._call("chat/completions", body)
             text = reply["choices"][0]["message"].get("content") or ""
         elif req.text is not None:
             body["prompt"] = req.text
-            reply = self.client.call("completions", body)
+            reply = self._call("completions", body)
             text = reply["choices"][0].get("text") or ""
         else:
             raise RunnerError("--backend openai takes text: this suite built a token-id prompt only")
         self.reported_models.add(str(reply.get("model")))
         return cut_at_stop(text, req.stop_strings), int((reply.get("usage") or {}).get("completion_tokens") or 0)
+
+    def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A strict server (OpenAI's own) answers 400 to the extension fields: then go without them."""
+        try:
+            return self.client.call(path, body)
+        except ServerError as exc:
+            if "HTTP 400" not in str(exc) or not self.extensions:
+                raise
+            self.extensions = False
+            return self.client.call(path, {k: v for k, v in body.items() if k not in EXTENSIONS})
 
     def loglikelihood_rolling(self, windows: Sequence[TokenWindow]) -> list[list[float]]:
         raise RunnerError("--backend openai does not score token windows (see llama_zoo/runners/openai_api.py)")
@@ -170,4 +182,5 @@ class OpenAIRunner:
     def provenance(self) -> dict[str, Any]:
         return {"backend": self.backend, "weights_source": "server", "base_url": self.client.base_url,
                 "server_model": self.model, "reported_models": sorted(self.reported_models),
-                "concurrency": self.concurrency, "dtype": "server", "device_name": "server"}
+                "concurrency": self.concurrency, "extensions_sent": self.extensions, "dtype": "server",
+                "device_name": "server"}

@@ -118,3 +118,17 @@ def test_bad_checkpoints_are_one_line(smollm2_dir, tmp_path):
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
     runs = json.loads(zoo("runs", "list", "--format", "json", db=tmp_path / "r.db").stdout)
     assert runs == []  # nothing stored, let alone as completed
+
+
+def test_registry_names_win_over_folders_of_the_same_name(tmp_path, monkeypatch, smollm2_dir):
+    from llama_zoo.registry.checkpoint import find_model
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meta-llama").mkdir()
+    os.symlink(smollm2_dir, tmp_path / "meta-llama" / "Llama-3.2-1B")  # a hub-style --local-dir layout
+    spec, checkpoint = find_model("meta-llama/Llama-3.2-1B")
+    assert spec.id == "llama-3.2-1b" and checkpoint is None
+    spec, checkpoint = find_model("./meta-llama/Llama-3.2-1B")  # written as a path: the folder itself
+    assert checkpoint is not None and spec.id.startswith("llama-3.2-1b-")
+    os.symlink(smollm2_dir, tmp_path / "my-tune")
+    assert find_model("my-tune")[1] is not None  # no registry model of that name: the folder

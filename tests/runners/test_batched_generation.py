@@ -180,6 +180,11 @@ def test_sampling_lengths_and_ignore_eos(llama3):
     assert out[3].tokens == [expected[3].tokens[0][:7]] * 2  # top_p ~ 0 keeps only the most likely token
     assert len({tuple(t) for t in out[0].tokens}) > 1  # random weights: samples differ
     assert runner.generate(sampled) == out  # seeded: the same call samples the same
+    # each seeded sample has its own stream: batching, order and company never change it
+    alone = one_at_a_time(runner, sampled)
+    assert alone == out and runner.generate(sampled[::-1]) == out[::-1]
+    split = runner.generate([dataclasses.replace(sampled[0], n=1), dataclasses.replace(sampled[0], n=1, seed=8)])
+    assert [g.tokens[0] for g in split] == out[0].tokens[:2]  # sample k of seed s is sample 0 of seed s + k
 
     # max_new_tokens of 0 asks for nothing
     assert runner.generate([GenerateRequest(prompts[0], max_new_tokens=0)])[0].new_tokens == [0]

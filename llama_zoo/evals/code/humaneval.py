@@ -284,8 +284,6 @@ class HumanEvalSuite:
         return Plan(problems.name, problems.revision, problems.content_hash, items, options)
 
     def score(self, items: Sequence[Item], answers, seconds: float, ctx: Context, emit: Emit) -> None:
-        from llama_zoo.evals.code.sandbox import run_many
-
         attempts = [item.data for item in items]
         completions = [a.completion if a.completion is not None else self.completion(ctx, answer[0])
                        for a, answer in zip(attempts, answers)]
