@@ -57,7 +57,17 @@ def main() -> None:
         return LlamaCppRunner(spec, source, max_length=args.context)
 
     hf = runner("hf", transformers_dir(gguf))
-    units = build_units("rolling", stdlib_docs().texts[: args.docs], hf.tokenizer, args.context)
+    texts = stdlib_docs().texts[: args.docs]
+    # the engines are compared on identical ids below; how their own tokenizers differ is reported apart
+    from llama_zoo.runners.llamacpp import GGUFTokenizer
+
+    gguf_tokenizer = GGUFTokenizer(str(gguf))
+    theirs_ids = [gguf_tokenizer(t, add_special_tokens=False).input_ids for t in texts]
+    ours_ids = [hf.tokenizer(t, add_special_tokens=False).input_ids for t in texts]
+    differ = sum(a != b for a, b in zip(ours_ids, theirs_ids))
+    print(f"\ntokenizers: transformers' GGUF conversion {sum(map(len, ours_ids))} tokens, llama.cpp's own "
+          f"{sum(map(len, theirs_ids))}; {differ} of {len(texts)} documents tokenized differently")
+    units = build_units("rolling", texts, hf.tokenizer, args.context)
     windows = [w for u in units for w in u.windows]
     start = time.perf_counter()
     ours = np.concatenate(hf.loglikelihood_rolling(windows))

@@ -93,7 +93,7 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
             identity_options["weights_config_differences"] = source.config_differences
     if checkpoint is not None:  # what reports show of a model the registry does not hold
         identity_options["checkpoint"] = {"name": spec.name, "base": request.base, "params": param_count(spec).total,
-                                          "quantization": checkpoint.quantization}
+                                          "context": spec.max_context, "quantization": checkpoint.quantization}
     config = RunConfig(
         model_id=spec.id, spec_hash=spec_hash(spec), suite=suite.info.name, suite_version=suite.info.version,
         backend=request.backend, weights_source=source.kind, weights_ref=source.ref, weights_revision=source.revision,

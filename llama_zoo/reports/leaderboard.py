@@ -35,7 +35,7 @@ def leaderboards(store, suite: str | None = None, model: str | None = None) -> d
             "family": spec.family if spec else (f"{base.family} (derived)" if base else "community" if outside else None),
             "params": param_count(spec).total if spec else outside.get("params"),
             "base": outside.get("base"),
-            "context": spec.max_context if spec else None,
+            "context": spec.max_context if spec else outside.get("context"),
             "release": spec.release_date.isoformat() if spec and spec.release_date else None,
             "measured": run["weights_source"] not in ("shadow", "random"),
             "setup": setup(run["suite"], options),
