@@ -18,13 +18,17 @@ class PluginTable:
     def __init__(self, kind: str, group: str, builtins: dict[str, str]):
         self.kind, self.group, self.builtins = kind, group, builtins
         self._loaded: dict[str, Any] = {}
+        self._targets: dict[str, str] | None = None
 
     def targets(self) -> dict[str, str]:
-        """Name -> "module:attribute", built-ins first; a plug-in cannot replace a built-in."""
-        found = dict(self.builtins)
-        for point in entry_points(group=self.group):
-            found.setdefault(point.name, point.value)
-        return found
+        """Name -> "module:attribute", built-ins first; a plug-in cannot replace a built-in. Installed
+        distributions are scanned once per process (it costs tens of milliseconds at every start)."""
+        if self._targets is None:
+            found = dict(self.builtins)
+            for point in entry_points(group=self.group):
+                found.setdefault(point.name, point.value)
+            self._targets = found
+        return self._targets
 
     def names(self) -> list[str]:
         return list(self.targets())
