@@ -129,12 +129,11 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
         stored = list(store.iter_samples(handle.run_id))
         metrics = suite.metrics(stored, seed=request.seed, runner=runner)
         # the engine's rate: tokens over the time spent in runner calls (not in sandboxes or storage)
+        reported = _jsonable(runner.provenance()) if runner is not None else None
         handle.complete([MetricValue(**m) for m in metrics],
-                        tokens_per_s=produced / model_s if produced and model_s > 0 else None,
-                        runner=_jsonable(runner.provenance()) if runner is not None else None)
+                        tokens_per_s=produced / model_s if produced and model_s > 0 else None, runner=reported)
     outcome = _finished(store, handle.run_id, cached=False, resumed=handle.resumed)
-    if runner is not None:
-        outcome.provenance.update(runner.provenance())
+    outcome.provenance.update(reported or {})
     outcome.scored_tokens, outcome.wall_s, outcome.model_s = produced, elapsed, model_s
     return outcome
 

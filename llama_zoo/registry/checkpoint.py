@@ -76,7 +76,7 @@ def _from_directory(path: Path, base: ModelSpec | None) -> tuple[ModelSpec, Chec
     arch = {k: config[k] for k in _LLAMA_KEYS if config.get(k) is not None}
     arch.update(model_type="llama", torch_dtype=_dtype(config.get("torch_dtype") or config.get("dtype")))
     name = Path(config.get("_name_or_path") or path.name).name or path.name
-    digest = _hash_files(sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin") or p.name == "config.json"))
+    digest = hash_file_list(sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin") or p.name == "config.json"))
     spec = _spec(name, digest, arch, tokenizer, base)
     return spec, Checkpoint(str(path.resolve()), digest)
 
@@ -157,7 +157,7 @@ def _from_gguf(path: Path, base: ModelSpec | None) -> tuple[ModelSpec, Checkpoin
     name = str(meta.get("general.basename") or meta.get("general.name") or path.stem)
     if meta.get("general.size_label"):
         name = f"{name}-{meta['general.size_label']}"
-    digest = _hash_files([path])
+    digest = hash_file_list([path])
     quantization = GGUF_FILE_TYPES.get(int(meta.get("general.file_type", -1)), f"file type {meta.get('general.file_type')}")
     spec = _spec(f"{name}-{quantization}", digest, arch, tokenizer, base)
     return spec, Checkpoint(str(path.resolve()), digest, gguf_file=path.name, quantization=quantization)
@@ -195,7 +195,8 @@ def _field(field) -> Any:
 # --------------------------------------------------------------------------- shared
 
 
-def _hash_files(files: list[Path]) -> str:
+def hash_file_list(files: list[Path]) -> str:
+    """SHA-256 over files' names and bytes, in the order given, streamed."""
     digest = hashlib.sha256()
     for file in files:
         digest.update(file.name.encode())

@@ -6,7 +6,6 @@ it measured the real model.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llama_zoo.registry.checkpoint import hash_file_list
 from llama_zoo.registry.query import flatten
 from llama_zoo.registry.to_transformers import MODEL_CLASSES, config_from_dict, model_class, shadow_hf_config, to_hf_config
 from llama_zoo.registry.schema import DebertaV2Arch, ModelSpec
@@ -70,15 +70,8 @@ def choose_source(spec: ModelSpec, *, shadow: bool = False, random_weights: bool
 
 
 def hash_files(path: Path, patterns: tuple[str, ...] = ("*.safetensors", "*.bin", "config.json")) -> str:
-    """SHA-256 over a checkpoint's files (names and bytes), streamed."""
-    digest = hashlib.sha256()
-    for pattern in patterns:
-        for file in sorted(path.glob(pattern)):
-            digest.update(file.name.encode())
-            with open(file, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-    return digest.hexdigest()
+    """SHA-256 over a checkpoint's files (names and bytes), pattern by pattern, streamed."""
+    return hash_file_list([file for pattern in patterns for file in sorted(path.glob(pattern))])
 
 
 ARCHITECTURE_KEYS = ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads",

@@ -23,7 +23,7 @@ from llama_zoo.errors import LlamaZooError
 from llama_zoo.evals.base import Chart, Context, Emit, Item, McNemar, Option, Plan, SuiteInfo, require_language_model
 from llama_zoo.evals.code.sandbox import Limits, Outcome, run_many
 from llama_zoo.evals.stats import bootstrap_ratio_ci
-from llama_zoo.runners.base import GenerateRequest
+from llama_zoo.runners.base import GenerateRequest, cut_at_stop
 
 SUITE = "humaneval"
 SUITE_VERSION = "1"
@@ -90,8 +90,7 @@ def program(problem: dict[str, Any], completion: str) -> str:
 
 
 def cut_at_stops(text: str, stops: Sequence[str] = STOP_STRINGS) -> str:
-    cut = min((text.find(s) for s in stops if s in text), default=-1)
-    return text[:cut] if cut >= 0 else text
+    return cut_at_stop(text, stops)
 
 
 FENCE = re.compile(r"```(?:[a-zA-Z0-9_+-]*)\n(.*?)(?:```|$)", re.DOTALL)
