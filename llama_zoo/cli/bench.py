@@ -53,3 +53,5 @@ def bench_command(
     if "peak_gpu_memory_gb" in results:
         table.add_row("peak GPU memory", f"{results['peak_gpu_memory_gb']:.1f} GB")
     console.print(table)
+    if shadow:
+        console.print(f"[yellow]shadow weights: a tiny model of the family; these rates are not {model}'s.[/yellow]")
