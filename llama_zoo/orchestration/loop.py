@@ -20,7 +20,7 @@ from llama_zoo.registry.catalog import spec_hash
 from llama_zoo.registry.checkpoint import find_model
 from llama_zoo.registry.derive import param_count
 from llama_zoo.runners import BACKENDS
-from llama_zoo.runners.base import METHOD_FOR, TEXT
+from llama_zoo.runners.base import METHOD_FOR, TEXT, ClassifyRequest, NextTokenRequest
 
 DEFAULT_CONTEXT = 2048
 CHUNK_REQUESTS = 256  # requests per runner call unless the runner asks otherwise (``chunk_requests``)
@@ -49,6 +49,7 @@ class RunRequest:
     seed: int = 0
     force: bool = False
     samples_file: str | None = None
+    predictions_file: str | None = None  # classifier scores made elsewhere (no model is loaded)
     base: str | None = None  # the registry model a checkpoint given by path derives from
     backend_options: Mapping[str, Any] = field(default_factory=dict)  # a server's base_url, server_model, ...
 
@@ -81,10 +82,11 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
     options = suite.info.resolve_options(request.suite_options)
     context = _check(spec, request, suite, backend, options)
 
-    external = request.samples_file is not None
+    external = request.samples_file is not None or request.predictions_file is not None
     source, tokenizer, tokenizer_source, device, dtype = _what_runs(spec, checkpoint, request, backend, external)
     ctx = Context(spec=spec, options=options, tokenizer=tokenizer, context=context, seed=request.seed, limit=request.limit, dataset=request.dataset,
-                  dataset_revision=request.dataset_revision, samples_file=request.samples_file)
+                  dataset_revision=request.dataset_revision, samples_file=request.samples_file,
+                  predictions_file=request.predictions_file)
     plan = suite.plan(ctx)
     identity_options = dict(plan.options)
     if not external:
@@ -140,12 +142,18 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
 
 def _check(spec, request: RunRequest, suite, backend, options: dict[str, Any]) -> int:
     """Everything that can be refused before anything loads; returns the context length."""
-    if request.samples_file is not None:
-        if not suite.info.scores_samples_file:
+    if request.samples_file is not None and request.predictions_file is not None:
+        raise LlamaZooError("give --samples-file (completions) or --predictions-file (classifier scores), not both")
+    if request.samples_file is not None or request.predictions_file is not None:
+        flag = "--samples-file" if request.samples_file is not None else "--predictions-file"
+        if request.samples_file is not None and not suite.info.scores_samples_file:
             raise LlamaZooError(f"--samples-file scores completions made elsewhere: the {suite.info.name} suite "
                                 "takes none (code suites do)")
+        if request.predictions_file is not None and not suite.info.scores_predictions_file:
+            raise LlamaZooError(f"--predictions-file scores classifier scores made elsewhere: the {suite.info.name} "
+                                "suite takes none (classifier suites do)")
         if request.shadow or request.random_weights or request.weights:
-            raise LlamaZooError("--samples-file loads no model: drop --shadow, --random-weights and --weights")
+            raise LlamaZooError(f"{flag} loads no model: drop --shadow, --random-weights and --weights")
     else:
         kind = "shadow" if request.shadow else "random" if request.random_weights else "local" if request.weights else "hub"
         if suite.info.weights is not None and kind not in suite.info.weights:
@@ -174,11 +182,13 @@ def _what_runs(spec, checkpoint, request: RunRequest, backend, external: bool):
         import hashlib
         from pathlib import Path
 
-        path = Path(request.samples_file).expanduser()
+        given, flag = ((request.samples_file, "--samples-file") if request.samples_file is not None
+                       else (request.predictions_file, "--predictions-file"))
+        path = Path(given).expanduser()
         if not path.is_file():
-            raise LlamaZooError(f"--samples-file {request.samples_file}: no such file")
+            raise LlamaZooError(f"{flag} {given}: no such file")
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        return WeightsSource("external", ref=request.samples_file, content_hash=digest), None, None, None, None
+        return WeightsSource("external", ref=given, content_hash=digest), None, None, None, None
     device, dtype = backend.resolve(request.device, request.dtype)
     if hasattr(backend, "weights_source"):  # a server: the weights are wherever it serves them from
         if request.shadow or request.random_weights or request.weights:
@@ -233,11 +243,18 @@ def _answer(runner, chunk: Sequence[Item]) -> list[list[Any]]:
 
 
 def _tokens(item: Item, answers: Sequence[Any]) -> int:
-    """Tokens scored (windows) or generated, for the rate shown and stored."""
+    """Tokens scored (windows), generated, or read by a classifier, for the rate shown and stored."""
     total = 0
     for req, answer in zip(item.requests, answers):
         targets = getattr(req, "targets", None)
-        total += len(targets) if targets is not None else sum(getattr(answer, "new_tokens", ()) or ())
+        if targets is not None:
+            total += len(targets)
+        elif isinstance(req, ClassifyRequest):
+            total += len(req.tokens)
+        elif isinstance(req, NextTokenRequest):
+            total += len(req.prompt)
+        else:
+            total += sum(getattr(answer, "new_tokens", ()) or ())
     return total
 
 

@@ -274,6 +274,12 @@ def load_taxonomies() -> dict[str, dict[str, str]]:
     return yaml.load(text, Loader=_Loader)
 
 
+def load_guidelines() -> dict[str, dict[str, str]]:
+    """Per taxonomy, the guideline text a Guard version's prompt carries under each category (Guard 1's)."""
+    text = (resources.files("llama_zoo.registry") / "guard_guidelines.yaml").read_text()
+    return yaml.load(text, Loader=_Loader)
+
+
 def build_catalog(directory: Path | None = None) -> Catalog:
     raw = load_raw(directory)
     resolver = _Resolver(raw)

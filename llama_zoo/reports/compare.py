@@ -14,7 +14,8 @@ import numpy as np
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.evals import suite_info
 from llama_zoo.evals.base import McNemar, PairedBootstrap, Ratio
-from llama_zoo.evals.stats import mcnemar, paired_bootstrap
+from llama_zoo.evals.classification import STATISTICS
+from llama_zoo.evals.stats import mcnemar, paired_bootstrap, paired_bootstrap_statistic
 
 # numpy functions, so they serve scalars and arrays alike
 TRANSFORMS = {"identity": lambda x: x, "exp": np.exp, "bits": lambda x: x / np.log(2)}
@@ -60,28 +61,40 @@ def compare(store, a_ref: str, b_ref: str, suite: str | None = None, seed: int =
     if a["dataset_hash"] != b["dataset_hash"]:
         raise LlamaZooError(f"runs {a['id']} and {b['id']} scored different data ({a['dataset_name']} vs {b['dataset_name']})")
     info = suite_info(a["suite"])
-    if info is None or info.paired is None:
+    if info is None or not info.paired_tests:
         raise LlamaZooError(f"suite {a['suite']} declares no paired test" +
                             ("" if info else " (its plug-in is not installed here)"))
     sa, sb = _keyed(store, a["id"]), _keyed(store, b["id"])
     shared = [k for k in sa if k in sb]
     if len(shared) < 2:
         raise LlamaZooError(f"runs {a['id']} and {b['id']} share {len(shared)} samples; a paired comparison needs two or more")
-    test = info.paired
+    rows = []
+    for test in info.paired_tests:
+        rows += _paired_rows(test, [sa[k] for k in shared], [sb[k] for k in shared], seed)
+    return {"a": _about(a), "b": _about(b), "shared_samples": len(shared), "rows": rows}
+
+
+def _paired_rows(test, a: list[dict[str, Any]], b: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
     rows = []
     if isinstance(test, McNemar):
-        d = mcnemar([bool(sa[k][test.key]) for k in shared], [bool(sb[k][test.key]) for k in shared])
-        pa = sum(bool(sa[k][test.key]) for k in shared) / len(shared)
+        d = mcnemar([bool(s[test.key]) for s in a], [bool(s[test.key]) for s in b])
+        pa = sum(bool(s[test.key]) for s in a) / len(a)
         rows.append(_row(test.label, pa, pa + d.estimate, d))
     elif isinstance(test, PairedBootstrap):
         for ratio in test.ratios:
             transform = TRANSFORMS[ratio.transform]
-            num_a, den_a = _sums(ratio, [sa[k] for k in shared])
-            num_b, den_b = _sums(ratio, [sb[k] for k in shared])
+            num_a, den_a = _sums(ratio, a)
+            num_b, den_b = _sums(ratio, b)
             d = paired_bootstrap(num_a, den_a, num_b, den_b, transform=transform, seed=seed)
             value_a = float(transform(sum(num_a) / sum(den_a)))
             rows.append(_row(ratio.metric, value_a, value_a + d.estimate, d))
-    return {"a": _about(a), "b": _about(b), "shared_samples": len(shared), "rows": rows}
+        for stat in test.statistics:
+            statistic = STATISTICS[stat.metric]
+            columns = [np.array([float(s[key]) for s in side]) for side in (a, b) for key in (stat.score, stat.label)]
+            d = paired_bootstrap_statistic(statistic, *columns, seed=seed)
+            value_a = float(statistic(columns[0], columns[1]))
+            rows.append(_row(stat.metric, value_a, value_a + d.estimate, d))
+    return rows
 
 
 def _sums(ratio: Ratio, scores: list[dict[str, Any]]) -> tuple[list[float], list[float]]:

@@ -66,6 +66,14 @@ class NextTokenRequest:
 
 
 @dataclass(frozen=True)
+class ClassifyRequest:
+    """Class log-probabilities (natural log, softmax at temperature 1) of a sequence classifier
+    (Prompt Guard) for one input of token ids, special tokens included as the suite wants them."""
+
+    tokens: Sequence[int]
+
+
+@dataclass(frozen=True)
 class Generation:
     texts: list[str]  # n completions, stop strings cut off
     new_tokens: list[int]  # tokens generated for each
@@ -84,6 +92,7 @@ METHOD_FOR: dict[type, str] = {
     GenerateRequest: "generate",
     GenerateWithImageRequest: "generate_with_image",
     NextTokenRequest: "next_token_scores",
+    ClassifyRequest: "classify",
 }
 
 TOKENS, TEXT = "tokens", "text"
@@ -112,6 +121,8 @@ class Runner(Protocol):
     def generate_with_image(self, requests: Sequence[GenerateWithImageRequest]) -> list[Generation]: ...
 
     def next_token_scores(self, requests: Sequence[NextTokenRequest]) -> list[list[float]]: ...
+
+    def classify(self, requests: Sequence[ClassifyRequest]) -> list[list[float]]: ...
 
     def provenance(self) -> dict[str, Any]:
         """What a run must record about how this model was loaded and run."""

@@ -15,6 +15,7 @@ from llama_zoo.runners.base import (
     Generation,
     GenerateRequest,
     GenerateWithImageRequest,
+    ClassifyRequest,
     NextTokenRequest,
     TOKENS,
     RunnerError,
@@ -73,7 +74,8 @@ class HFRunner:
         self.dtype = pick_dtype(dtype, self.device)
         self.tokenizer, self.tokenizer_source = loaded_tokenizer or load_tokenizer(spec, source, tokenizer)
         self.model = load_model(spec, source, self.device, self.dtype)
-        self.body, self.head = _text_parts(self.model)
+        # a sequence classifier (Prompt Guard) has no decoder body and output projection to score text with
+        self.body, self.head = _text_parts(self.model) if not _is_classifier(self.model) else (None, None)
         limit = spec.max_context or 2048
         self.max_length = min(max_length or limit, limit)
         self.batch_size = batch_size
@@ -120,7 +122,7 @@ class HFRunner:
             import torch
 
             free, _ = torch.cuda.mem_get_info()
-            per_row = length * self.body.config.hidden_size * 2 * 40  # activations, generously
+            per_row = length * (self.body or self.model).config.hidden_size * 2 * 40  # activations, generously
             self._fitted_batch[length] = max(1, min(256, int(free * 0.5 // per_row)))
         return self._fitted_batch[length]
 
@@ -162,14 +164,64 @@ class HFRunner:
         return out
 
     def next_token_scores(self, requests: Sequence[NextTokenRequest]) -> list[list[float]]:
+        """One forward pass per prompt (batched, right-padded): the log-probabilities of the candidate
+        next tokens after its last token."""
         import torch
 
-        out = []
-        for req in requests:
-            ids = torch.tensor([list(req.prompt)], device=self.device)
-            hidden = self.body(input_ids=ids).last_hidden_state[:, -1]
-            logprobs = torch.log_softmax(self.head(hidden).float(), dim=-1)[0]
-            out.append([logprobs[c].item() for c in req.candidates])
+        def run(batch: list[NextTokenRequest]) -> list[list[float]]:
+            ids, mask = self._right_padded([r.prompt for r in batch])
+            hidden = self.body(input_ids=ids, attention_mask=mask).last_hidden_state
+            last = hidden[torch.arange(len(batch), device=self.device), mask.sum(dim=1) - 1]
+            logprobs = torch.log_softmax(self.head(last).float(), dim=-1)
+            return [[logprobs[row, c].item() for c in req.candidates] for row, req in enumerate(batch)]
+
+        return self._by_length(requests, lambda r: len(r.prompt), run)
+
+    def classify(self, requests: Sequence[ClassifyRequest]) -> list[list[float]]:
+        """Class log-probabilities of a sequence classifier, batched and right-padded."""
+        import torch
+
+        if self.body is not None:
+            raise RunnerError(f"{self.model_id} is a language model, not a sequence classifier")
+
+        def run(batch: list[ClassifyRequest]) -> list[list[float]]:
+            ids, mask = self._right_padded([r.tokens for r in batch])
+            logits = self.model(input_ids=ids, attention_mask=mask).logits
+            return torch.log_softmax(logits.double(), dim=-1).tolist()
+
+        return self._by_length(requests, lambda r: len(r.tokens), run)
+
+    def _right_padded(self, sequences: Sequence[Sequence[int]]):
+        import torch
+
+        width = max(len(x) for x in sequences)
+        ids = torch.full((len(sequences), width), self._pad_id(), dtype=torch.long)
+        mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        for row, seq in enumerate(sequences):
+            ids[row, :len(seq)] = torch.tensor(list(seq))
+            mask[row, :len(seq)] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _by_length(self, requests: Sequence[Any], length, run) -> list[Any]:
+        """``run`` over batches of requests of similar length (longest first), answers in request
+        order; on CUDA a batch that runs out of memory is halved, as for scoring windows."""
+        order = sorted(range(len(requests)), key=lambda i: -length(requests[i]))
+        out: list[Any] = [None] * len(requests)
+        start = 0
+        while start < len(order):
+            size = self._batch_for(length(requests[order[start]]))
+            chunk = order[start:start + size]
+            try:
+                answers = run([requests[i] for i in chunk])
+            except RuntimeError as exc:
+                if "out of memory" not in str(exc).lower() or size == 1:
+                    raise
+                self._fitted_batch[length(requests[order[start]])] = max(1, size // 2)
+                self._empty_cache()
+                continue
+            for i, answer in zip(chunk, answers):
+                out[i] = answer
+            start += len(chunk)
         return out
 
     # -- generation
@@ -489,6 +541,10 @@ def _loaded_flops(model, context: int) -> float:
     text = model.config.get_text_config()
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
     return 2.0 * matmul + 4.0 * text.num_hidden_layers * (context // 2) * text.num_attention_heads * head_dim
+
+
+def _is_classifier(model) -> bool:
+    return type(model).__name__.endswith("ForSequenceClassification")
 
 
 def _text_parts(model) -> tuple[Any, Any]:

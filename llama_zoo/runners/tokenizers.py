@@ -47,24 +47,35 @@ def byte_level_tokenizer(spec: ModelSpec) -> "PreTrainedTokenizerBase":
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
+    from llama_zoo.registry.schema import DebertaV2Arch
+
     tok = spec.tokenizer
     text = spec.text_arch
-    if tok is None or text is None:
+    classifier = isinstance(spec.architecture, DebertaV2Arch)
+    if tok is None or (text is None and not classifier):
         raise RunnerError(f"{spec.id} has no text tokenizer to stand in for")
-    bos = tok.bos_token_id if tok.bos_token_id is not None else 1
-    eos_ids = tok.eos_token_id if isinstance(tok.eos_token_id, list) else [tok.eos_token_id or 2]
-    # the model's special ids keep their meaning: BOS, EOS and, for Code Llama, the FIM tokens
-    named = {"<s>": bos, "</s>": eos_ids[0]}
-    if tok.fim:
-        named.update({"▁<PRE>": tok.fim.prefix, "▁<SUF>": tok.fim.suffix, "▁<MID>": tok.fim.middle, "▁<EOT>": tok.fim.eot})
-    specials = {*named.values(), *eos_ids}
+    if classifier:  # DeBERTa-v3 vocabularies: [PAD] 0, [CLS] 1, [SEP] 2; inputs are [CLS] text [SEP]
+        named, vocab_size = {"[CLS]": 1, "[SEP]": 2, "[PAD]": tok.pad_token_id or 0}, spec.architecture.vocab_size
+    else:
+        bos = tok.bos_token_id if tok.bos_token_id is not None else 1
+        eos_ids = tok.eos_token_id if isinstance(tok.eos_token_id, list) else [tok.eos_token_id or 2]
+        # the model's special ids keep their meaning: BOS, EOS and, for Code Llama, the FIM tokens
+        named = {"<s>": bos, "</s>": eos_ids[0]}
+        if tok.fim:
+            named.update({"▁<PRE>": tok.fim.prefix, "▁<SUF>": tok.fim.suffix, "▁<MID>": tok.fim.middle, "▁<EOT>": tok.fim.eot})
+        vocab_size = text.vocab_size
+    specials = {*named.values(), *([] if classifier else eos_ids)}
     byte_chars = sorted(pre_tokenizers.ByteLevel.alphabet())
-    ids = [i for i in range(3, text.vocab_size) if i not in specials][: len(byte_chars)]
+    ids = [i for i in range(3, vocab_size) if i not in specials][: len(byte_chars)]
     vocab = dict(zip(byte_chars, ids))
     vocab.update(named)
     core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     core.decoder = decoders.ByteLevel()
+    if classifier:
+        core.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
+        return PreTrainedTokenizerFast(tokenizer_object=core, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]")
     core.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)])
     fast = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>",
                                    additional_special_tokens=[n for n in named if n not in ("<s>", "</s>")])

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.evals.base import Chart, Context, Emit, Item, McNemar, Option, Plan, SuiteInfo, require_language_model
+from llama_zoo.evals.base import Chart, Context, Emit, Item, McNemar, Option, Plan, SuiteInfo, eos_ids, require_language_model
 from llama_zoo.evals.code.sandbox import Limits, Outcome, run_many
 from llama_zoo.evals.stats import bootstrap_ratio_ci
 from llama_zoo.runners.base import GenerateRequest, cut_at_stop
@@ -311,11 +311,6 @@ class HumanEvalSuite:
 
     def metrics(self, samples, seed: int, runner=None) -> list[dict[str, Any]]:
         return metrics([(s["input_ref"], bool(s["scores"]["passed"])) for s in samples], seed=seed)
-
-
-def eos_ids(spec) -> tuple[int, ...]:
-    eos = spec.tokenizer.eos_token_id if spec.tokenizer else None
-    return tuple(eos if isinstance(eos, list) else [eos] if eos is not None else [])
 
 
 suite = HumanEvalSuite()

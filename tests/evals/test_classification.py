@@ -1,0 +1,108 @@
+"""Classifier metrics equal scikit-learn's: on random scores with ties, and end to end through
+``--predictions-file`` over XSTest, where every stored metric is recomputed with scikit-learn."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from llama_zoo.evals.classification import at_threshold, auroc, average_precision, metric_rows, recall_at_fpr
+
+sklearn = pytest.importorskip("sklearn.metrics", reason="the agreement tests compare with scikit-learn")
+
+
+def random_case(rng):
+    n = int(rng.integers(5, 400))
+    labels = rng.integers(0, 2, n)
+    labels[0], labels[1] = 0, 1  # both classes present
+    scores = np.round(rng.random(n), int(rng.integers(1, 4)))  # coarse rounding makes ties
+    return scores, labels
+
+
+def test_metrics_equal_scikit_learn_on_random_scores_with_ties():
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        s, y = random_case(rng)
+        assert average_precision(s, y) == pytest.approx(sklearn.average_precision_score(y, s), abs=1e-12)
+        assert auroc(s, y) == pytest.approx(sklearn.roc_auc_score(y, s), abs=1e-12)
+        # drop_intermediate=False: scikit-learn's default drops collinear corners, and one of them can
+        # be the best operating point under 1% FPR
+        fpr, tpr, _ = sklearn.roc_curve(y, s, drop_intermediate=False)
+        assert recall_at_fpr(s, y, 0.01) == pytest.approx(tpr[fpr <= 0.01].max(), abs=1e-12)
+        p, r, f, _ = sklearn.precision_recall_fscore_support(y, s >= 0.5, average="binary", zero_division=0)
+        tn, fp, fn, tp = sklearn.confusion_matrix(y, s >= 0.5, labels=[0, 1]).ravel()
+        ours = at_threshold(s, y)
+        assert (ours["precision"], ours["recall"], ours["f1"]) == pytest.approx((p, r, f), abs=1e-12)
+        assert ours["fpr"] == pytest.approx(fp / (fp + tn), abs=1e-12)
+
+
+def test_undefined_metrics_are_left_out_not_stored_as_nan():
+    rows = metric_rows([0.2, 0.9, 0.7], [1, 1, 1], ("auroc", "auprc", "fpr", "recall"))
+    assert {r["name"] for r in rows} == {"auprc", "recall"}  # no negatives: no AUROC, no FPR
+
+
+def zoo(*args: str, db, data=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LLAMA_ZOO_DB": str(db)}
+    if data is not None:
+        env["LLAMA_ZOO_DATA"] = str(data)
+    return subprocess.run([sys.executable, "-m", "llama_zoo", *args], capture_output=True, text=True, timeout=600, env=env)
+
+
+def xstest_rows(shared):
+    import csv
+
+    with open(shared / "safety" / "xstest" / "xstest_prompts.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("suite", ["guard", "prompt-guard"])
+def test_predictions_file_metrics_equal_scikit_learn(suite, shared, tmp_path):
+    rows = xstest_rows(shared)
+    rng = np.random.default_rng(3)
+    scores = rng.random(len(rows))
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_text("".join(json.dumps({"id": r["id"], "unsafe_score": float(s)}) + "\n" for r, s in zip(rows, scores)))
+    model = "llama-guard-3-1b" if suite == "guard" else "prompt-guard-86m"
+    out = zoo("eval", "--model", model, "--suite", suite, "--dataset", "xstest", "--predictions-file", str(predictions),
+              "--format", "json", db=tmp_path / "r.db", data=shared)
+    assert out.returncode == 0, out.stderr
+    got = {k: v["value"] for k, v in json.loads(out.stdout)["metrics"].items()}
+    y = np.array([1 if r["label"] == "unsafe" else 0 for r in rows])
+    p, r, f, _ = sklearn.precision_recall_fscore_support(y, scores >= 0.5, average="binary", zero_division=0)
+    tn, fp, fn, tp = sklearn.confusion_matrix(y, scores >= 0.5, labels=[0, 1]).ravel()
+    fpr_curve, tpr_curve, _ = sklearn.roc_curve(y, scores, drop_intermediate=False)
+    expected = {"auprc": sklearn.average_precision_score(y, scores), "auroc": sklearn.roc_auc_score(y, scores),
+                "f1": f}
+    if suite == "guard":
+        expected.update(precision=p, recall=r, fpr=fp / (fp + tn))
+    else:
+        expected.update({"recall_at_1pct_fpr": tpr_curve[fpr_curve <= 0.01].max(), "tpr@0.5": r, "fpr@0.5": fp / (fp + tn)})
+        hi = scores >= 0.9
+        expected.update({"tpr@0.9": hi[y == 1].mean(), "fpr@0.9": hi[y == 0].mean()})
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, abs=1e-12), name
+
+
+@pytest.mark.parametrize("lines,message", [
+    ([{"id": "1", "unsafe_score": 0.2}], "no prediction for 449 of 450 rows"),
+    ([{"id": "no-such-id", "unsafe_score": 0.2}], "id 'no-such-id' is not in the dataset"),
+    ([{"id": "1", "unsafe_score": 1.5}], "unsafe_score 1.5 is not a number in [0, 1]"),
+    ([{"id": "1", "unsafe_score": "high"}], "unsafe_score 'high' is not a number in [0, 1]"),
+    ([{"id": "1", "unsafe_score": 0.1}, {"id": "1", "unsafe_score": 0.1}], "id '1' appears twice"),
+    ([{"prompt": "x"}], "expected {\"id\": ..., \"unsafe_score\": ...}"),
+])
+def test_bad_predictions_file_is_one_line_and_nothing_is_stored(lines, message, shared, tmp_path):
+    predictions = tmp_path / "p.jsonl"
+    predictions.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    db = tmp_path / "r.db"
+    out = zoo("eval", "--model", "llama-guard-3-1b", "--suite", "guard", "--dataset", "xstest",
+              "--predictions-file", str(predictions), db=db, data=shared)
+    assert out.returncode == 2 and message in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    runs = json.loads(zoo("runs", "list", "--format", "json", db=db).stdout)
+    assert runs == []
