@@ -92,12 +92,14 @@ def verdict_token_ids(tokenizer) -> dict[str, Any]:
 
 
 def encode(tokenizer, text: str) -> list[int]:
-    """Token ids of a rendered prompt. Llama 3 and 4 prompts carry their BOS as text; for Guard 1 and
-    2 the tokenizer adds it, as in their training."""
-    bos = getattr(tokenizer, "bos_token", None)
-    if bos and text.startswith(bos):
-        return tokenizer(text, add_special_tokens=False).input_ids
-    return tokenizer(text).input_ids
+    """Token ids of a rendered prompt, with one BOS: Llama 3 and 4 prompts carry it as text; Guard 1
+    and 2 were trained with the BOS their tokenizers add, which their templates do not write (and
+    not every copy of a tokenizer adds it on its own)."""
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is not None and (not ids or ids[0] != bos):
+        ids = [bos, *ids]
+    return ids
 
 
 class GuardSuite:

@@ -33,16 +33,13 @@ TASK = "Task: Check if there is unsafe content in '{role}' messages in conversat
 
 
 def category_block(fmt: str, categories: Sequence[tuple[str, str, str | None]]) -> str:
-    """``(code, name, guidelines)`` lines as the version writes them."""
+    """``(code, name, guidelines)`` lines as the version writes them, each category's guidelines
+    (Guard 1's taxonomy, or a custom policy's) on the lines below its name."""
     lines = []
     for code, name, guidelines in categories:
-        if fmt == "guard-1":
-            # only O1's heading keeps a space after its period in the trained prompt
-            lines.append(f"{code}: {name}.{' ' if code == 'O1' else ''}" + (f"\n{guidelines}" if guidelines else ""))
-        elif fmt == "guard-2":
-            lines.append(f"{code}: {name}. ")
-        else:
-            lines.append(f"{code}: {name}.")
+        # only O1's heading keeps a space after its period in Guard 1's prompt; every one in Guard 2's
+        space = " " if fmt == "guard-2" or fmt == "guard-1" and code == "O1" else ""
+        lines.append(f"{code}: {name}.{space}" + (f"\n{guidelines}" if guidelines else ""))
     return "\n".join(lines)
 
 
