@@ -88,6 +88,7 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
                   dataset_revision=request.dataset_revision, samples_file=request.samples_file,
                   predictions_file=request.predictions_file)
     plan = suite.plan(ctx)
+    _check_backend_answers(plan, backend, request.backend)
     identity_options = dict(plan.options)
     if not external:
         identity_options.update(tokenizer_source=tokenizer_source, device=device)
@@ -171,6 +172,16 @@ def _check(spec, request: RunRequest, suite, backend, options: dict[str, Any]) -
     if context > limit:
         raise LlamaZooError(f"--context {context} exceeds {spec.id}'s {limit} positions")
     return context
+
+
+def _check_backend_answers(plan: Plan, backend, name: str) -> None:
+    """Refuse, before any weights load, a backend without a method for a request type the plan uses."""
+    for kind in {type(r) for item in plan.items for r in item.requests}:
+        if kind not in METHOD_FOR:
+            raise TypeError(f"no runner method answers {kind.__name__}")
+        if not hasattr(backend, METHOD_FOR[kind]):
+            raise LlamaZooError(f"the {name} backend cannot answer {kind.__name__}s ({METHOD_FOR[kind]}); "
+                                "this suite runs with --backend hf")
 
 
 def _what_runs(spec, checkpoint, request: RunRequest, backend, external: bool):

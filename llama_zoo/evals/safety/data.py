@@ -220,6 +220,8 @@ def _from_hub(named: Named, revision: str | None) -> LabelledSet:
     records = list(data)
     if named.name == "jailbreaks-in-the-wild":  # every row an attack; the hub copy has no label column
         records = [{"prompt": r[named.text_key], "label": 1} for r in records]
+    if named.name == "xstest" and records and "id" not in records[0]:  # the published CSV numbers its rows from 1
+        records = [{**r, "id": i + 1} for i, r in enumerate(records)]
     rows = labelled_rows(records, repo, source=named.name)
     return LabelledSet(named.name, revision or getattr(data, "_fingerprint", None), rows)
 
