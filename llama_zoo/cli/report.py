@@ -69,7 +69,8 @@ def demo_command(
     database = db or str(out.resolve().with_suffix(".db"))
     store = Store.open(database)
     real = demo.real_model()
-    jobs = [dataclasses.replace(job, shadow=True, device="cpu") for job in demo.JOBS]
+    safety = demo.safety_jobs()
+    jobs = [dataclasses.replace(job, shadow=True, device="cpu") for job in (*demo.JOBS, *safety)]
     jobs += [dataclasses.replace(job, device="cpu") for job in demo.real_jobs(real)] if real else []
     for n, job in enumerate(jobs, 1):
         label = f"[{n}/{len(jobs)}] {demo.label(job) if job.shadow else 'SmolLM2-135M-Instruct (real) · ' + job.suite}"
@@ -83,6 +84,9 @@ def demo_command(
     out.write_text(render_html(store, comparison=comparison), encoding="utf-8")
     console.print("\nshadow models: these numbers exercise every code path; they do not measure the real models.",
                   highlight=False)
+    if not safety:
+        console.print("no safety data here: set LLAMA_ZOO_DATA to a directory holding XSTest (xstest_prompts.csv) "
+                      "to add the Llama Guard suites.", highlight=False)
     if real:
         console.print(f"real model: {demo.REAL_MODEL_ABOUT}; its numbers are measurements.", highlight=False)
     else:

@@ -35,6 +35,21 @@ def real_model() -> str | None:
     return str(path) if path.is_file() else None
 
 
+def safety_jobs() -> tuple[RunRequest, ...]:
+    """Shadow Guard and Prompt Guard runs, where their labelled data is found ($LLAMA_ZOO_DATA):
+    llama-zoo ships no copy of it."""
+    from llama_zoo.evals.safety.data import NAMED, find_file
+    from llama_zoo.evals.safety.prompt_guard import MIXTURES
+
+    jobs: list[RunRequest] = []
+    if find_file(NAMED["xstest"].files):
+        jobs += [RunRequest(m, "guard", {"verdict_tokens": 4}, dataset="xstest", limit=50)
+                 for m in ("llama-guard-3-1b", "llama-guard-4-12b")]
+    if all(find_file(NAMED[part].files) for part, _ in MIXTURES["prompt-attacks"]):
+        jobs += [RunRequest(m, "prompt-guard", limit=40) for m in ("prompt-guard-86m", "prompt-guard-2-22m")]
+    return tuple(jobs)
+
+
 def real_jobs(path: str) -> tuple[RunRequest, ...]:
     return (RunRequest(path, "perplexity", limit=3, context=256),
             RunRequest(path, "humaneval", {"max_new_tokens": 160}, limit=4))

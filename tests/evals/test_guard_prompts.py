@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from llama_zoo.evals.safety.guard import encode, policy_categories, verdict_token_ids
+from llama_zoo.evals.safety.guard import encode, policy_categories, template_agrees, verdict_token_ids
 from llama_zoo.evals.safety.guard_prompts import parse_verdict, render
 
 TEMPLATES = Path(__file__).parent / "guard_templates"
@@ -118,3 +118,17 @@ def test_custom_policy_file(tmp_path, catalog):
 ])
 def test_parse_verdict(text, expected):
     assert parse_verdict(text) == expected
+
+
+@pytest.mark.parametrize("model,template,tokenizer_dir", VERSIONS)
+def test_a_shipped_template_is_checked_at_run_time(model, template, tokenizer_dir, shared, catalog):
+    """What a real checkpoint's tokenizer carries is compared with the builder when a run plans."""
+    spec = catalog.get(model)
+    tokenizer = tokenizer_for(shared, tokenizer_dir)
+    turns = [("user", PROMPT), ("agent", RESPONSE)]
+    ours = render(spec.capabilities.safety.prompt_format, policy_categories(spec, {}), turns)
+    assert template_agrees(tokenizer, ours, turns) is None  # a base model's chat template is no Guard template
+    tokenizer.chat_template = (TEMPLATES / f"{template}.jinja").read_text()
+    assert template_agrees(tokenizer, ours, turns) is True
+    tokenizer.chat_template = tokenizer.chat_template.replace("safety policy", "safety rules")
+    assert template_agrees(tokenizer, ours, turns) is False

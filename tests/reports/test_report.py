@@ -108,13 +108,17 @@ def test_report_in_headless_chromium(store, tmp_path):
 
 @pytest.mark.slow
 def test_demo_ends_with_a_report(tmp_path):
+    from tests.conftest import SHARED
+
+    env = {**os.environ, **({"LLAMA_ZOO_DATA": str(SHARED)} if SHARED.is_dir() else {})}
     result = subprocess.run([sys.executable, "-m", "llama_zoo", "demo", "--out", str(tmp_path / "demo.html")],
-                            capture_output=True, text=True, timeout=900, cwd=tmp_path, env={**os.environ})
+                            capture_output=True, text=True, timeout=900, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     report = tmp_path / "demo.html"
     assert f"report: {report}" in result.stdout
     html = report.read_text()
-    for suite in ("perplexity", "humaneval", "humaneval-infilling"):
+    suites = ("perplexity", "humaneval", "humaneval-infilling") + (("guard", "prompt-guard") if SHARED.is_dir() else ())
+    for suite in suites:
         assert f'id="suite-{suite}"' in html
     assert 'id="comparison"' in html and report.stat().st_size < 5 * 2**20
     from llama_zoo.orchestration.demo import real_model

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -102,6 +103,33 @@ def encode(tokenizer, text: str) -> list[int]:
     return ids
 
 
+def turns_of(row, role: str) -> list[tuple[str, str]]:
+    return [("user", row.text)] + ([("agent", row.response)] if role == "agent" else [])
+
+
+def template_agrees(tokenizer, prompt: str, turns: Sequence[tuple[str, str]]) -> bool | None:
+    """Whether the checkpoint's own Guard chat template, where it ships one, renders ``turns`` as the
+    builder does (up to the two differences the builder makes on purpose: see guard_prompts); None
+    when there is no Guard template or it cannot render this conversation."""
+    template = getattr(tokenizer, "chat_template", None)
+    if not isinstance(template, str) or "UNSAFE CONTENT CATEGORIES" not in template:
+        return None
+    for parts in (False, True):  # Guard 3 1B / 11B-Vision and Guard 4 read content as a list of parts
+        messages = [{"role": "user" if role == "user" else "assistant",
+                     "content": [{"type": "text", "text": text}] if parts else text} for role, text in turns]
+        try:
+            text = tokenizer.apply_chat_template(messages, tokenize=False)
+        except Exception:  # noqa: BLE001 - a template that rejects this form of content
+            continue
+        bos = getattr(tokenizer, "bos_token", None) or ""
+        text = text.lstrip(" ")
+        if text.endswith(("<|end_header_id|>", "<|header_end|>")):
+            text += "\n\n"
+        if text in (prompt, bos + prompt):
+            return True
+    return False
+
+
 class GuardSuite:
     info = SuiteInfo(
         name=SUITE, version=SUITE_VERSION,
@@ -146,8 +174,7 @@ class GuardSuite:
         verdict = verdict_token_ids(ctx.tokenizer)
         items = []
         for i, row in enumerate(rows):
-            turns = [("user", row.text)] + ([("agent", row.response)] if role == "agent" else [])
-            text = render(fmt, categories, turns)
+            text = render(fmt, categories, turns_of(row, role))
             ids = encode(ctx.tokenizer, text)
             if len(ids) + ctx.options["verdict_tokens"] > ctx.context:
                 raise LlamaZooError(f"row {row.id}: the prompt has {len(ids)} tokens, over the {ctx.context}-token context "
@@ -156,7 +183,13 @@ class GuardSuite:
             if ctx.options["verdict_tokens"]:
                 requests += (GenerateRequest(ids, max_new_tokens=ctx.options["verdict_tokens"], stop_token_ids=eos_ids(ctx.spec)),)
             items.append(Item(i, requests, (row, None, prompt_hash(text))))
-        options.update(role=role, prompt_format=fmt, categories=",".join(c[0] for c in categories),
+        customised = any(ctx.options.get(k) for k in ("categories", "exclude_categories", "policy"))
+        agrees = None if customised else template_agrees(ctx.tokenizer, render(fmt, categories, turns_of(rows[0], role)),
+                                                          turns_of(rows[0], role))
+        if agrees is False:
+            warnings.warn(f"{ctx.spec.id}: the checkpoint's chat template renders another prompt than the {fmt} format; "
+                          "scoring with the registry's format", stacklevel=2)
+        options.update(role=role, prompt_format=fmt, chat_template_agrees=agrees, categories=",".join(c[0] for c in categories),
                        verdict_token_ids=verdict, verdict_tokens=ctx.options["verdict_tokens"], context=ctx.context)
         if ctx.options.get("policy"):
             options["policy_sha256"] = hashlib.sha256(Path(ctx.options["policy"]).expanduser().read_bytes()).hexdigest()
@@ -176,7 +209,7 @@ class GuardSuite:
             text = answer[1].texts[0] if len(answer) > 1 else None
             verdict, codes = parse_verdict(text) if text is not None else (None, ())
             more = {"renormalized": p_unsafe / (p_safe + p_unsafe) if p_safe + p_unsafe > 0 else 0.5, "p_safe": p_safe}
-            if text is not None:  # None: the answer did not start with a verdict word
+            if text is not None:  # a greedy answer was made; its verdict is None where it starts with neither word
                 more["verdict_unsafe"] = None if verdict is None else int(verdict == "unsafe")
             emit(item.index, classified_sample(
                 row, p_unsafe, output=text, more_scores=more,
