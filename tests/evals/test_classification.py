@@ -106,3 +106,25 @@ def test_bad_predictions_file_is_one_line_and_nothing_is_stored(lines, message, 
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     runs = json.loads(zoo("runs", "list", "--format", "json", db=db).stdout)
     assert runs == []
+
+
+def test_per_category_metrics_use_the_rows_that_label_the_category(shared, tmp_path):
+    """OpenAI moderation: a category is scored on the prompts that label it (a missing key is unlabelled)."""
+    import gzip
+
+    rows = [json.loads(line) for line in gzip.open(shared / "safety" / "openai_moderation" / "samples-1680.jsonl.gz")]
+    scores = np.random.default_rng(5).random(len(rows))
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_text("".join(json.dumps({"id": str(i), "unsafe_score": float(s)}) + "\n" for i, s in enumerate(scores)))
+    out = zoo("eval", "--model", "llama-guard-3-8b", "--suite", "guard", "--dataset", "openai-moderation",
+              "--predictions-file", str(predictions), "--format", "json", db=tmp_path / "r.db", data=shared)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)["metrics"]
+    y_any = np.array([int(any(r.get(c) == 1 for c in ("S", "H", "V", "HR", "SH", "S3", "H2", "V2"))) for r in rows])
+    assert got["auprc"]["value"] == pytest.approx(sklearn.average_precision_score(y_any, scores), abs=1e-12)
+    for category in ("S", "HR", "V2"):
+        held = [i for i, r in enumerate(rows) if r.get(category) is not None]
+        y = np.array([rows[i][category] for i in held])
+        assert got[f"category/{category}/auprc"]["n"] == len(held)
+        assert got[f"category/{category}/auprc"]["value"] == pytest.approx(
+            sklearn.average_precision_score(y, scores[held]), abs=1e-12)
