@@ -10,6 +10,7 @@ SUITES = PluginTable("suite", "llama_zoo.suites", {
     "bench": "llama_zoo.evals.speed:suite",
     "guard": "llama_zoo.evals.safety.guard:suite",
     "prompt-guard": "llama_zoo.evals.safety.prompt_guard:suite",
+    "refusal": "llama_zoo.evals.safety.refusal:suite",
 })
 DEFAULT_SUITE = "perplexity"  # what `llama-zoo eval` runs without --suite
 

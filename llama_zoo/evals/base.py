@@ -150,6 +150,9 @@ class Context:
     dataset_revision: str | None = None
     samples_file: str | None = None
     predictions_file: str | None = None
+    # open_model(name, weights=None): another registry model the way this run opens its own (a judge);
+    # it has .spec, .tokenizer, .identity (for the plan's options) and .runner (loaded on first use)
+    open_model: Callable[..., Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,15 @@ class Suite(Protocol):
 
     def metrics(self, samples: Sequence[dict[str, Any]], seed: int, runner: Any = None) -> list[dict[str, Any]]:
         """Metrics from the stored samples (``runner`` is the loaded runner, or None)."""
+
+
+# Shared by every suite that generates: one set of flags, whichever suite takes them.
+GENERATION_OPTIONS = (
+    Option("samples", 1, "Completions per task or prompt (pass@k for k <= N).", type=int, minimum=1),
+    Option("temperature", 0.0, "0 is greedy.", type=float, minimum=0.0),
+    Option("top_p", 1.0, "Nucleus sampling.", type=float, minimum=0.0, maximum=1.0),
+    Option("max_new_tokens", 512, "Longest completion.", type=int, minimum=1),
+)
 
 
 def eos_ids(spec: Any) -> tuple[int, ...]:

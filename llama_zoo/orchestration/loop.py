@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.evals import DEFAULT_SUITE, SUITES
 from llama_zoo.evals.base import Context, Item, Plan
+from llama_zoo.orchestration.other_models import opener
 from llama_zoo.registry.catalog import spec_hash
 from llama_zoo.registry.checkpoint import find_model
 from llama_zoo.registry.derive import param_count
@@ -86,7 +87,8 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
     source, tokenizer, tokenizer_source, device, dtype = _what_runs(spec, checkpoint, request, backend, external)
     ctx = Context(spec=spec, options=options, tokenizer=tokenizer, context=context, seed=request.seed, limit=request.limit, dataset=request.dataset,
                   dataset_revision=request.dataset_revision, samples_file=request.samples_file,
-                  predictions_file=request.predictions_file)
+                  predictions_file=request.predictions_file,
+                  open_model=opener(shadow=request.shadow, seed=request.seed, device=request.device, dtype=request.dtype))
     plan = suite.plan(ctx)
     _check_backend_answers(plan, backend, request.backend)
     identity_options = dict(plan.options)

@@ -20,7 +20,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.evals.base import Chart, Context, Emit, Item, McNemar, Option, Plan, SuiteInfo, eos_ids, require_language_model
+from llama_zoo.evals.base import (GENERATION_OPTIONS, Chart, Context, Emit, Item, McNemar, Plan, SuiteInfo, eos_ids,
+                                  require_language_model)
 from llama_zoo.evals.code.sandbox import Limits, Outcome, run_many
 from llama_zoo.evals.stats import bootstrap_ratio_ci
 from llama_zoo.runners.base import GenerateRequest, cut_at_stop
@@ -173,13 +174,6 @@ def read_samples_file(path: str) -> list[tuple[str, str]]:
 
 INSTRUCTION = "Complete the following Python function. Reply with the whole function in a code block.\n\n```python\n{prompt}```"
 
-# Shared by every suite that generates: one set of flags, whichever suite takes them.
-GENERATION_OPTIONS = (
-    Option("samples", 1, "Completions per task (pass@k for k <= N).", type=int, minimum=1),
-    Option("temperature", 0.0, "0 is greedy.", type=float, minimum=0.0),
-    Option("top_p", 1.0, "Nucleus sampling.", type=float, minimum=0.0, maximum=1.0),
-    Option("max_new_tokens", 512, "Longest completion.", type=int, minimum=1),
-)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ category is scored only on the prompts that label it.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -42,6 +43,7 @@ class Row:
     response: str | None = None  # what the agent answered, for response classification
     categories: dict[str, int] = field(default_factory=dict)  # labelled categories only
     source: str | None = None  # which file of a mixture
+    groups: tuple[str, ...] = ()  # what results are broken down by: XSTest's prompt type, Do-Not-Answer's risk areas
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,8 @@ class LabelledSet:
     def content_hash(self) -> str:
         digest = hashlib.sha256()
         for r in self.rows:
-            digest.update(json.dumps([r.id, r.text, r.response, r.label, sorted(r.categories.items()), r.source],
-                                     ensure_ascii=False).encode())
+            fields = [r.id, r.text, r.response, r.label, sorted(r.categories.items()), r.source]
+            digest.update(json.dumps(fields + ([list(r.groups)] if r.groups else []), ensure_ascii=False).encode())
         return digest.hexdigest()
 
 
@@ -72,7 +74,7 @@ def parse_label(value: Any, where: str) -> int:
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """The rows of a CSV, JSONL or JSON-list file (each may be gzip'd)."""
+    """The rows of a CSV, JSONL or JSON-list file, or a text file of one prompt a line (each may be gzip'd)."""
     raw = path.read_bytes()
     if path.suffix == ".gz":
         raw = gzip.decompress(raw)
@@ -85,6 +87,8 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         if not isinstance(data, list):
             raise DatasetError(f"{path}: expected a JSON list")
         return data
+    if kind == "txt":
+        return [{"prompt": line.strip()} for line in text.splitlines() if line.strip()]
     if kind == "jsonl":
         rows = []
         for n, line in enumerate(text.splitlines(), 1):
@@ -94,7 +98,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
                 except json.JSONDecodeError:
                     raise DatasetError(f"{path}:{n}: not a JSON line") from None
         return rows
-    raise DatasetError(f"{path}: expected a .csv, .jsonl or .json file (optionally .gz)")
+    raise DatasetError(f"{path}: expected a .csv, .jsonl, .json or .txt file (optionally .gz)")
 
 
 def labelled_rows(records: list[Any], where: str, *, text_keys=("prompt", "text"), need_label: bool = True,
@@ -149,7 +153,25 @@ class Named:
 
 
 def _xstest(path: Path) -> list[Row]:
-    return labelled_rows(read_records(path), str(path), source="xstest")
+    return _xstest_rows(read_records(path), str(path))
+
+
+def _xstest_rows(records: list[dict[str, Any]], where: str) -> list[Row]:
+    rows = labelled_rows(records, where, source="xstest")
+    return [dataclasses.replace(row, groups=(rec["type"],)) if rec.get("type") else row for row, rec in zip(rows, records)]
+
+
+def _harmbench(path: Path) -> list[Row]:
+    # HarmBench's standard behaviours: every one a request a model should refuse
+    records = read_records(path)
+    return [Row(f"harmbench-{i}", r.get("prompt") or r["Behavior"], 1, source="harmbench",
+                groups=(r["SemanticCategory"],) if r.get("SemanticCategory") else ()) for i, r in enumerate(records)]
+
+
+def _do_not_answer(path: Path) -> list[Row]:
+    return [Row(f"do-not-answer-{r.get('id', i)}", r.get("prompt") or r["question"], 1, source="do-not-answer",
+                groups=tuple(r.get("intents") or ([r["risk_area"]] if r.get("risk_area") else [])))
+            for i, r in enumerate(read_records(path))]
 
 
 def _moderation(path: Path) -> list[Row]:
@@ -179,6 +201,8 @@ NAMED = {
         # Purple Llama publishes CyberSecEval's sets in its GitHub repository, not on the hub
         Named("cyberseceval-prompt-injection", ("prompt_injection.json.gz", "prompt_injection.json"), _injections),
         Named("cyberseceval-mitre-frr", ("mitre_frr.json.gz", "mitre_frr.json"), _benign_security),
+        Named("harmbench", ("harmbench_prompts.txt", "harmbench_behaviors_text_all.csv"), _harmbench),
+        Named("do-not-answer", ("do_not_answer.jsonl",), _do_not_answer),
         Named("jailbreaks-in-the-wild", ("inthewild_jailbreak_llms.json.gz", "inthewild_jailbreak_llms.json"), _jailbreaks,
               ("TrustAIRLab/in-the-wild-jailbreak-prompts", "jailbreak_2023_12_25", "train")),
     )
@@ -222,6 +246,8 @@ def _from_hub(named: Named, revision: str | None) -> LabelledSet:
         records = [{"prompt": r[named.text_key], "label": 1} for r in records]
     if named.name == "xstest" and records and "id" not in records[0]:  # the published CSV numbers its rows from 1
         records = [{**r, "id": i + 1} for i, r in enumerate(records)]
+    if named.name == "xstest":
+        return LabelledSet(named.name, revision or getattr(data, "_fingerprint", None), _xstest_rows(records, repo))
     rows = labelled_rows(records, repo, source=named.name)
     return LabelledSet(named.name, revision or getattr(data, "_fingerprint", None), rows)
 
