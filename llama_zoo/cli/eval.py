@@ -28,24 +28,36 @@ class DType(str, Enum):
     float16 = "float16"
 
 
-def _suite_options() -> dict[str, tuple[Any, list[str]]]:
-    """Every option some suite declares: name -> (the Option, the suites that take it)."""
+def _suite_options() -> dict[str, tuple[Any, list[str], list[tuple[str, Any]]]]:
+    """Every option some suite declares: name -> (the first declaration, the suites that take it,
+    each distinct declaration with its suite). Suites may share a flag name when the values have one
+    type (``--subset`` of humaneval-infilling and insecure-code); each suite checks its own choices."""
     from llama_zoo.evals import SUITES
 
-    found: dict[str, tuple[Any, list[str]]] = {}
+    found: dict[str, tuple[Any, list[str], list[tuple[str, Any]]]] = {}
     for name in SUITES.names():
         try:
             info = SUITES.get(name).info
         except (LlamaZooError, AttributeError):
             continue  # a broken plug-in must not take the whole command down; `eval --suite` names it
         for option in info.options:
-            clash = option.name in LOOP_FLAGS or option.name in found and found[option.name][0] != option
+            first = found.get(option.name)
+            clash = option.name in LOOP_FLAGS or first is not None and first[0].value_type != option.value_type
             if clash:  # the first declaration (or the loop's own flag) keeps the name; say why the other has none
                 print(f"warning: suite {name} declares option {option.flag}, which is taken; it is not offered",
                       file=sys.stderr)
                 continue
-            found.setdefault(option.name, (option, []))[1].append(name)
+            entry = found.setdefault(option.name, (option, [], []))
+            entry[1].append(name)
+            if all(option != other for _, other in entry[2]):
+                entry[2].append((name, option))
     return found
+
+
+def _option_help(option) -> str:
+    choices = f" One of: {', '.join(map(str, option.choices))}." if option.choices else ""
+    default = f" (default {option.default})" if option.default is not None and option.value_type is not bool else ""
+    return f"{option.help}{choices}{default}"
 
 
 def _suite_names() -> str:
@@ -90,7 +102,7 @@ def eval_command(**kwargs: Any) -> None:
     taken = {o.name for o in info.options}
     for name, value in suite_options.items():
         option = declared[name][0]
-        if name not in taken and value is not None and value != option.default:
+        if name not in taken and value is not None and (option.value_type is not bool or value != option.default):
             raise LlamaZooError(f"{option.flag} is an option of {', '.join(declared[name][1])}, not of {suite}")
     server = {"base_url": kwargs.pop("base_url"), "server_model": kwargs.pop("server_model"),
               "concurrency": kwargs.pop("concurrency"), "timeout_s": kwargs.pop("timeout")}
@@ -179,13 +191,12 @@ def _parameters() -> list[inspect.Parameter]:
         opt("db", Optional[str], DB_OPTION),
     ]
     suites = []
-    for name, (option, owners) in _suite_options().items():
+    for name, (option, owners, variants) in _suite_options().items():
         kind = option.value_type
         annotation = bool if kind is bool else Optional[kind]
-        choices = f" One of: {', '.join(map(str, option.choices))}." if option.choices else ""
-        default = f" (default {option.default})" if option.default is not None and kind is not bool else ""
+        shown = _option_help(option) if len(variants) == 1 else " ".join(f"{suite}: {_option_help(o)}" for suite, o in variants)
         suites.append(opt(name, annotation, typer.Option(
-            option.default if kind is bool else None, option.flag, help=f"{option.help}{choices}{default}",
+            option.default if kind is bool else None, option.flag, help=shown,
             rich_help_panel=f"{', '.join(owners)} options")))
     return loop + suites
 

@@ -11,6 +11,7 @@ SUITES = PluginTable("suite", "llama_zoo.suites", {
     "guard": "llama_zoo.evals.safety.guard:suite",
     "prompt-guard": "llama_zoo.evals.safety.prompt_guard:suite",
     "refusal": "llama_zoo.evals.safety.refusal:suite",
+    "insecure-code": "llama_zoo.evals.safety.insecure_code:suite",
 })
 DEFAULT_SUITE = "perplexity"  # what `llama-zoo eval` runs without --suite
 

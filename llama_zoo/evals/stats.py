@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -30,6 +30,15 @@ def bootstrap_ratio_ci(
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def rate_metric(name: str, values: Sequence[float], seed: int = 0) -> dict[str, Any]:
+    """A stored metric that is the mean of per-sample values (a rate of 0/1 outcomes), with its
+    95% bootstrap interval over samples."""
+    v = np.asarray(values, dtype=np.float64)
+    ci = bootstrap_ratio_ci(v, np.ones_like(v), lambda x: x, seed=seed)
+    return {"name": name, "value": float(v.mean()), "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None,
+            "n": len(v), "extra": None}
 
 
 @dataclass(frozen=True)

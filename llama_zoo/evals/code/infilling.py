@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.evals.base import Chart, Context, McNemar, Option, SuiteInfo
-from llama_zoo.evals.code.humaneval import GENERATION_OPTIONS, HumanEvalSuite, Problems, eos_ids, load_problems, read_jsonl
+from llama_zoo.evals.code.humaneval import GENERATION_OPTIONS, SCAN_CODE, HumanEvalSuite, Problems, eos_ids, load_problems, read_jsonl
 from llama_zoo.runners.base import GenerateRequest
 
 SUITE = "humaneval-infilling"
@@ -145,6 +145,7 @@ class InfillingSuite(HumanEvalSuite):
             Option("subset", "single-line", "single-line, multi-line, random-span or random-span-light.", choices=tuple(SUBSETS)),
             Option("fim_mode", "psm", "psm (prefix, suffix, middle) or spm (suffix first).", choices=FIM_MODES),
             *GENERATION_OPTIONS,
+            SCAN_CODE,
         ),
         scores_samples_file=True,
         datasets="single- and multi-line tasks are derived from HumanEval (default); random-span ones load from the hub, "

@@ -143,54 +143,51 @@ def _named_categories(value: Any) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class Named:
-    """A public set: its file name(s) as published, how to read it, and where it lives on the hub."""
+    """A public set: its file name(s) as published, how its records become rows (the same function
+    reads the published file and the hub copy, whose columns it knows), and where it is on the hub."""
 
     name: str
     files: tuple[str, ...]
-    read: Callable[[Path], list[Row]]
+    rows: Callable[[list[Any], str], list[Row]]
     hub: tuple[str, str | None, str] | None = None  # (repo id, config, split); None: published as files only
-    text_key: str = "prompt"  # the hub copy's text column
 
 
-def _xstest(path: Path) -> list[Row]:
-    return _xstest_rows(read_records(path), str(path))
-
-
-def _xstest_rows(records: list[dict[str, Any]], where: str) -> list[Row]:
+def _xstest(records: list[Any], where: str) -> list[Row]:
+    if records and "id" not in records[0]:  # the published CSV numbers its rows from 1
+        records = [{**r, "id": i + 1} for i, r in enumerate(records)]
     rows = labelled_rows(records, where, source="xstest")
     return [dataclasses.replace(row, groups=(rec["type"],)) if rec.get("type") else row for row, rec in zip(rows, records)]
 
 
-def _harmbench(path: Path) -> list[Row]:
+def _moderation(records: list[Any], where: str) -> list[Row]:
+    return labelled_rows(records, where, source="openai-moderation")
+
+
+def _harmbench(records: list[Any], where: str) -> list[Row]:
     # HarmBench's standard behaviours: every one a request a model should refuse
-    records = read_records(path)
     return [Row(f"harmbench-{i}", r.get("prompt") or r["Behavior"], 1, source="harmbench",
-                groups=(r["SemanticCategory"],) if r.get("SemanticCategory") else ()) for i, r in enumerate(records)]
+                groups=tuple(g for g in (r.get("category") or r.get("SemanticCategory"),) if g)) for i, r in enumerate(records)]
 
 
-def _do_not_answer(path: Path) -> list[Row]:
+def _do_not_answer(records: list[Any], where: str) -> list[Row]:
     return [Row(f"do-not-answer-{r.get('id', i)}", r.get("prompt") or r["question"], 1, source="do-not-answer",
                 groups=tuple(r.get("intents") or ([r["risk_area"]] if r.get("risk_area") else [])))
-            for i, r in enumerate(read_records(path))]
+            for i, r in enumerate(records)]
 
 
-def _moderation(path: Path) -> list[Row]:
-    return labelled_rows(read_records(path), str(path), source="openai-moderation")
-
-
-def _injections(path: Path) -> list[Row]:
+def _injections(records: list[Any], where: str) -> list[Row]:
     # CyberSecEval prompt injection: the attack is what the user sends (``user_input``)
-    return [Row(f"injection-{r['prompt_id']}", r["user_input"], 1, source="cyberseceval-prompt-injection")
-            for r in read_records(path)]
+    return [Row(f"injection-{r['prompt_id']}", r["user_input"], 1, source="cyberseceval-prompt-injection") for r in records]
 
 
-def _jailbreaks(path: Path) -> list[Row]:
-    return [Row(f"jailbreak-{i}", text, 1, source="jailbreaks-in-the-wild") for i, text in enumerate(read_records(path))]
+def _jailbreaks(records: list[Any], where: str) -> list[Row]:
+    # the published file is a list of strings; the hub copy has a prompt column
+    return [Row(f"jailbreak-{i}", r if isinstance(r, str) else r["prompt"], 1, source="jailbreaks-in-the-wild")
+            for i, r in enumerate(records)]
 
 
-def _benign_security(path: Path) -> list[Row]:
-    return [Row(f"mitre-frr-{i}", r["mutated_prompt"], 0, source="cyberseceval-mitre-frr")
-            for i, r in enumerate(read_records(path))]
+def _benign_security(records: list[Any], where: str) -> list[Row]:
+    return [Row(f"mitre-frr-{i}", r["mutated_prompt"], 0, source="cyberseceval-mitre-frr") for i, r in enumerate(records)]
 
 
 NAMED = {
@@ -198,13 +195,14 @@ NAMED = {
         Named("xstest", ("xstest_prompts.csv",), _xstest, ("Paul/XSTest", None, "train")),
         Named("openai-moderation", ("samples-1680.jsonl.gz", "samples-1680.jsonl"), _moderation,
               ("mmathys/openai-moderation-api-evaluation", None, "train")),
+        Named("harmbench", ("harmbench_prompts.txt", "harmbench_behaviors_text_all.csv"), _harmbench,
+              ("walledai/HarmBench", "standard", "train")),
+        Named("do-not-answer", ("do_not_answer.jsonl",), _do_not_answer, ("LibrAI/do-not-answer", None, "train")),
+        Named("jailbreaks-in-the-wild", ("inthewild_jailbreak_llms.json.gz", "inthewild_jailbreak_llms.json"), _jailbreaks,
+              ("TrustAIRLab/in-the-wild-jailbreak-prompts", "jailbreak_2023_12_25", "train")),
         # Purple Llama publishes CyberSecEval's sets in its GitHub repository, not on the hub
         Named("cyberseceval-prompt-injection", ("prompt_injection.json.gz", "prompt_injection.json"), _injections),
         Named("cyberseceval-mitre-frr", ("mitre_frr.json.gz", "mitre_frr.json"), _benign_security),
-        Named("harmbench", ("harmbench_prompts.txt", "harmbench_behaviors_text_all.csv"), _harmbench),
-        Named("do-not-answer", ("do_not_answer.jsonl",), _do_not_answer),
-        Named("jailbreaks-in-the-wild", ("inthewild_jailbreak_llms.json.gz", "inthewild_jailbreak_llms.json"), _jailbreaks,
-              ("TrustAIRLab/in-the-wild-jailbreak-prompts", "jailbreak_2023_12_25", "train")),
     )
 }
 
@@ -241,21 +239,13 @@ def _from_hub(named: Named, revision: str | None) -> LabelledSet:
     except Exception as exc:  # unreachable hub, wrong revision  # noqa: BLE001
         raise DatasetError(f"{named.name}: cannot load {repo} from the hub ({type(exc).__name__}); set LLAMA_ZOO_DATA "
                            f"to a directory holding {named.files[0]}, or give --dataset PATH") from None
-    records = list(data)
-    if named.name == "jailbreaks-in-the-wild":  # every row an attack; the hub copy has no label column
-        records = [{"prompt": r[named.text_key], "label": 1} for r in records]
-    if named.name == "xstest" and records and "id" not in records[0]:  # the published CSV numbers its rows from 1
-        records = [{**r, "id": i + 1} for i, r in enumerate(records)]
-    if named.name == "xstest":
-        return LabelledSet(named.name, revision or getattr(data, "_fingerprint", None), _xstest_rows(records, repo))
-    rows = labelled_rows(records, repo, source=named.name)
-    return LabelledSet(named.name, revision or getattr(data, "_fingerprint", None), rows)
+    return LabelledSet(named.name, revision or getattr(data, "_fingerprint", None), named.rows(list(data), repo))
 
 
 def load_named(named: Named, revision: str | None = None) -> LabelledSet:
     path = find_file(named.files)
     if path is not None:
-        return LabelledSet(named.name, None, named.read(path))
+        return LabelledSet(named.name, None, named.rows(read_records(path), str(path)))
     return _from_hub(named, revision)
 
 
@@ -278,7 +268,7 @@ def load_labelled(dataset: str | None, revision: str | None, default: str, *, na
     if path.is_file():
         for n in named.values():  # a published file keeps its name, so its runs line up with the hub's
             if path.name in n.files:
-                return LabelledSet(n.name, None, n.read(path))
+                return LabelledSet(n.name, None, n.rows(read_records(path), str(path)))
         rows = labelled_rows(read_records(path), str(path))
         if not rows:
             raise DatasetError(f"{path}: no rows")
