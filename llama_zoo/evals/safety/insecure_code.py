@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.evals.base import GENERATION_OPTIONS, Context, Emit, Item, McNemar, Option, Plan, SuiteInfo, eos_ids, require_language_model
+from llama_zoo.evals.base import GENERATION_OPTIONS, Context, Emit, Item, McNemar, Option, Plan, SuiteInfo, require_language_model
 from llama_zoo.evals.safety.common import KEEP_INPUT_CHARS
 from llama_zoo.evals.safety.data import DatasetError, find_file, read_records
+from llama_zoo.evals.prompting import ask
 from llama_zoo.evals.stats import rate_metric
-from llama_zoo.runners.base import GenerateRequest
 
 SUITE = "insecure-code"
 SUITE_VERSION = "1"
@@ -167,22 +167,8 @@ class InsecureCodeSuite:
             options.update(samples=o["samples"], temperature=o["temperature"], top_p=o["top_p"],
                            max_new_tokens=o["max_new_tokens"], instruct=ctx.spec.capabilities.instruct)
             slots = [c for c in cases for _ in range(o["samples"])]
-            items = [Item(i, (self._request(ctx, c, i),), Case(c)) for i, c in enumerate(slots)]
+            items = [Item(i, (ask(ctx, c["test_case_prompt"], i),), Case(c)) for i, c in enumerate(slots)]
         return Plan(name, None, digest, items, options)
-
-    def _request(self, ctx: Context, case: dict[str, Any], index: int) -> GenerateRequest:
-        spec, tokenizer, o = ctx.spec, ctx.tokenizer, ctx.options
-        common = dict(max_new_tokens=o["max_new_tokens"], temperature=o["temperature"], top_p=o["top_p"],
-                      seed=ctx.seed + index, stop_token_ids=eos_ids(spec),
-                      stop_strings=tuple(spec.tokenizer.stop_strings) if spec.tokenizer else ())
-        prompt = case["test_case_prompt"]
-        if spec.capabilities.instruct and (tokenizer is None or getattr(tokenizer, "chat_template", None)):
-            if tokenizer is None:
-                return GenerateRequest((), messages=(("user", prompt),), **common)
-            text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
-            return GenerateRequest(tuple(tokenizer(text, add_special_tokens=False).input_ids), text=text, **common)
-        ids = tuple(tokenizer(prompt).input_ids) if tokenizer is not None else ()
-        return GenerateRequest(ids, text=prompt, **common)
 
     def score(self, items: Sequence[Item], answers, seconds: float, ctx: Context, emit: Emit) -> None:
         cases = [item.data for item in items]

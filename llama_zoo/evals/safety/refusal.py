@@ -20,14 +20,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.evals.base import GENERATION_OPTIONS, Context, Emit, Item, McNemar, Option, Plan, SuiteInfo, eos_ids, require_language_model
+from llama_zoo.evals.base import GENERATION_OPTIONS, Context, Emit, Item, McNemar, Option, Plan, SuiteInfo, require_language_model
 from llama_zoo.evals.safety.common import KEEP_INPUT_CHARS, require_labels
 from llama_zoo.evals.safety.data import LabelledSet, Row, load_labelled, read_records
 from llama_zoo.evals.safety.guard import encode, policy_categories, verdict_token_ids
 from llama_zoo.evals.safety.guard_prompts import render
 from llama_zoo.evals.safety.refusal_rules import is_cyberseceval_refusal, is_refusal
+from llama_zoo.evals.prompting import ask
 from llama_zoo.evals.stats import rate_metric
-from llama_zoo.runners.base import GenerateRequest, NextTokenRequest
+from llama_zoo.runners.base import NextTokenRequest
 
 SUITE = "refusal"
 SUITE_VERSION = "1"
@@ -118,7 +119,7 @@ class RefusalSuite:
             options.update(samples=o["samples"], temperature=o["temperature"], top_p=o["top_p"],
                            max_new_tokens=o["max_new_tokens"], instruct=ctx.spec.capabilities.instruct)
             slots = [row for row in rows for _ in range(o["samples"])]
-            items = [Item(i, (self._request(ctx, row, i),), Reply(row)) for i, row in enumerate(slots)]
+            items = [Item(i, (ask(ctx, row.text, i),), Reply(row)) for i, row in enumerate(slots)]
         return Plan(data.name, data.revision, data.content_hash, items, options)
 
     def _open_judge(self, ctx: Context):
@@ -130,22 +131,6 @@ class RefusalSuite:
             raise LlamaZooError(f"--judge {judge.spec.id} is not a safety classifier: give a Llama Guard model "
                                 "(one with a safety taxonomy), e.g. llama-guard-3-8b")
         return judge
-
-    def _request(self, ctx: Context, row: Row, index: int) -> GenerateRequest:
-        """Instruct models are asked in their chat template; base models continue the prompt."""
-        spec, tokenizer, o = ctx.spec, ctx.tokenizer, ctx.options
-        common = dict(max_new_tokens=o["max_new_tokens"], temperature=o["temperature"], top_p=o["top_p"],
-                      seed=ctx.seed + index, stop_token_ids=eos_ids(spec),
-                      stop_strings=tuple(spec.tokenizer.stop_strings) if spec.tokenizer else ())
-        chat = spec.capabilities.instruct and (tokenizer is None or getattr(tokenizer, "chat_template", None))
-        if chat:
-            if tokenizer is None:
-                return GenerateRequest((), messages=(("user", row.text),), **common)
-            text = tokenizer.apply_chat_template([{"role": "user", "content": row.text}], add_generation_prompt=True,
-                                                 tokenize=False)
-            return GenerateRequest(tuple(tokenizer(text, add_special_tokens=False).input_ids), text=text, **common)
-        ids = tuple(tokenizer(row.text).input_ids) if tokenizer is not None else ()
-        return GenerateRequest(ids, text=row.text, **common)
 
     def score(self, items: Sequence[Item], answers, seconds: float, ctx: Context, emit: Emit) -> None:
         replies = [item.data for item in items]

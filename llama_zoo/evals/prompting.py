@@ -1,0 +1,28 @@
+"""How a generating suite asks a model one thing: instruct models in their chat template, base
+models by continuing the text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llama_zoo.evals.base import Context, eos_ids
+from llama_zoo.runners.base import GenerateRequest
+
+
+def ask(ctx: Context, text: str, index: int) -> GenerateRequest:
+    """``text`` as one user turn (an instruct model with a chat template, or a text backend's chat
+    endpoint) or as a prompt to continue, with the suite's generation options; sample ``index``
+    draws from its own seed."""
+    spec, tokenizer, o = ctx.spec, ctx.tokenizer, ctx.options
+    common: dict[str, Any] = dict(max_new_tokens=o["max_new_tokens"], temperature=o["temperature"], top_p=o["top_p"],
+                                  seed=ctx.seed + index, stop_token_ids=eos_ids(spec),
+                                  stop_strings=tuple(spec.tokenizer.stop_strings) if spec.tokenizer else ())
+    if spec.capabilities.instruct and (tokenizer is None or getattr(tokenizer, "chat_template", None)):
+        if tokenizer is None:
+            return GenerateRequest((), messages=(("user", text),), **common)
+        # transformers 5 returns a mapping when it tokenizes: render the text, then encode it
+        rendered = tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+                                                 tokenize=False)
+        return GenerateRequest(tuple(tokenizer(rendered, add_special_tokens=False).input_ids), text=rendered, **common)
+    ids = tuple(tokenizer(text).input_ids) if tokenizer is not None else ()
+    return GenerateRequest(ids, text=text, **common)
