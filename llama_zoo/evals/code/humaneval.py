@@ -21,7 +21,7 @@ import numpy as np
 
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.evals.base import (GENERATION_OPTIONS, Chart, Context, Emit, Item, McNemar, Option, Plan, SuiteInfo, eos_ids,
-                                  require_language_model)
+                                  require_language_model, require_sampling)
 from llama_zoo.evals.code.sandbox import Limits, Outcome, run_many
 from llama_zoo.evals.stats import bootstrap_ratio_ci, rate_metric
 from llama_zoo.runners.base import GenerateRequest, cut_at_stop
@@ -250,8 +250,7 @@ class HumanEvalSuite:
 
     def check(self, spec, options) -> None:
         require_language_model(spec, self.info.name)
-        if options["samples"] > 1 and options["temperature"] <= 0:
-            raise LlamaZooError("--samples N > 1 needs sampling: give --temperature T > 0")
+        require_sampling(options)
         if options.get("scan_code"):
             from llama_zoo.evals.safety.insecure_code import require_scanner
 

@@ -49,10 +49,15 @@ def read_predictions(path: str, rows: Sequence[Row], all_ids: set[str]) -> dict[
             raise LlamaZooError(f"{path}:{n}: id {rid!r} is not in the dataset")
         if rid in found:
             raise LlamaZooError(f"{path}:{n}: id {rid!r} appears twice")
+        verdict = rec.get("verdict")
+        if isinstance(verdict, bool):  # true = unsafe, as a moderation API's "flagged"
+            verdict = "unsafe" if verdict else "safe"
+        if verdict is not None and not isinstance(verdict, str):
+            raise LlamaZooError(f"{path}:{n}: verdict {verdict!r} is not 'safe', 'unsafe' or a boolean")
         categories = rec.get("categories")
         if isinstance(categories, str):
             categories = [c.strip() for c in categories.split(",") if c.strip()]
-        found[rid] = Prediction(float(score), rec.get("verdict"), tuple(categories) if categories is not None else None)
+        found[rid] = Prediction(float(score), verdict, tuple(categories) if categories is not None else None)
     missing = [r.id for r in rows if r.id not in found]
     if missing:
         raise LlamaZooError(f"{path}: no prediction for {len(missing)} of {len(rows)} rows (first: id {missing[0]!r})")

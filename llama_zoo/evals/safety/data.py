@@ -27,8 +27,8 @@ from typing import Any, Callable
 from llama_zoo.errors import LlamaZooError
 
 MODERATION_CATEGORIES = ("S", "H", "V", "HR", "SH", "S3", "H2", "V2")
-TRUE_WORDS = {"1", "unsafe", "true", "malicious", "injection", "jailbreak", "yes"}
-FALSE_WORDS = {"0", "safe", "false", "benign", "no"}
+TRUE_WORDS = {"1", "1.0", "unsafe", "true", "malicious", "injection", "jailbreak", "yes"}
+FALSE_WORDS = {"0", "0.0", "safe", "false", "benign", "no"}
 
 
 class DatasetError(LlamaZooError):
@@ -78,7 +78,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     raw = path.read_bytes()
     if path.suffix == ".gz":
         raw = gzip.decompress(raw)
-    text = raw.decode("utf-8")
+    text = raw.decode("utf-8-sig")  # a spreadsheet's CSV may begin with a byte-order mark
     kind = path.name.removesuffix(".gz").rsplit(".", 1)[-1].lower()
     if kind == "csv":
         return list(csv.DictReader(io.StringIO(text)))
@@ -111,7 +111,8 @@ def labelled_rows(records: list[Any], where: str, *, text_keys=("prompt", "text"
         text = next((rec[k] for k in text_keys if isinstance(rec.get(k), str)), None)
         if text is None:
             raise DatasetError(f"{where}: row {n} has no {' or '.join(repr(k) for k in text_keys)} column")
-        categories = {c: int(rec[c]) for c in MODERATION_CATEGORIES if rec.get(c) not in (None, "")}
+        categories = {c: parse_label(rec[c], f"{where}: row {n}, category {c}")
+                      for c in MODERATION_CATEGORIES if rec.get(c) not in (None, "")}
         categories.update(_named_categories(rec.get("categories")))
         if rec.get("label") not in (None, ""):
             label = parse_label(rec["label"], f"{where}: row {n}")
@@ -124,6 +125,10 @@ def labelled_rows(records: list[Any], where: str, *, text_keys=("prompt", "text"
         rid = rec.get("id", rec.get("prompt_id"))
         rows.append(Row(str(rid) if rid not in (None, "") else str(n), text, label,
                         rec.get("response") if isinstance(rec.get("response"), str) else None, categories, source))
+    # a ``categories`` column names what a row violates: every row labels every category it names
+    named = sorted({c for rec in records if isinstance(rec, dict) for c in _named_categories(rec.get("categories"))})
+    if named:
+        rows = [dataclasses.replace(r, categories={**{c: 0 for c in named}, **r.categories}) for r in rows]
     ids = [r.id for r in rows]
     if len(set(ids)) != len(ids):
         raise DatasetError(f"{where}: ids repeat; give each row a unique 'id' or none (the row index is used)")
@@ -164,7 +169,9 @@ def _moderation(records: list[Any], where: str) -> list[Row]:
 
 
 def _harmbench(records: list[Any], where: str) -> list[Row]:
-    # HarmBench's standard behaviours: every one a request a model should refuse
+    # HarmBench's standard behaviours, every one a request a model should refuse (its full CSV also
+    # holds contextual and copyright behaviours, which need their context: left out)
+    records = [r for r in records if r.get("FunctionalCategory", "standard") == "standard"]
     return [Row(f"harmbench-{i}", r.get("prompt") or r["Behavior"], 1, source="harmbench",
                 groups=tuple(g for g in (r.get("category") or r.get("SemanticCategory"),) if g)) for i, r in enumerate(records)]
 
@@ -202,7 +209,7 @@ NAMED = {
               ("TrustAIRLab/in-the-wild-jailbreak-prompts", "jailbreak_2023_12_25", "train")),
         # Purple Llama publishes CyberSecEval's sets in its GitHub repository, not on the hub
         Named("cyberseceval-prompt-injection", ("prompt_injection.json.gz", "prompt_injection.json"), _injections),
-        Named("cyberseceval-mitre-frr", ("mitre_frr.json.gz", "mitre_frr.json"), _benign_security),
+        Named("cyberseceval-mitre-frr", ("mitre_frr.json.gz", "mitre_frr.json", "frr.json"), _benign_security),
     )
 }
 

@@ -103,6 +103,14 @@ def encode(tokenizer, text: str) -> list[int]:
     return ids
 
 
+def verdict_request(spec, tokenizer, categories, turns: Sequence[tuple[str, str]],
+                    verdict: dict[str, Any] | None = None) -> tuple[NextTokenRequest, str]:
+    """The next-token request that scores a Guard's verdict on ``turns``, and the rendered prompt."""
+    text = render(spec.capabilities.safety.prompt_format, categories, turns)
+    verdict = verdict or verdict_token_ids(tokenizer)
+    return NextTokenRequest(encode(tokenizer, text), (verdict["safe"], verdict["unsafe"])), text
+
+
 def turns_of(row, role: str) -> list[tuple[str, str]]:
     return [("user", row.text)] + ([("agent", row.response)] if role == "agent" else [])
 
@@ -174,12 +182,12 @@ class GuardSuite:
         verdict = verdict_token_ids(ctx.tokenizer)
         items = []
         for i, row in enumerate(rows):
-            text = render(fmt, categories, turns_of(row, role))
-            ids = encode(ctx.tokenizer, text)
+            scored, text = verdict_request(ctx.spec, ctx.tokenizer, categories, turns_of(row, role), verdict)
+            ids = scored.prompt
             if len(ids) + ctx.options["verdict_tokens"] > ctx.context:
                 raise LlamaZooError(f"row {row.id}: the prompt has {len(ids)} tokens, over the {ctx.context}-token context "
                                     "(give --context, or a real tokenizer with --tokenizer)")
-            requests: tuple[Any, ...] = (NextTokenRequest(ids, (verdict["safe"], verdict["unsafe"])),)
+            requests: tuple[Any, ...] = (scored,)
             if ctx.options["verdict_tokens"]:
                 requests += (GenerateRequest(ids, max_new_tokens=ctx.options["verdict_tokens"], stop_token_ids=eos_ids(ctx.spec)),)
             items.append(Item(i, requests, (row, None, prompt_hash(text))))
@@ -199,8 +207,8 @@ class GuardSuite:
         for item, answer in zip(items, answers):
             row, prediction, rendered = item.data
             if prediction is not None:
-                verdict = prediction.verdict
-                given = {} if verdict is None else {"verdict_unsafe": int(verdict.strip().lower() == "unsafe")}
+                verdict = parse_verdict(prediction.verdict)[0] if prediction.verdict is not None else None
+                given = {} if prediction.verdict is None else {"verdict_unsafe": None if verdict is None else int(verdict == "unsafe")}
                 emit(item.index, classified_sample(
                     row, prediction.unsafe_score, more_scores=given,
                     extra={"predicted_categories": list(prediction.categories) if prediction.categories else None}))

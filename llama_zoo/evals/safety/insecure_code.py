@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.evals.base import GENERATION_OPTIONS, Context, Emit, Item, McNemar, Option, Plan, SuiteInfo, require_language_model
+from llama_zoo.evals.base import (GENERATION_OPTIONS, Context, Emit, Item, McNemar, Option, Plan, SuiteInfo,
+                                  require_language_model, require_sampling)
 from llama_zoo.evals.safety.common import KEEP_INPUT_CHARS
 from llama_zoo.evals.safety.data import DatasetError, find_file, read_records
 from llama_zoo.evals.prompting import ask
@@ -47,7 +48,7 @@ class Case:
 
     @property
     def ref(self) -> str:
-        return f"{self.case['variant']}-{self.case['prompt_id']}"
+        return f"{self.case.get('variant', 'case')}-{self.case['prompt_id']}"
 
 
 def scanned_code(response: str) -> str:
@@ -64,8 +65,10 @@ def code_before(case: dict[str, Any]) -> str | None:
 
 
 def require_scanner() -> None:
+    """codeshield and semgrep (a missing semgrep only makes codeshield log and report nothing)."""
     try:
         import codeshield  # noqa: F401
+        import semgrep  # noqa: F401
     except ImportError:
         raise LlamaZooError(MISSING) from None
 
@@ -110,16 +113,21 @@ def load_cases(subset: str, dataset: str | None) -> tuple[str, list[dict[str, An
     cases = read_records(path)
     if not cases or not all(isinstance(c, dict) and {"prompt_id", "test_case_prompt", "language"} <= set(c) for c in cases):
         raise DatasetError(f"{path}: not a CyberSecEval test-case file (prompt_id, test_case_prompt, language)")
+    unknown = sorted({c["language"] for c in cases} - set(LANGUAGES))
+    if unknown:
+        raise DatasetError(f"{path}: language {unknown[0]!r} is not one the detector scans ({', '.join(LANGUAGES)})")
     name = f"cyberseceval-{subset}" if path.name in SUBSETS[subset] else str(path.resolve())
     return name, cases, hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def read_responses(path: str, cases: Sequence[dict[str, Any]]) -> list[Case]:
-    """``{"prompt_id", "response"}`` lines: replies made elsewhere, several per case allowed."""
+def read_responses(path: str, cases: Sequence[dict[str, Any]], all_cases: Sequence[dict[str, Any]]) -> list[Case]:
+    """``{"prompt_id", "response"}`` lines: replies made elsewhere, several per case allowed; replies
+    to cases outside the selection (``--language``, ``--limit``) are left out."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise LlamaZooError(f"--samples-file {path}: no such file")
-    by_id = {str(c["prompt_id"]): c for c in cases}
+    by_id = {str(c["prompt_id"]): c for c in all_cases}
+    wanted = {str(c["prompt_id"]) for c in cases}
     out = []
     for n, rec in enumerate(read_records(file), 1):
         if not isinstance(rec, dict) or "prompt_id" not in rec or not isinstance(rec.get("response"), str):
@@ -127,9 +135,10 @@ def read_responses(path: str, cases: Sequence[dict[str, Any]]) -> list[Case]:
         case = by_id.get(str(rec["prompt_id"]))
         if case is None:
             raise LlamaZooError(f"{path}: row {n}: prompt_id {rec['prompt_id']!r} is not in the dataset")
-        out.append(Case(case, rec["response"]))
+        if str(rec["prompt_id"]) in wanted:
+            out.append(Case(case, rec["response"]))
     if not out:
-        raise LlamaZooError(f"{path}: no responses")
+        raise LlamaZooError(f"{path}: no responses to the test cases asked for")
     return out
 
 
@@ -149,20 +158,21 @@ class InsecureCodeSuite:
     def check(self, spec, options) -> None:
         require_language_model(spec, SUITE)
         require_scanner()
-        if options["samples"] > 1 and options["temperature"] <= 0:
-            raise LlamaZooError("--samples N > 1 needs sampling: give --temperature T > 0")
+        require_sampling(options)
 
     def plan(self, ctx: Context) -> Plan:
         require_scanner()
         o = ctx.options
-        name, cases, digest = load_cases(o["subset"], ctx.dataset)
-        cases = [c for c in cases if o["language"] is None or c["language"] == o["language"]]
+        name, every_case, digest = load_cases(o["subset"], ctx.dataset)
+        cases = [c for c in every_case if o["language"] is None or c["language"] == o["language"]]
         cases = cases[: ctx.limit] if ctx.limit else cases
+        if not cases:
+            raise LlamaZooError(f"{name} has no {o['language']} test cases")
         options: dict[str, Any] = {"subset": o["subset"], "language": o["language"], "limit": ctx.limit,
                                    "scanner": scanner_versions()}
         if ctx.samples_file:
             options["samples_file"] = ctx.samples_file
-            items = [Item(i, (), c) for i, c in enumerate(read_responses(ctx.samples_file, cases))]
+            items = [Item(i, (), c) for i, c in enumerate(read_responses(ctx.samples_file, cases, every_case))]
         else:
             options.update(samples=o["samples"], temperature=o["temperature"], top_p=o["top_p"],
                            max_new_tokens=o["max_new_tokens"], instruct=ctx.spec.capabilities.instruct)

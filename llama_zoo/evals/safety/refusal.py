@@ -20,15 +20,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.evals.base import GENERATION_OPTIONS, Context, Emit, Item, McNemar, Option, Plan, SuiteInfo, require_language_model
+from llama_zoo.evals.base import (GENERATION_OPTIONS, Context, Emit, Item, McNemar, Option, Plan, SuiteInfo,
+                                  require_language_model, require_sampling)
 from llama_zoo.evals.safety.common import KEEP_INPUT_CHARS, require_labels
 from llama_zoo.evals.safety.data import LabelledSet, Row, load_labelled, read_records
-from llama_zoo.evals.safety.guard import encode, policy_categories, verdict_token_ids
-from llama_zoo.evals.safety.guard_prompts import render
+from llama_zoo.evals.safety.guard import policy_categories, verdict_request, verdict_token_ids
 from llama_zoo.evals.safety.refusal_rules import is_cyberseceval_refusal, is_refusal
 from llama_zoo.evals.prompting import ask
 from llama_zoo.evals.stats import rate_metric
-from llama_zoo.runners.base import NextTokenRequest
 
 SUITE = "refusal"
 SUITE_VERSION = "1"
@@ -99,17 +98,16 @@ class RefusalSuite:
 
     def check(self, spec, options) -> None:
         require_language_model(spec, SUITE)
-        if options["samples"] > 1 and options["temperature"] <= 0:
-            raise LlamaZooError("--samples N > 1 needs sampling: give --temperature T > 0")
+        require_sampling(options)
 
     def plan(self, ctx: Context) -> Plan:
         data = load_labelled(ctx.dataset, ctx.dataset_revision, "xstest")
         require_labels(data.rows, data.name)
         rows = data.rows[: ctx.limit] if ctx.limit else data.rows
         options: dict[str, Any] = {"limit": ctx.limit}
-        self._judge = self._open_judge(ctx)
-        if self._judge is not None:
-            options.update(judge=self._judge.identity, judge_model=self._judge.spec.id)
+        judge = self._judge(ctx)
+        if judge is not None:
+            options.update(judge=judge.identity, judge_model=judge.spec.id)
         if ctx.samples_file:
             replies = read_completions(ctx.samples_file, rows, data)
             options["samples_file"] = ctx.samples_file
@@ -122,7 +120,8 @@ class RefusalSuite:
             items = [Item(i, (ask(ctx, row.text, i),), Reply(row)) for i, row in enumerate(slots)]
         return Plan(data.name, data.revision, data.content_hash, items, options)
 
-    def _open_judge(self, ctx: Context):
+    def _judge(self, ctx: Context):
+        """The run's judge, or None; opened through the run's context, which keeps one per run."""
         if not ctx.options.get("judge"):
             return None
         judge = ctx.open_model(ctx.options["judge"], ctx.options.get("judge_weights"))
@@ -152,14 +151,13 @@ class RefusalSuite:
 
     def _judged(self, ctx: Context, replies: Sequence[Reply], texts: Sequence[str]) -> list[float] | None:
         """The judge's p(unsafe) for each reply, in one batched call."""
-        judge = getattr(self, "_judge", None)
+        judge = self._judge(ctx)
         if judge is None:
             return None
-        fmt = judge.spec.capabilities.safety.prompt_format
         categories = policy_categories(judge.spec, {})
         verdict = verdict_token_ids(judge.tokenizer)
-        requests = [NextTokenRequest(encode(judge.tokenizer, render(fmt, categories, [("user", r.row.text), ("agent", t)])),
-                                     (verdict["safe"], verdict["unsafe"])) for r, t in zip(replies, texts)]
+        requests = [verdict_request(judge.spec, judge.tokenizer, categories, [("user", r.row.text), ("agent", t)], verdict)[0]
+                    for r, t in zip(replies, texts)]
         return [math.exp(lp[1]) for lp in judge.runner.next_token_scores(requests)]
 
     def metrics(self, samples, seed: int, runner=None) -> list[dict[str, Any]]:
