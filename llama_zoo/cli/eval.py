@@ -31,7 +31,7 @@ class DType(str, Enum):
 def _suite_options() -> dict[str, tuple[Any, list[str], list[tuple[str, Any]]]]:
     """Every option some suite declares: name -> (the first declaration, the suites that take it,
     each distinct declaration with its suite). Suites may share a flag name when the values have one
-    type (``--subset`` of humaneval-infilling and insecure-code); each suite checks its own choices."""
+    type (two suites' ``--subset``, say); each suite checks its own choices."""
     from llama_zoo.evals import SUITES
 
     found: dict[str, tuple[Any, list[str], list[tuple[str, Any]]]] = {}

@@ -92,25 +92,7 @@ class HFRunner:
         for w in windows:
             if w.length > self.max_length:
                 raise RunnerError(f"a window of {w.length} tokens exceeds the model's {self.max_length}")
-        order = sorted(range(len(windows)), key=lambda i: -windows[i].length)
-        results: list[list[float] | None] = [None] * len(windows)
-        start = 0
-        while start < len(order):
-            length = windows[order[start]].length
-            batch = self._batch_for(length)
-            chunk = order[start:start + batch]
-            try:
-                scored = self._score_batch([windows[i] for i in chunk])
-            except RuntimeError as exc:  # CUDA out of memory: halve, remember, retry
-                if "out of memory" not in str(exc).lower() or batch == 1:
-                    raise
-                self._fitted_batch[length] = max(1, batch // 2)
-                self._empty_cache()
-                continue
-            for i, values in zip(chunk, scored):
-                results[i] = values
-            start += len(chunk)
-        return results  # type: ignore[return-value]
+        return self._by_length(windows, lambda w: w.length, self._score_batch)
 
     def _batch_for(self, length: int) -> int:
         if self.batch_size:  # an explicit size, unless it ran out of memory (then halved, like a found one)
@@ -129,15 +111,8 @@ class HFRunner:
     def _score_batch(self, windows: list[TokenWindow]) -> list[list[float]]:
         import torch
 
-        inputs = [list(w.context) + list(w.targets[:-1]) for w in windows]
-        width = max(len(x) for x in inputs)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        ids = torch.full((len(inputs), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(inputs), width), dtype=torch.long)
-        for row, seq in enumerate(inputs):  # right padding: positions of real tokens stay 0..n-1
-            ids[row, :len(seq)] = torch.tensor(seq)
-            mask[row, :len(seq)] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
+        # right padding: positions of real tokens stay 0..n-1
+        ids, mask = self._right_padded([list(w.context) + list(w.targets[:-1]) for w in windows])
         hidden = self.body(input_ids=ids, attention_mask=mask).last_hidden_state
         # gather the positions that predict targets, then project them a chunk at a time
         rows, cols, targets, owners = [], [], [], []
@@ -204,7 +179,7 @@ class HFRunner:
 
     def _by_length(self, requests: Sequence[Any], length, run) -> list[Any]:
         """``run`` over batches of requests of similar length (longest first), answers in request
-        order; on CUDA a batch that runs out of memory is halved, as for scoring windows."""
+        order; on CUDA a batch that runs out of memory is halved, and the size remembered per length."""
         order = sorted(range(len(requests)), key=lambda i: -length(requests[i]))
         out: list[Any] = [None] * len(requests)
         start = 0

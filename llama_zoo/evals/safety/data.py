@@ -266,6 +266,8 @@ def load_labelled(dataset: str | None, revision: str | None, default: str, *, na
     if dataset in named:
         return load_named(named[dataset], revision)
     if mixtures and dataset in mixtures:
+        if revision:
+            raise DatasetError(f"--dataset-revision pins one hub dataset; {dataset} mixes several")
         parts = [[row for row in load_named(named[part], revision).rows if keep is None or row.label == keep]
                  for part, keep in mixtures[dataset]]
         # interleaved, so that --limit N takes some of every part
