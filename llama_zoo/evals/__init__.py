@@ -12,6 +12,7 @@ SUITES = PluginTable("suite", "llama_zoo.suites", {
     "prompt-guard": "llama_zoo.evals.safety.prompt_guard:suite",
     "refusal": "llama_zoo.evals.safety.refusal:suite",
     "insecure-code": "llama_zoo.evals.safety.insecure_code:suite",
+    "vqa": "llama_zoo.evals.vision.vqa:suite",
 })
 DEFAULT_SUITE = "perplexity"  # what `llama-zoo eval` runs without --suite
 
