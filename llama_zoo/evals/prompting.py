@@ -9,14 +9,27 @@ from llama_zoo.evals.base import Context, eos_ids
 from llama_zoo.runners.base import GenerateRequest
 
 
+def generation_options(ctx: Context) -> dict[str, Any]:
+    """What a generating run stores of its generation options (part of its identity)."""
+    o = ctx.options
+    return dict(samples=o["samples"], temperature=o["temperature"], top_p=o["top_p"], max_new_tokens=o["max_new_tokens"],
+                instruct=ctx.spec.capabilities.instruct)
+
+
+def sampling(ctx: Context, index: int) -> dict[str, Any]:
+    """A ``GenerateRequest``'s length, sampling and stop settings from the suite's options; sample
+    ``index`` draws from its own seed."""
+    spec, o = ctx.spec, ctx.options
+    return dict(max_new_tokens=o["max_new_tokens"], temperature=o["temperature"], top_p=o["top_p"],
+                seed=ctx.seed + index, stop_token_ids=eos_ids(spec),
+                stop_strings=tuple(spec.tokenizer.stop_strings) if spec.tokenizer else ())
+
+
 def ask(ctx: Context, text: str, index: int) -> GenerateRequest:
     """``text`` as one user turn (an instruct model with a chat template, or a text backend's chat
-    endpoint) or as a prompt to continue, with the suite's generation options; sample ``index``
-    draws from its own seed."""
-    spec, tokenizer, o = ctx.spec, ctx.tokenizer, ctx.options
-    common: dict[str, Any] = dict(max_new_tokens=o["max_new_tokens"], temperature=o["temperature"], top_p=o["top_p"],
-                                  seed=ctx.seed + index, stop_token_ids=eos_ids(spec),
-                                  stop_strings=tuple(spec.tokenizer.stop_strings) if spec.tokenizer else ())
+    endpoint) or as a prompt to continue."""
+    spec, tokenizer = ctx.spec, ctx.tokenizer
+    common = sampling(ctx, index)
     if spec.capabilities.instruct and (tokenizer is None or getattr(tokenizer, "chat_template", None)):
         if tokenizer is None:
             return GenerateRequest((), messages=(("user", text),), **common)

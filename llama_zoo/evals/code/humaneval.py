@@ -8,7 +8,6 @@ unbiased estimator of Chen et al. (2021), per task, averaged.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import re
@@ -23,6 +22,8 @@ from llama_zoo.errors import LlamaZooError
 from llama_zoo.evals.base import (GENERATION_OPTIONS, Chart, Context, Emit, Item, McNemar, Option, Plan, SuiteInfo, eos_ids,
                                   require_language_model, require_sampling)
 from llama_zoo.evals.code.sandbox import Limits, Outcome, run_many
+from llama_zoo.evals.prompting import generation_options
+from llama_zoo.evals.records import jsonl_file
 from llama_zoo.evals.stats import bootstrap_ratio_ci, rate_metric
 from llama_zoo.runners.base import GenerateRequest, cut_at_stop
 
@@ -45,17 +46,7 @@ class Problems:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    rows = []
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for n, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise LlamaZooError(f"{path}:{n}: not a JSON line") from None
-    return rows
+    return [row for _, row in jsonl_file(path)]
 
 
 def load_problems(dataset: str | None = None) -> Problems:
@@ -280,9 +271,7 @@ class HumanEvalSuite:
             items = [Item(i, (), a) for i, a in enumerate(attempts)]
         else:
             o = ctx.options
-            options.update(samples=o["samples"], temperature=o["temperature"], top_p=o["top_p"],
-                           max_new_tokens=o["max_new_tokens"], context=ctx.context,
-                           instruct=ctx.spec.capabilities.instruct)
+            options.update(generation_options(ctx), context=ctx.context)
             slots = [t for t in task_ids for _ in range(o["samples"])]
             items = [Item(i, (self.request(ctx, problems.tasks[t], i),), Attempt(t, problems.tasks[t]))
                      for i, t in enumerate(slots)]

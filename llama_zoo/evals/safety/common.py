@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.evals.classification import THRESHOLD, metric_rows
+from llama_zoo.evals.records import jsonl_file
 from llama_zoo.evals.safety.data import Row
 
 KEEP_INPUT_CHARS = 20_000
@@ -29,17 +28,8 @@ class Prediction:
 def read_predictions(path: str, rows: Sequence[Row], all_ids: set[str]) -> dict[str, Prediction]:
     """``{"id", "unsafe_score", "verdict"?, "categories"?}`` per line; every id of ``rows`` once, no id
     outside the dataset (``all_ids``), every score a number in [0, 1]."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise LlamaZooError(f"--predictions-file {path}: no such file")
     found: dict[str, Prediction] = {}
-    for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            raise LlamaZooError(f"{path}:{n}: not a JSON line") from None
+    for n, rec in jsonl_file(path, "--predictions-file"):
         if not isinstance(rec, dict) or "id" not in rec or "unsafe_score" not in rec:
             raise LlamaZooError(f"{path}:{n}: expected {{\"id\": ..., \"unsafe_score\": ...}}")
         rid, score = str(rec["id"]), rec["unsafe_score"]

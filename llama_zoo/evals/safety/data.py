@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from llama_zoo.errors import LlamaZooError
+from llama_zoo.evals.records import json_lines
 
 MODERATION_CATEGORIES = ("S", "H", "V", "HR", "SH", "S3", "H2", "V2")
 TRUE_WORDS = {"1", "1.0", "unsafe", "true", "malicious", "injection", "jailbreak", "yes"}
@@ -90,14 +91,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     if kind == "txt":
         return [{"prompt": line.strip()} for line in text.splitlines() if line.strip()]
     if kind == "jsonl":
-        rows = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise DatasetError(f"{path}:{n}: not a JSON line") from None
-        return rows
+        return [row for _, row in json_lines(text, str(path))]
     raise DatasetError(f"{path}: expected a .csv, .jsonl, .json or .txt file (optionally .gz)")
 
 

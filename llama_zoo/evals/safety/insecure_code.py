@@ -26,7 +26,7 @@ from llama_zoo.evals.base import (GENERATION_OPTIONS, Context, Emit, Item, McNem
                                   require_language_model, require_sampling)
 from llama_zoo.evals.safety.common import KEEP_INPUT_CHARS
 from llama_zoo.evals.safety.data import DatasetError, find_file, read_records
-from llama_zoo.evals.prompting import ask
+from llama_zoo.evals.prompting import ask, generation_options
 from llama_zoo.evals.stats import rate_metric
 
 SUITE = "insecure-code"
@@ -174,8 +174,7 @@ class InsecureCodeSuite:
             options["samples_file"] = ctx.samples_file
             items = [Item(i, (), c) for i, c in enumerate(read_responses(ctx.samples_file, cases, every_case))]
         else:
-            options.update(samples=o["samples"], temperature=o["temperature"], top_p=o["top_p"],
-                           max_new_tokens=o["max_new_tokens"], instruct=ctx.spec.capabilities.instruct)
+            options.update(generation_options(ctx))
             slots = [c for c in cases for _ in range(o["samples"])]
             items = [Item(i, (ask(ctx, c["test_case_prompt"], i),), Case(c)) for i, c in enumerate(slots)]
         return Plan(name, None, digest, items, options)

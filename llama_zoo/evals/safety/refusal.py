@@ -26,7 +26,7 @@ from llama_zoo.evals.safety.common import KEEP_INPUT_CHARS, require_labels
 from llama_zoo.evals.safety.data import LabelledSet, Row, load_labelled, read_records
 from llama_zoo.evals.safety.guard import policy_categories, verdict_request, verdict_token_ids
 from llama_zoo.evals.safety.refusal_rules import is_cyberseceval_refusal, is_refusal
-from llama_zoo.evals.prompting import ask
+from llama_zoo.evals.prompting import ask, generation_options
 from llama_zoo.evals.stats import rate_metric
 
 SUITE = "refusal"
@@ -114,8 +114,7 @@ class RefusalSuite:
             items = [Item(i, (), reply) for i, reply in enumerate(replies)]
         else:
             o = ctx.options
-            options.update(samples=o["samples"], temperature=o["temperature"], top_p=o["top_p"],
-                           max_new_tokens=o["max_new_tokens"], instruct=ctx.spec.capabilities.instruct)
+            options.update(generation_options(ctx))
             slots = [row for row in rows for _ in range(o["samples"])]
             items = [Item(i, (ask(ctx, row.text, i),), Reply(row)) for i, row in enumerate(slots)]
         return Plan(data.name, data.revision, data.content_hash, items, options)

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 from typing import Any, Sequence
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.evals.base import (GENERATION_OPTIONS, Context, Emit, Item, PairedBootstrap, Plan, Ratio, SuiteInfo, eos_ids,
+from llama_zoo.evals.base import (GENERATION_OPTIONS, Context, Emit, Item, PairedBootstrap, Plan, Ratio, SuiteInfo,
                                   require_sampling)
+from llama_zoo.evals.prompting import generation_options, sampling
+from llama_zoo.evals.records import jsonl_file
 from llama_zoo.evals.stats import rate_metric
 from llama_zoo.evals.vision.data import load_visual
 from llama_zoo.evals.vision.metrics import CHOICE_LETTERS, anls, mcq_correct, relaxed_correct, vqa_accuracy
@@ -51,17 +52,8 @@ def score(q: VisualQuestion, answer: str, seed: int) -> float:
 
 def read_answers(path: str, items: Sequence[VisualQuestion], every_id: set[str]) -> dict[str, str]:
     """``{"id", "answer"}`` lines: one answer per question asked, no id outside the set."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise LlamaZooError(f"--predictions-file {path}: no such file")
     found: dict[str, str] = {}
-    for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            raise LlamaZooError(f"{path}:{n}: not a JSON line") from None
+    for n, rec in jsonl_file(path, "--predictions-file"):
         if not isinstance(rec, dict) or "id" not in rec or not isinstance(rec.get("answer"), str):
             raise LlamaZooError(f"{path}:{n}: expected {{\"id\": ..., \"answer\": \"...\"}}")
         if str(rec["id"]) not in every_id:
@@ -99,9 +91,7 @@ class VisualQASuite:
             options["predictions_file"] = ctx.predictions_file
             items = [Item(i, (), (q, answers[q.id])) for i, q in enumerate(data.items)]
         else:
-            o = ctx.options
-            options.update(samples=o["samples"], temperature=o["temperature"], top_p=o["top_p"],
-                           max_new_tokens=o["max_new_tokens"], instruct=ctx.spec.capabilities.instruct)
+            options.update(generation_options(ctx))
             items = [Item(i, (self._request(ctx, q, i),), (q, None)) for i, q in enumerate(data.items)]
         return Plan(data.name, data.revision, data.content_hash, items, options)
 
@@ -114,9 +104,7 @@ class VisualQASuite:
                 add_generation_prompt=True, tokenize=False)
         else:
             prompt = f"<|image|>{text}"
-        o = ctx.options
-        generation = GenerateRequest((), max_new_tokens=o["max_new_tokens"], temperature=o["temperature"], top_p=o["top_p"],
-                                     n=o["samples"], seed=ctx.seed + index, stop_token_ids=eos_ids(ctx.spec))
+        generation = GenerateRequest((), n=ctx.options["samples"], **sampling(ctx, index))
         return GenerateWithImageRequest(q.image, prompt, generation)
 
     def score(self, items: Sequence[Item], answers, seconds: float, ctx: Context, emit: Emit) -> None:
