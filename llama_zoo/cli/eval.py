@@ -125,7 +125,9 @@ def eval_command(**kwargs: Any) -> None:
 
         outcome = evaluate(request, store, progress)
     if quiet:
+        # the weights' source travels with the numbers: a shadow or random run measures no model
         print_json({"run_id": outcome.run_id, "model_id": outcome.model_id, "cached": outcome.cached, "resumed": outcome.resumed,
+                    "weights_source": outcome.provenance.get("weights_source"),
                     "metrics": {m["name"]: {k: m[k] for k in ("value", "ci_low", "ci_high", "n")} for m in outcome.metrics}})
         return
     show_outcome(outcome, suite)

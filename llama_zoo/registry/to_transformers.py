@@ -151,9 +151,12 @@ def shadow_hf_config(spec: ModelSpec) -> dict[str, Any]:
         text["no_rope_layer_interval"] = 2  # one NoPE layer in two, so a 4-layer model has both kinds
         if t.attention_chunk_size:
             text["attention_chunk_size"] = 16  # chunking must trigger on short test inputs
+        # the encoder's MLP width is also the pixel-shuffled patch width (hidden / ratio^2) that the
+        # projector's first layer takes, as in the real models (1408 x 4 = 5632)
+        shuffled = round(32 / arch.vision_config.pixel_shuffle_ratio ** 2)
         vision = dict(
             config["vision_config"],
-            hidden_size=32, num_attention_heads=2, intermediate_size=64, num_hidden_layers=2,
+            hidden_size=32, num_attention_heads=2, intermediate_size=shuffled, num_hidden_layers=2,
             image_size=56, projector_input_dim=32, projector_output_dim=32, vision_output_dim=32,
         )
         return dict(config, text_config=text, vision_config=vision)

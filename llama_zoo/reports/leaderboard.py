@@ -3,6 +3,7 @@ each suite declares as its headline metric."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from llama_zoo.evals import suite_info
@@ -38,7 +39,7 @@ def leaderboards(store, suite: str | None = None, model: str | None = None) -> d
             "context": spec.max_context if spec else outside.get("context"),
             "release": spec.release_date.isoformat() if spec and spec.release_date else None,
             "measured": run["weights_source"] not in ("shadow", "random"),
-            "setup": setup(run["suite"], options),
+            "setup": setup(run["suite"], options, run.get("dataset_name")),
         })
     for name, rows in boards.items():
         info = suite_info(name)
@@ -59,12 +60,15 @@ def _model_id(catalog, model: str) -> str:
         return model
 
 
-def setup(suite: str, options: dict[str, Any]) -> str:
-    """The options that tell two rows of one suite apart, compactly: those the suite declares, or
-    every stored option for a suite whose plug-in is not installed here."""
+def setup(suite: str, options: dict[str, Any], dataset: str | None = None) -> str:
+    """What tells two rows of one suite apart, compactly: the dataset (a local one by its
+    directory's name), then the options the suite declares, or every stored option for a suite
+    whose plug-in is not installed here."""
     info = suite_info(suite)
     keys = info.setup_keys if info is not None else tuple(k for k in options if k not in NOT_SETUP)
-    return " ".join(f"{k}={options[k]}" for k in keys if options.get(k) not in (None, "") and not isinstance(options[k], dict))
+    shown = [f"dataset={Path(dataset).name}"] if dataset else []
+    shown += [f"{k}={options[k]}" for k in keys if options.get(k) not in (None, "") and not isinstance(options[k], dict)]
+    return " ".join(shown)
 
 
 def metric_names(rows: list[dict[str, Any]]) -> list[str]:

@@ -15,7 +15,7 @@ def flat_rows(store, suite: str | None = None, model: str | None = None) -> list
     for name, rows in leaderboards(store, suite, model).items():
         for r in rows:
             flat = {"suite": name, "model": r["run"]["model_id"], "family": r["family"], "params": r["params"],
-                    "weights": r["run"]["weights_source"], "run": r["run"]["id"]}
+                    "weights": r["run"]["weights_source"], "setup": r["setup"], "run": r["run"]["id"]}
             for metric, m in r["metrics"].items():
                 flat[metric] = m["value"]
                 if m["ci_low"] is not None:
@@ -38,9 +38,10 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
     for suite in dict.fromkeys(r["suite"] for r in rows):
         mine = [r for r in rows if r["suite"] == suite]
         metrics = [k for k in dict.fromkeys(k for r in mine for k in r) if k not in
-                   ("suite", "model", "family", "params", "weights", "run") and not k.endswith((".ci_low", ".ci_high"))]
-        lines += [f"### {suite}", "", "| model | weights | " + " | ".join(metrics) + " |",
-                  "|---|---|" + "---|" * len(metrics)]
+                   ("suite", "model", "family", "params", "weights", "setup", "run")
+                   and not k.endswith((".ci_low", ".ci_high"))]
+        lines += [f"### {suite}", "", "| model | weights | setup | " + " | ".join(metrics) + " |",
+                  "|---|---|---|" + "---|" * len(metrics)]
         for r in mine:
             cells = []
             for m in metrics:
@@ -50,6 +51,6 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
                     cells.append(f"{r[m]:.4g} [{r[f'{m}.ci_low']:.3g}, {r[f'{m}.ci_high']:.3g}]")
                 else:
                     cells.append(f"{r[m]:.4g}")
-            lines.append(f"| {r['model']} | {r['weights']} | " + " | ".join(cells) + " |")
+            lines.append(f"| {r['model']} | {r['weights']} | {r['setup'] or '-'} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

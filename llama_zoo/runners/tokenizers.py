@@ -43,7 +43,9 @@ def load_tokenizer(spec: ModelSpec, source: WeightsSource, tokenizer: str | None
 
 def byte_level_tokenizer(spec: ModelSpec) -> "PreTrainedTokenizerBase":
     """A tokenizer for shadow runs where no real one is at hand: one token per byte, with the
-    model's real BOS/EOS ids, so every code path (windows, special tokens, decoding) still runs."""
+    model's real special tokens (BOS, EOS, the registry's named tokens such as ``<|image|>``, Code
+    Llama's FIM tokens) at their real ids, so every code path (windows, image placeholders, special
+    tokens, decoding) still runs."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -59,11 +61,16 @@ def byte_level_tokenizer(spec: ModelSpec) -> "PreTrainedTokenizerBase":
     else:
         bos = tok.bos_token_id if tok.bos_token_id is not None else 1
         eos_ids = tok.eos_token_id if isinstance(tok.eos_token_id, list) else [tok.eos_token_id or 2]
-        # the model's special ids keep their meaning: BOS, EOS and, for Code Llama, the FIM tokens
-        named = {"<s>": bos, "</s>": eos_ids[0]}
+        # one name per id: the registry's name where it has one (<|begin_of_text|>), else <s> and </s>
+        by_id = {bos: "<s>", eos_ids[0]: "</s>"}
         if tok.fim:
-            named.update({"▁<PRE>": tok.fim.prefix, "▁<SUF>": tok.fim.suffix, "▁<MID>": tok.fim.middle, "▁<EOT>": tok.fim.eot})
-        vocab_size = text.vocab_size
+            by_id.update({tok.fim.prefix: "▁<PRE>", tok.fim.suffix: "▁<SUF>", tok.fim.middle: "▁<MID>",
+                          tok.fim.eot: "▁<EOT>"})
+        by_id.update({i: name for name, i in tok.special_tokens.items()})
+        named = {name: i for i, name in by_id.items()}
+        # a model's embedding may end before a token the tokenizer has (Mllama's <|image|> is id 128256
+        # of 128256 text rows plus 8 image rows): the vocabulary covers every named id
+        vocab_size = max(text.vocab_size, max(named.values()) + 1)
     specials = {*named.values(), *([] if classifier else eos_ids)}
     byte_chars = sorted(pre_tokenizers.ByteLevel.alphabet())
     ids = [i for i in range(3, vocab_size) if i not in specials][: len(byte_chars)]
@@ -76,9 +83,11 @@ def byte_level_tokenizer(spec: ModelSpec) -> "PreTrainedTokenizerBase":
         core.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
         return PreTrainedTokenizerFast(tokenizer_object=core, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]")
-    core.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>",
-                                   additional_special_tokens=[n for n in named if n not in ("<s>", "</s>")])
+    bos_name, eos_name = by_id[bos], by_id[eos_ids[0]]
+    core.post_processor = processors.TemplateProcessing(single=f"{bos_name} $A", pair=f"{bos_name} $A {bos_name} $B",
+                                                        special_tokens=[(bos_name, bos)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=core, bos_token=bos_name, eos_token=eos_name,
+                                   additional_special_tokens=[n for n in named if n not in (bos_name, eos_name)])
     return fast
 
 

@@ -104,6 +104,7 @@ def load_model(spec: ModelSpec, source: WeightsSource, device: str, dtype: "Any"
     if source.kind == "shadow":
         torch.manual_seed(source.seed)
         model = cls(config_from_dict(shadow_hf_config(spec)))
+        _open_cross_attention_gates(model)
         return _cast_floating(model.to(device), dtype).eval()
     if source.kind == "random":
         torch.manual_seed(source.seed)
@@ -122,6 +123,18 @@ def load_model(spec: ModelSpec, source: WeightsSource, device: str, dtype: "Any"
     model = _from_pretrained(cls, source.ref, device, dtype, {"revision": source.revision, **hub_kwargs()})
     source.revision = getattr(model.config, "_commit_hash", None) or source.revision
     return model
+
+
+def _open_cross_attention_gates(model) -> None:
+    """Mllama's cross-attention gates start at zero (tanh(0) = 0: the image has no effect), as they
+    did before training; a shadow opens them so that its answers depend on the image, as a trained
+    model's do."""
+    import torch
+
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(("cross_attn_attn_gate", "cross_attn_mlp_gate")):
+                p.fill_(1.0)
 
 
 def _cast_floating(model, dtype):

@@ -51,3 +51,40 @@ def test_bad_sets_are_one_clear_error(edit, message, tmp_path):
     edit(tmp_path / "set")
     with pytest.raises(LlamaZooError, match=message):
         load_visual(str(tmp_path / "set"))
+
+
+def test_hub_rows_become_questions_in_each_benchmarks_layout():
+    """The published benchmarks' fields (as lmms-eval reads them) map to questions and metrics; the
+    hub itself is not reachable here, so the rows are written out in that layout."""
+    from PIL import Image
+
+    from llama_zoo.evals.vision.data import HUB_SETS, _hub_question
+
+    image = Image.new("RGB", (8, 8))
+    rows = {
+        "vqav2": {"question_id": 7, "question": "how many?", "image": image,
+                  "answers": [{"answer": "2", "answer_id": i + 1} for i in range(10)]},
+        "docvqa": {"questionId": "d1", "question": "total?", "image": image, "answers": ["$5", "5"]},
+        "chartqa": {"question": "max?", "image": image, "answer": "41"},
+        "ai2d": {"question": "which?", "image": image, "options": ["a", "b", "c"], "answer": "2"},
+        "mmmu": {"id": "validation_Art_1", "question": "In <image 1>, which?", "options": "['x', 'y']", "answer": "B",
+                 "image_1": image, "image_2": None, "question_type": "multiple-choice"},
+    }
+    got = {name: _hub_question(name, HUB_SETS[name], 0, row) for name, row in rows.items()}
+    assert got["vqav2"].answers == ("2",) * 10 and got["vqav2"].metric == "vqa" and got["vqav2"].id == "7"
+    assert got["docvqa"].answers == ("$5", "5") and got["docvqa"].metric == "anls"
+    assert got["chartqa"].answers == ("41",) and got["chartqa"].metric == "relaxed"
+    assert got["ai2d"].answers == ("C",) and got["ai2d"].options == ("a", "b", "c")  # index 2 from 0
+    assert got["mmmu"].options == ("x", "y") and got["mmmu"].question == "In the image, which?"
+    assert all(q.benchmark == name for name, q in got.items())
+    open_question = dict(rows["mmmu"], question_type="open")
+    two_images = dict(rows["mmmu"], image_2=image)
+    assert _hub_question("mmmu", HUB_SETS["mmmu"], 0, open_question) is None
+    assert _hub_question("mmmu", HUB_SETS["mmmu"], 0, two_images) is None
+
+
+def test_an_unreachable_hub_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(LlamaZooError, match="cannot load lmms-lab/ChartQA from the hub"):
+        load_visual("chartqa", limit=2)

@@ -54,9 +54,10 @@ def test_report_is_self_contained_and_lists_every_model(store):
 def test_markdown_and_csv(store):
     rows = flat_rows(store)
     md = render_markdown(rows)
-    assert "### perplexity" in md and "| llama-2-13b | hub | 4.88 [4.78, 4.98] |" in md
+    assert "### perplexity" in md
+    assert "| llama-2-13b | hub | dataset=wikitext-2 protocol=gptq | 4.88 [4.78, 4.98] |" in md
     csv_text = render_csv(rows)
-    assert csv_text.splitlines()[0].startswith("suite,model,family,params,weights,run")
+    assert csv_text.splitlines()[0].startswith("suite,model,family,params,weights,setup,run")
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -1,4 +1,6 @@
-"""Visual question sets: the built-in synthetic generator, and a local directory anyone can fill.
+"""Visual question sets: the built-in synthetic generator, easy-vqa (a PyPI package with its
+images inside), the published benchmarks from the Hugging Face hub, and a local directory anyone
+can fill.
 
 A local set is a directory with ``questions.jsonl``, one question a line: ``id``, ``image`` (a
 path relative to the directory), ``question``, ``answers`` (a list of strings: ten for VQA
@@ -22,6 +24,25 @@ from llama_zoo.evals.vision.synthetic import VisualQuestion, generate
 METRICS = ("vqa", "anls", "relaxed", "mcq")
 SYNTHETIC = "synthetic"
 SYNTHETIC_SIZE = 300  # items of the built-in set; --limit takes the first N
+EASY_VQA = "easy-vqa"
+
+
+@dataclass(frozen=True)
+class HubSet:
+    repo: str
+    config: str | None
+    split: str
+    metric: str
+
+
+# The sets lmms-eval scores Llama 3.2 Vision's benchmarks on (validation/test splits with answers)
+HUB_SETS = {
+    "vqav2": HubSet("lmms-lab/VQAv2", None, "validation", "vqa"),
+    "docvqa": HubSet("lmms-lab/DocVQA", "DocVQA", "validation", "anls"),
+    "chartqa": HubSet("lmms-lab/ChartQA", None, "test", "relaxed"),
+    "ai2d": HubSet("lmms-lab/ai2d", None, "test", "mcq"),
+    "mmmu": HubSet("lmms-lab/MMMU", None, "validation", "mcq"),
+}
 
 
 class DatasetError(LlamaZooError):
@@ -104,10 +125,82 @@ def _question(rec: Any, root: Path, where: str) -> VisualQuestion:
     return VisualQuestion(str(rec["id"]), image, rec["question"], tuple(answers), rec["metric"], tuple(map(str, options)))
 
 
+def easy_vqa(limit: int | None = None) -> VisualSet:
+    """easy-vqa's test split (1,000 64x64 images, 9,673 questions about one shape's kind and colour,
+    each with one answer): scored by VQA accuracy with that answer as all ten annotators', which is
+    exact match after VQAv2's normalisation."""
+    try:
+        import easy_vqa as ev
+    except ImportError:
+        raise DatasetError("--dataset easy-vqa needs the easy-vqa package: pip install 'llama-zoo[vision]'") from None
+    from importlib.metadata import version
+    from PIL import Image
+
+    texts, answers, image_ids = ev.get_test_questions()
+    paths = ev.get_test_image_paths()  # ids restart at 0 in each split: the test split's own paths
+    n = min(limit, len(texts)) if limit else len(texts)
+    items = []
+    for i in range(n):
+        with Image.open(paths[image_ids[i]]) as image:
+            items.append(VisualQuestion(f"easy-vqa-test-{i}", image.convert("RGB"), texts[i], (answers[i],) * 10, "vqa",
+                                        about={"image_id": image_ids[i]}))
+    return VisualSet(EASY_VQA, f"easy-vqa-{version('easy-vqa')} test", items)
+
+
+def hub(name: str, limit: int | None = None) -> VisualSet:
+    """A published benchmark from the Hugging Face hub, in the layout lmms-eval reads (not reachable
+    from the machines this project is tested on: written from the sets' published fields)."""
+    spec = HUB_SETS[name]
+    try:
+        from datasets import load_dataset
+
+        split = f"{spec.split}[:{limit}]" if limit else spec.split
+        rows = load_dataset(spec.repo, spec.config, split=split)
+    except ImportError:
+        raise DatasetError(f"--dataset {name} needs the datasets package: pip install 'llama-zoo[hf]'") from None
+    except Exception as exc:  # the hub's errors have no common base class: offline, gated, missing
+        raise DatasetError(f"cannot load {spec.repo} from the hub: {' '.join(str(exc).split())[:200]}") from None
+    items = [q for i, row in enumerate(rows) if (q := _hub_question(name, spec, i, row)) is not None]
+    fingerprint = getattr(rows, "_fingerprint", None)
+    return VisualSet(name, f"{spec.repo} {spec.split} {fingerprint}", items)
+
+
+def _hub_question(name: str, spec: HubSet, i: int, row: dict[str, Any]) -> VisualQuestion | None:
+    """One row as a question; None for rows the suite cannot ask (MMMU's open questions and
+    questions over several images)."""
+    image = row.get("image")
+    if name == "vqav2":
+        answers = tuple(a["answer"] for a in row["answers"])
+        return VisualQuestion(str(row["question_id"]), image, row["question"], answers, spec.metric, benchmark=name)
+    if name == "docvqa":
+        return VisualQuestion(str(row["questionId"]), image, row["question"], tuple(row["answers"]), spec.metric,
+                              benchmark=name)
+    if name == "chartqa":
+        return VisualQuestion(f"chartqa-{i}", image, row["question"], (str(row["answer"]),), spec.metric, benchmark=name)
+    if name == "ai2d":  # the answer is the option's index from 0
+        options = tuple(map(str, row["options"]))
+        letter = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[int(row["answer"])]
+        return VisualQuestion(f"ai2d-{i}", image, row["question"], (letter,), spec.metric, options, benchmark=name)
+    # MMMU: options are a Python list written as a string; one image, multiple choice only
+    import ast
+
+    if row.get("question_type") != "multiple-choice" or row.get("image_2") is not None:
+        return None
+    options = tuple(map(str, ast.literal_eval(row["options"])))
+    question = row["question"].replace("<image 1>", "the image")
+    return VisualQuestion(str(row["id"]), row["image_1"], question, (row["answer"],), spec.metric, options,
+                          benchmark=name)
+
+
 def load_visual(dataset: str | None, limit: int | None = None, seed: int = 0) -> VisualSet:
     if dataset in (None, SYNTHETIC):
         return synthetic(limit, seed)
+    if dataset == EASY_VQA:
+        return easy_vqa(limit)
+    if dataset in HUB_SETS:
+        return hub(dataset, limit)
     path = Path(dataset).expanduser()
     if path.is_dir():
         return local(path, limit)
-    raise DatasetError(f"no dataset {dataset!r}: give {SYNTHETIC}, or a directory holding questions.jsonl and its images")
+    raise DatasetError(f"no dataset {dataset!r}: give {SYNTHETIC}, {EASY_VQA}, one of {', '.join(HUB_SETS)} (from "
+                       "the hub), or a directory holding questions.jsonl and its images")

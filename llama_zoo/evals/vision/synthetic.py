@@ -32,6 +32,7 @@ class VisualQuestion:
     metric: str  # vqa | anls | relaxed | mcq
     options: tuple[str, ...] = ()  # multiple choice: the option texts, lettered A, B, ...
     about: dict[str, Any] = field(default_factory=dict)  # the parameters the answer came from
+    benchmark: str | None = None  # the benchmark it comes from (vqav2, docvqa, ...); None: its metric's
 
 
 def generate(n: int, seed: int = 0) -> Iterator[VisualQuestion]:

@@ -2,10 +2,9 @@
 its own metric (``vqa`` accuracy, ``anls``, ``relaxed`` accuracy or ``mcq`` accuracy, see
 ``metrics``), and the run reports each metric's mean and the mean over all questions.
 
-Prompts follow lmms-eval's: the question, then "Answer the question using a single word or
-phrase." (multiple choice: the options lettered A, B, ... and "Answer with the option's letter
-from the given choices directly."), in the model's chat template with the image first for
-instruct models, after the image placeholder for base models.
+Prompts (``prompts``): lmms-eval's short-answer prompts by default, or Meta's own per benchmark
+(``--prompt meta``), in the model's chat template with the image first for instruct models that
+have one, after the image placeholder otherwise.
 """
 
 from __future__ import annotations
@@ -15,28 +14,32 @@ import random
 from typing import Any, Sequence
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.evals.base import (GENERATION_OPTIONS, Context, Emit, Item, PairedBootstrap, Plan, Ratio, SuiteInfo,
-                                  require_sampling)
+from llama_zoo.evals.base import (GENERATION_OPTIONS, Context, Emit, Item, Option, PairedBootstrap, Plan, Ratio,
+                                  SuiteInfo, require_sampling)
 from llama_zoo.evals.prompting import generation_options, sampling
 from llama_zoo.evals.records import jsonl_file
 from llama_zoo.evals.stats import rate_metric
 from llama_zoo.evals.vision.data import load_visual
-from llama_zoo.evals.vision.metrics import CHOICE_LETTERS, anls, mcq_correct, relaxed_correct, vqa_accuracy
+from llama_zoo.evals.vision.metrics import anls, mcq_correct, relaxed_correct, vqa_accuracy
+from llama_zoo.evals.vision.prompts import BENCHMARK_OF_METRIC, STYLES, Prompt, extract, prompt_for, render
 from llama_zoo.evals.vision.synthetic import VisualQuestion
 from llama_zoo.runners.base import GenerateRequest, GenerateWithImageRequest
 
 SUITE = "vqa"
-SUITE_VERSION = "1"
-SHORT_ANSWER = "Answer the question using a single word or phrase."
-LETTER_ANSWER = "Answer with the option's letter from the given choices directly."
+SUITE_VERSION = "2"
 METRIC_NAMES = {"vqa": "vqa_accuracy", "anls": "anls", "relaxed": "relaxed_accuracy", "mcq": "mcq_accuracy"}
+OPTIONS = (
+    Option("prompt", "short", "How questions are asked: short (lmms-eval's: answer in a word or phrase, or the "
+           "option's letter) or meta (Meta's Llama 3.2 Vision prompts per benchmark, chain of thought for ChartQA "
+           "and MMMU, the answer read after FINAL ANSWER).", choices=STYLES),
+    *[o if o.name != "max_new_tokens" else
+      Option("max_new_tokens", None, "Longest answer (default: the prompt's own, 16 to 2,048 tokens by benchmark).",
+             type=int, minimum=1) for o in GENERATION_OPTIONS],
+)
 
 
-def question_text(q: VisualQuestion) -> str:
-    if q.metric == "mcq":
-        options = "\n".join(f"{letter}. {option}" for letter, option in zip(CHOICE_LETTERS, q.options))
-        return f"{q.question}\n{options}\n{LETTER_ANSWER}"
-    return f"{q.question}\n{SHORT_ANSWER}"
+def benchmark_of(q: VisualQuestion) -> str:
+    return q.benchmark or BENCHMARK_OF_METRIC[q.metric]
 
 
 def score(q: VisualQuestion, answer: str, seed: int) -> float:
@@ -69,12 +72,11 @@ class VisualQASuite:
     info = SuiteInfo(
         name=SUITE, version=SUITE_VERSION,
         summary="Visual question answering: VQA accuracy, ANLS, relaxed accuracy and multiple choice, each question by its own metric.",
-        headline="accuracy", setup_keys=("limit",),
+        headline="accuracy", setup_keys=("prompt", "limit", "predictions_file"),
         paired=PairedBootstrap((Ratio("accuracy", "score"),)),
-        options=GENERATION_OPTIONS, scores_predictions_file=True,
-        # shadow vision models need processors built from the registry's vision config: not yet (#13)
-        weights=("hub", "local"),
-        datasets="synthetic (built in; default) or a directory holding questions.jsonl and its images",
+        options=OPTIONS, scores_predictions_file=True,
+        datasets="synthetic (built in; default), easy-vqa, vqav2, docvqa, chartqa, ai2d or mmmu (from the hub), "
+                 "or a directory holding questions.jsonl and its images",
     )
 
     def check(self, spec, options) -> None:
@@ -82,6 +84,8 @@ class VisualQASuite:
             raise LlamaZooError(f"{spec.id} is a text-only model: the vqa suite needs a vision model "
                                 "(Llama 3.2 Vision, Llama 4)")
         require_sampling(options)
+        if options.get("prompt") == "meta":
+            prompt_for("meta", spec.id, "vqav2")  # refuses a model Meta published no prompts for
 
     def plan(self, ctx: Context) -> Plan:
         data = load_visual(ctx.dataset, ctx.limit, ctx.seed)
@@ -89,31 +93,41 @@ class VisualQASuite:
         if ctx.predictions_file:
             answers = read_answers(ctx.predictions_file, data.items, {q.id for q in data.items})
             options["predictions_file"] = ctx.predictions_file
-            items = [Item(i, (), (q, answers[q.id])) for i, q in enumerate(data.items)]
+            items = [Item(i, (), (q, answers[q.id], None)) for i, q in enumerate(data.items)]
         else:
-            options.update(generation_options(ctx))
-            items = [Item(i, (self._request(ctx, q, i),), (q, None)) for i, q in enumerate(data.items)]
+            options.update(generation_options(ctx), prompt=ctx.options["prompt"])
+            items = []
+            for i, q in enumerate(data.items):
+                prompt = prompt_for(ctx.options["prompt"], ctx.spec.id, benchmark_of(q))
+                items.append(Item(i, (self._request(ctx, q, prompt, i),), (q, None, prompt)))
         return Plan(data.name, data.revision, data.content_hash, items, options)
 
-    def _request(self, ctx: Context, q: VisualQuestion, index: int) -> GenerateWithImageRequest:
-        text = question_text(q)
+    def _request(self, ctx: Context, q: VisualQuestion, prompt: Prompt, index: int) -> GenerateWithImageRequest:
+        text = render(prompt, q.question, q.options)
         tokenizer = ctx.tokenizer
         if ctx.spec.capabilities.instruct and getattr(tokenizer, "chat_template", None):
-            prompt = tokenizer.apply_chat_template(
-                [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}],
-                add_generation_prompt=True, tokenize=False)
+            # Meta's prompts place the image themselves; the chat template then gets text only
+            content = [{"type": "text", "text": text}] if "<|image|>" in text else \
+                [{"type": "image"}, {"type": "text", "text": text}]
+            prompt_text = tokenizer.apply_chat_template([{"role": "user", "content": content}],
+                                                        add_generation_prompt=True, tokenize=False)
         else:
-            prompt = f"<|image|>{text}"
-        generation = GenerateRequest((), n=ctx.options["samples"], **sampling(ctx, index))
-        return GenerateWithImageRequest(q.image, prompt, generation)
+            prompt_text = text if "<|image|>" in text else f"<|image|>{text}"
+        settings = sampling(ctx, index)
+        settings["max_new_tokens"] = ctx.options["max_new_tokens"] or prompt.max_new_tokens
+        generation = GenerateRequest((), n=ctx.options["samples"], **settings)
+        return GenerateWithImageRequest(q.image, prompt_text, generation)
 
     def score(self, items: Sequence[Item], answers, seconds: float, ctx: Context, emit: Emit) -> None:
         for item, answer in zip(items, answers):
-            q, given = item.data
+            q, given, prompt = item.data
             text = given if given is not None else answer[0].texts[0]
+            # answers made elsewhere are scored as given; a reply to a chain-of-thought prompt, from its end
+            answered = text.strip() if prompt is None else extract(prompt, text, q.options)
+            extra = {"benchmark": benchmark_of(q), **({"options": list(q.options)} if q.options else {}),
+                     **({"answer": answered} if answered != text.strip() else {})}
             emit(item.index, dict(input=q.question, input_ref=q.id, output=text, target=json.dumps(list(q.answers)),
-                                  scores={"score": score(q, text.strip(), ctx.seed), "metric": q.metric},
-                                  extra={"options": list(q.options)} if q.options else None))
+                                  scores={"score": score(q, answered, ctx.seed), "metric": q.metric}, extra=extra))
 
     def metrics(self, samples, seed: int, runner=None) -> list[dict[str, Any]]:
         out = [rate_metric("accuracy", [s["scores"]["score"] for s in samples], seed)]
