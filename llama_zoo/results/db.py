@@ -142,8 +142,23 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
         yield
 
 
+# The newest migration's id (a test holds it equal to alembic's head): a database already there
+# is recognised with one query, without importing alembic (a tenth of a second of every command).
+SCHEMA_HEAD = "0003"
+
+
+def _stored_revision(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except (DBAPIError, SQLAlchemyError):  # no such table yet
+        return None
+
+
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """Bring the schema to ``revision``; returns (before, after). Refuses foreign databases."""
+    if revision == "head" and _stored_revision(engine) == SCHEMA_HEAD:
+        return SCHEMA_HEAD, SCHEMA_HEAD
     from alembic import command
     from alembic.script import ScriptDirectory
 

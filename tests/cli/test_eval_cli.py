@@ -91,3 +91,19 @@ def test_a_bad_database_fails_before_anything_loads(tmp_path):
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
     assert "llama_zoo.results.store" in imported
     assert not {m for m in imported if m.split(".")[0] in ("torch", "transformers")}
+
+
+def test_scoring_a_samples_file_imports_no_model_library(tmp_path):
+    """Start-up is what the suite needs: scoring completions made elsewhere loads no model, so
+    neither torch nor transformers is imported, nor alembic for a database already up to date."""
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text(json.dumps({"task_id": "HumanEval/0", "completion": "    return False\n"}) + "\n")
+    args = ["eval", "--model", "code-llama-7b", "--suite", "humaneval", "--samples-file", str(samples),
+            "--db", str(tmp_path / "r.db"), "--force"]
+    assert zoo(*args, db=tmp_path / "r.db").returncode == 0  # creates the database
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "llama_zoo", *args],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert "llama_zoo.evals.code.sandbox" in imported
+    assert not {m for m in imported if m.split(".")[0] in ("torch", "transformers", "alembic", "datasets")}

@@ -53,3 +53,10 @@ def test_a_foreign_database_is_refused_untouched(tmp_path):
     with pytest.raises(DatabaseError, match="not a llama-zoo database"):
         Store.open(str(path))
     assert path.read_bytes() == before
+
+
+def test_the_fast_path_knows_the_newest_migration():
+    """A database at SCHEMA_HEAD is recognised without alembic; the constant must follow new migrations."""
+    from llama_zoo.results.db import SCHEMA_HEAD
+
+    assert SCHEMA_HEAD == head_revision()

