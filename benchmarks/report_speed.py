@@ -1,4 +1,5 @@
-"""Rendering the HTML report over 1,000 runs x 10 metrics.
+"""Rendering the HTML report over 1,000 runs x 10 metrics (a third of them shadow runs, the
+suites' charted metrics among the ten, so every chart and both tables per suite are drawn).
 
     python benchmarks/report_speed.py
 """
@@ -25,9 +26,12 @@ def main() -> None:
     now = dt.datetime.now(dt.timezone.utc)
     runs = [dict(id=uuid.uuid4().hex[:12], config_hash=uuid.uuid4().hex, status="completed",
                  model_id=models[i % len(models)], spec_hash="s", suite=("perplexity", "humaneval")[i % 2],
-                 suite_version="1", options={"protocol": "rolling", "limit": i}, weights_source="hub", backend="hf",
+                 suite_version="1", options={"protocol": "rolling", "limit": i},
+                 weights_source="shadow" if i % 3 == 0 else "hub", backend="hf",
                  device={}, versions={}, created_at=now - dt.timedelta(seconds=i)) for i in range(1000)]
-    metrics = [{"run_id": r["id"], "name": f"metric_{k}", "value": 1.0 + k + i / 1000, "ci_low": k, "ci_high": k + 2, "n": 100}
+    charted = {"perplexity": ["token_perplexity", "word_perplexity"], "humaneval": ["pass@1", "pass@10", "pass@100"]}
+    metrics = [{"run_id": r["id"], "name": (charted[r["suite"]] + [f"metric_{j}" for j in range(10)])[k],
+                "value": 1.0 + k + i / 1000, "ci_low": k + i / 1000, "ci_high": k + 2 + i / 1000, "n": 100}
                for i, r in enumerate(runs) for k in range(10)]
     with store.engine.begin() as conn:
         conn.execute(insert(Run), runs)

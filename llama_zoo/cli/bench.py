@@ -38,11 +38,12 @@ def bench_command(
                                   # one call per timed item: all its windows, or all its sequences, in one batch
                                   batch_size=max(batch, gen_batch)), store)
     results = {m["name"]: m["value"] for m in outcome.metrics}
-    results.update(run_id=outcome.run_id, device=outcome.provenance.get("device_name"), dtype=outcome.provenance.get("dtype"))
+    results.update(run_id=outcome.run_id, device=outcome.provenance.get("device_name"), dtype=outcome.provenance.get("dtype"),
+                   weights_source=outcome.provenance.get("weights_source"))
     if fmt is not Format.table:
         print_json(results)
         return
-    table = Table(title=f"{model} · {results['device']} · {results['dtype']} · run {results['run_id']}",
+    table = Table(title=f"{model}{' (shadow)' if shadow else ''} · {results['device']} · {results['dtype']} · run {results['run_id']}",
                   title_justify="left", show_header=False)
     table.add_column(style="cyan")
     table.add_column(justify="right")
@@ -54,4 +55,5 @@ def bench_command(
         table.add_row("peak GPU memory", f"{results['peak_gpu_memory_gb']:.1f} GB")
     console.print(table)
     if shadow:
-        console.print(f"[yellow]shadow weights: a tiny model of the family; these rates are not {model}'s.[/yellow]")
+        console.print(f"[yellow]shadow: not a measurement of the real model (a tiny model of the family); these rates "
+                      f"are not {model}'s.[/yellow]")

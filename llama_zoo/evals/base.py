@@ -121,6 +121,9 @@ class SuiteInfo:
     weights: tuple[str, ...] | None = None  # the weights sources it accepts (None: any); a measurement of speed takes random ones
     items_per_chunk: int | None = None  # at most this many items per runner call (1: each call timed alone)
     always_new: bool = False  # a measurement: never a cache hit
+    # who the suite measures: "any" model, "generalist" language models (a safety classifier is
+    # warned), or "instruct" models (a base model is warned too); a mismatch is a warning, stored with the run
+    meant_for: str = "any"
 
     def resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """This suite's options with defaults filled in and choices checked."""
@@ -201,6 +204,19 @@ GENERATION_OPTIONS = (
     Option("top_p", 1.0, "Nucleus sampling.", type=float, minimum=0.0, maximum=1.0),
     Option("max_new_tokens", 512, "Longest completion.", type=int, minimum=1),
 )
+
+
+def purpose_warnings(spec: Any, info: SuiteInfo) -> list[str]:
+    """What the user should hear when a suite does not suit the model's purpose (run anyway)."""
+    out = []
+    safety = spec.capabilities.safety
+    if safety is not None and info.meant_for in ("generalist", "instruct"):
+        out.append(f"{spec.id} is a safety classifier ({safety.role}); {info.name} measures what general models "
+                   "do, not what it is for")
+    if info.meant_for == "instruct" and not spec.capabilities.instruct and safety is None:
+        out.append(f"{spec.id} is a base model; {info.name} is written for instruction-tuned models (it asks a "
+                   "question and judges the reply)")
+    return out
 
 
 def require_sampling(options: Mapping[str, Any]) -> None:

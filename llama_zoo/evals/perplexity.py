@@ -154,7 +154,7 @@ def metrics(scores: Sequence[dict[str, Any]], seed: int = 0) -> list[dict[str, A
 
 class PerplexitySuite:
     info = SuiteInfo(
-        name=SUITE, version=SUITE_VERSION,
+        name=SUITE, version=SUITE_VERSION, meant_for="generalist",
         summary="How well a model predicts a text: token, word and byte perplexity and bits per byte.",
         headline="word_perplexity", lower_is_better=True,
         setup_keys=("protocol", "context", "stride", "limit"),

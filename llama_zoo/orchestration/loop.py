@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.evals import DEFAULT_SUITE, SUITES
-from llama_zoo.evals.base import Context, Item, Plan
+from llama_zoo.evals.base import Context, Item, Plan, purpose_warnings
 from llama_zoo.orchestration.other_models import opener
 from llama_zoo.registry.catalog import spec_hash
 from llama_zoo.registry.checkpoint import find_model
@@ -67,6 +67,7 @@ class Outcome:
     scored_tokens: int = 0  # tokens scored or generated
     wall_s: float = 0.0
     model_s: float = 0.0  # of which in runner calls
+    warnings: list[str] = field(default_factory=list)  # stored with the run (a suite not suited to the model)
 
 
 Progress = Callable[[int, int, int], None]  # (samples done, samples total, tokens scored or generated so far)
@@ -136,7 +137,8 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
         # the engine's rate: tokens over the time spent in runner calls (not in sandboxes or storage)
         reported = _jsonable(runner.provenance()) if runner is not None else None
         handle.complete([MetricValue(**m) for m in metrics],
-                        tokens_per_s=produced / model_s if produced and model_s > 0 else None, runner=reported)
+                        tokens_per_s=produced / model_s if produced and model_s > 0 else None, runner=reported,
+                        warnings=purpose_warnings(spec, suite.info))
     outcome = _finished(store, handle.run_id, cached=False, resumed=handle.resumed)
     outcome.provenance.update(reported or {})
     outcome.scored_tokens, outcome.wall_s, outcome.model_s = produced, elapsed, model_s
@@ -275,7 +277,8 @@ def _finished(store, run_id: str, *, cached: bool, resumed: bool) -> Outcome:
     run = store.get(run_id)
     return Outcome(run_id=run_id, model_id=run["model_id"], cached=cached, resumed=resumed, metrics=run["metrics"],
                    units=run["samples_stored"],
-                   provenance={k: run[k] for k in ("weights_source", "weights_ref", "backend", "dtype")})
+                   provenance={k: run[k] for k in ("weights_source", "weights_ref", "backend", "dtype")},
+                   warnings=list(run.get("warnings") or []))
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:

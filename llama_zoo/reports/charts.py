@@ -1,77 +1,175 @@
-"""Charts as inline SVG, drawn with matplotlib: no JavaScript library, so the report stays small
-and works offline."""
+"""Charts as inline SVG written here: points and bars carry their values (``data-tip``), which the
+report's few lines of script show on hover. No charting library: the file stays small (a few
+hundred bytes per point), works offline, and there is nothing third-party to keep up to date.
+
+Only measured runs are plotted on a parameter axis: a shadow or random run is not the model whose
+size it would be drawn at (the report lists those runs apart).
+"""
 
 from __future__ import annotations
 
-import io
-from typing import Any
+import math
+from html import escape
+from typing import Any, Sequence
+
+WIDTH, HEIGHT = 720, 360
+LEFT, RIGHT, TOP, BOTTOM = 64, 150, 36, 48  # margins: axis labels left and below, the legend right
+PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777", "#4b5563", "#65a30d")
 
 
-def _svg(fig) -> str:
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
-    import matplotlib.pyplot as plt
+def number(value: float) -> str:
+    """A value as a reader wants it: four significant digits, no float noise."""
+    if value == 0:
+        return "0"
+    if abs(value) >= 1e5 or abs(value) < 1e-3:
+        return f"{value:.3g}"
+    return f"{value:.4g}"
 
-    plt.close(fig)
-    text = buffer.getvalue()
-    return text[text.index("<svg"):]  # drop the XML prolog and doctype: it sits inside HTML
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values covering [low, high]."""
+    if high <= low:
+        high = low + 1
+    step = 10 ** math.floor(math.log10((high - low) / count))
+    for factor in (1, 2, 2.5, 5, 10):
+        if (high - low) / (step * factor) <= count:
+            step *= factor
+            break
+    first = math.floor(low / step) * step
+    ticks, value = [], first
+    while value <= high + step * 1e-9:
+        ticks.append(round(value, 12))
+        value += step
+    return ticks
+
+
+def value_range(values: Sequence[float]) -> tuple[float, float]:
+    """A y range that shows the points: padded, and never empty when every value is the same."""
+    low, high = min(values), max(values)
+    if high == low:
+        pad = abs(low) * 0.1 or 1.0
+        return (low - pad if low < 0 or low - pad >= 0 else 0.0), high + pad
+    pad = (high - low) * 0.08
+    return (low - pad if low - pad >= 0 or low < 0 else 0.0), high + pad
+
+
+def _frame(title: str, x_label: str, y_label: str, body: list[str], legend: list[tuple[str, str]]) -> str:
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" '
+             f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
+             f'<text x="{LEFT}" y="20" class="title">{escape(title)}</text>',
+             f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" class="plot"/>',
+             *body,
+             f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 8}" class="axis-label" text-anchor="middle">{escape(x_label)}</text>',
+             f'<text transform="translate(14 {TOP + plot_h / 2}) rotate(-90)" class="axis-label" '
+             f'text-anchor="middle">{escape(y_label)}</text>']
+    for i, (name, colour) in enumerate(legend):
+        y = TOP + 8 + 18 * i
+        parts.append(f'<circle cx="{WIDTH - RIGHT + 16}" cy="{y}" r="5" fill="{colour}"/>'
+                     f'<text x="{WIDTH - RIGHT + 26}" y="{y + 4}" class="legend">{escape(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _y_axis(low: float, high: float, scale) -> list[str]:
+    out = []
+    for tick in nice_ticks(low, high):
+        if low <= tick <= high:
+            y = scale(tick)
+            out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+                       f'<text x="{LEFT - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">{number(tick)}</text>')
+    return out
 
 
 def metric_vs_params(rows: list[dict[str, Any]], metric: str, log_y: bool = False) -> str | None:
-    """One point per model: the metric against parameter count (log axis), coloured by family."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    points = [(r["params"], r["metrics"][metric]["value"], r["family"], r["run"]["model_id"], r["measured"])
-              for r in rows if r["params"] and metric in r["metrics"]]
+    """One point per measured run: the metric against parameter count (log axis), coloured by
+    family; hovering a point shows the model, its size and the value with its interval."""
+    points = [r for r in rows if r["measured"] and r["params"] and metric in r["metrics"]]
     if not points:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for family in sorted({p[2] for p in points}):
-        mine = [p for p in points if p[2] == family]
-        ax.scatter([p[0] for p in mine], [p[1] for p in mine], label=family,
-                   marker="o" if all(p[4] for p in mine) else "x")
-        for p in mine:
-            ax.annotate(p[3], (p[0], p[1]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xscale("log")
+    values = [r["metrics"][metric]["value"] for r in points]
+    if log_y and min(values) <= 0:
+        log_y = False
+    params = [math.log10(r["params"]) for r in points]
+    x_low, x_high = math.floor(min(params) - 0.05), math.ceil(max(params) + 0.05)
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    transform = (lambda v: math.log10(v)) if log_y else (lambda v: v)
+    y_low, y_high = value_range([transform(v) for v in values])
+
+    def sx(p: float) -> float:
+        return LEFT + (p - x_low) / (x_high - x_low) * plot_w
+
+    def sy(v: float) -> float:
+        return TOP + plot_h - (v - y_low) / (y_high - y_low) * plot_h
+
+    body = []
+    for decade in range(x_low, x_high + 1):
+        x = sx(decade)
+        body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{TOP + plot_h}" class="grid"/>'
+                    f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" class="tick" text-anchor="middle">{_size(10 ** decade)}</text>')
     if log_y:
-        ax.set_yscale("log")
-    ax.set_xlabel("parameters")
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric} against model size (x: shadow or random weights)")
-    ax.legend(fontsize=7)
-    return _svg(fig)
+        for tick in nice_ticks(y_low, y_high):
+            if y_low <= tick <= y_high:
+                body.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{sy(tick):.1f}" y2="{sy(tick):.1f}" class="grid"/>'
+                            f'<text x="{LEFT - 6}" y="{sy(tick) + 4:.1f}" class="tick" text-anchor="end">{number(10 ** tick)}</text>')
+    else:
+        body += _y_axis(y_low, y_high, sy)
+    families = sorted({r["family"] or "other" for r in points})
+    colour = {f: PALETTE[i % len(PALETTE)] for i, f in enumerate(families)}
+    for r, p, v in zip(points, params, values):
+        m = r["metrics"][metric]
+        interval = f" [{number(m['ci_low'])}, {number(m['ci_high'])}]" if m.get("ci_low") is not None else ""
+        tip = f"{r['run']['model_id']} · {_size(r['params'])} params · {metric} {number(v)}{interval}"
+        body.append(f'<circle class="point" cx="{sx(p):.1f}" cy="{sy(transform(v)):.1f}" r="6" '
+                    f'fill="{colour[r["family"] or "other"]}" data-tip="{escape(tip)}"><title>{escape(tip)}</title></circle>')
+    return _frame(f"{metric} against model size (measured runs only)", "parameters (log scale)",
+                  metric + (" (log scale)" if log_y else ""), body, [(f, colour[f]) for f in families])
 
 
 def by_option(rows: list[dict[str, Any]], metric: str, group: str, series: str) -> str | None:
     """Bars of ``metric`` per (model, value of the ``group`` option), one series per value of the
-    ``series`` option (HumanEval-Infilling: pass@1 per subset, PSM beside SPM)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cells = {}
+    ``series`` option (HumanEval-Infilling: pass@1 per subset, PSM beside SPM); shadow and random
+    runs are marked in their labels."""
+    cells: dict[tuple[str, str, str], float] = {}
     for r in rows:
         options = r["run"]["options"] or {}
         if metric in r["metrics"]:
-            cells[(r["run"]["model_id"], str(options.get(group)), str(options.get(series)))] = r["metrics"][metric]["value"]
+            model = r["run"]["model_id"] + ("" if r["measured"] else f" ({r['run']['weights_source']})")
+            cells[(model, str(options.get(group)), str(options.get(series)))] = r["metrics"][metric]["value"]
     if not cells:
         return None
     groups = sorted({(m, g) for m, g, _ in cells})
     kinds = sorted({s for _, _, s in cells})
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    width = 0.8 / len(kinds)
-    for k, kind in enumerate(kinds):
-        ax.bar([i + k * width for i in range(len(groups))], [cells.get((m, g, kind), 0) for m, g in groups],
-               width, label=kind.upper())
-    ax.set_xticks([i + width * (len(kinds) - 1) / 2 for i in range(len(groups))], [f"{m}\n{g}" for m, g in groups], fontsize=7)
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric} by {group}, per {series}")
-    ax.legend()
-    return _svg(fig)
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    y_low, y_high = 0.0, value_range(list(cells.values()) + [0.0])[1]
+
+    def sy(v: float) -> float:
+        return TOP + plot_h - (v - y_low) / (y_high - y_low) * plot_h
+
+    body = _y_axis(y_low, y_high, sy)
+    slot = plot_w / len(groups)
+    width = slot * 0.8 / len(kinds)
+    colour = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(kinds)}
+    for i, (model, value) in enumerate(groups):
+        x0 = LEFT + i * slot + slot * 0.1
+        for k, kind in enumerate(kinds):
+            if (model, value, kind) not in cells:
+                continue
+            v = cells[(model, value, kind)]
+            tip = f"{model} · {group} {value} · {series} {kind} · {metric} {number(v)}"
+            body.append(f'<rect class="bar" x="{x0 + k * width:.1f}" y="{sy(v):.1f}" width="{width * 0.95:.1f}" '
+                        f'height="{max(sy(0) - sy(v), 1):.1f}" fill="{colour[kind]}" data-tip="{escape(tip)}">'
+                        f'<title>{escape(tip)}</title></rect>')
+        body.append(f'<text x="{x0 + slot * 0.4:.1f}" y="{TOP + plot_h + 16}" class="tick" text-anchor="middle">'
+                    f'{escape(value)}</text>')
+    return _frame(f"{metric} by {group}, per {series}", group, metric, body, [(k.upper(), colour[k]) for k in kinds])
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return f"{n:.3g}"
 
 
 def draw(chart, rows: list[dict[str, Any]]) -> str | None:

@@ -16,6 +16,7 @@ from llama_zoo.evals import suite_info
 from llama_zoo.evals.base import McNemar, PairedBootstrap, Ratio
 from llama_zoo.evals.classification import STATISTICS
 from llama_zoo.evals.stats import mcnemar, paired_bootstrap, paired_bootstrap_statistic
+from llama_zoo.formatting import MIN_PAIRED_SAMPLES
 
 # numpy functions, so they serve scalars and arrays alike
 TRANSFORMS = {"identity": lambda x: x, "exp": np.exp, "bits": lambda x: x / np.log(2)}
@@ -108,7 +109,8 @@ def _sums(ratio: Ratio, scores: list[dict[str, Any]]) -> tuple[list[float], list
 
 def _row(metric: str, a: float, b: float, d) -> dict[str, Any]:
     return {"metric": metric, "a": a, "b": b, "difference": d.estimate, "ci_low": d.ci_low, "ci_high": d.ci_high,
-            "p_value": d.p_value, "n": d.n, "test": d.test, "significant": d.p_value < 0.05}
+            "p_value": d.p_value, "n": d.n, "test": d.test,
+            "significant": d.n >= MIN_PAIRED_SAMPLES and d.p_value < 0.05}
 
 
 def _about(run: dict[str, Any]) -> dict[str, Any]:

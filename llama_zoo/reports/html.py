@@ -8,13 +8,13 @@ from importlib import resources
 from typing import Any
 
 from llama_zoo.evals import suite_info
-from llama_zoo.formatting import human
+from llama_zoo.formatting import MIN_PAIRED_SAMPLES, human, p_value, with_interval
 from llama_zoo.reports import charts
 from llama_zoo.reports.leaderboard import leaderboards, metric_names
 
 PROVENANCE_KEYS = ("model_id", "weights_source", "weights_ref", "weights_revision", "weights_hash", "backend", "dtype",
                    "dataset_name", "dataset_revision", "dataset_hash", "options", "seed", "device", "versions",
-                   "git_sha", "created_at", "wall_time_s", "tokens_per_s", "config_hash", "runner")
+                   "git_sha", "created_at", "wall_time_s", "tokens_per_s", "config_hash", "runner", "warnings")
 
 
 def _human(n: Any) -> str:
@@ -45,6 +45,9 @@ def render_html(store, suite: str | None = None, model: str | None = None, compa
         registry.append(facts)
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["human"] = _human
+    env.filters["pvalue"] = p_value
+    env.globals["interval"] = with_interval
+    env.globals["min_paired"] = MIN_PAIRED_SAMPLES
     template = env.from_string((resources.files("llama_zoo.reports") / "templates" / "report.html.j2").read_text())
     return template.render(
         generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

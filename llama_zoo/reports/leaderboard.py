@@ -66,8 +66,10 @@ def setup(suite: str, options: dict[str, Any], dataset: str | None = None) -> st
     whose plug-in is not installed here."""
     info = suite_info(suite)
     keys = info.setup_keys if info is not None else tuple(k for k in options if k not in NOT_SETUP)
-    shown = [f"dataset={Path(dataset).name}"] if dataset else []
-    shown += [f"{k}={options[k]}" for k in keys if options.get(k) not in (None, "") and not isinstance(options[k], dict)]
+    shown = [f"dataset={Path(dataset).name if dataset.startswith('/') else dataset}"] if dataset else []
+    # files by name: their directories tell no two rows apart and would crowd the metrics out
+    shown += [f"{k}={Path(str(options[k])).name if k.endswith('_file') else options[k]}" for k in keys
+              if options.get(k) not in (None, "") and not isinstance(options[k], dict)]
     return " ".join(shown)
 
 

@@ -6,6 +6,7 @@ import csv
 import io
 from typing import Any
 
+from llama_zoo.formatting import with_interval
 from llama_zoo.reports.leaderboard import leaderboards
 
 
@@ -47,10 +48,9 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
             for m in metrics:
                 if m not in r:
                     cells.append("-")
-                elif f"{m}.ci_low" in r:
-                    cells.append(f"{r[m]:.4g} [{r[f'{m}.ci_low']:.3g}, {r[f'{m}.ci_high']:.3g}]")
                 else:
-                    cells.append(f"{r[m]:.4g}")
+                    value, interval = with_interval(r[m], r.get(f"{m}.ci_low"), r.get(f"{m}.ci_high"))
+                    cells.append(f"{value} {interval}".strip())
             lines.append(f"| {r['model']} | {r['weights']} | {r['setup'] or '-'} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

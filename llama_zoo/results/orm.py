@@ -50,6 +50,7 @@ class Run(Base):
     device: Mapped[dict[str, Any]] = mapped_column(default=dict)  # GPU name and count, driver, CPU
     versions: Mapped[dict[str, Any]] = mapped_column(default=dict)  # llama-zoo, torch, transformers, ...
     runner: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # threads, KV cache, quantisation, server models
+    warnings: Mapped[list[str] | None] = mapped_column(JSON)  # e.g. a suite that does not suit the model's purpose
     git_sha: Mapped[str | None] = mapped_column(String(40))
 
     # when, and how fast

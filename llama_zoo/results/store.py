@@ -128,7 +128,7 @@ class RunHandle:
             conn.execute(update(Run).where(Run.id == self.run_id).values(heartbeat_at=utcnow()))
 
     def complete(self, metrics: Iterable[MetricValue] = (), *, tokens_per_s: float | None = None,
-                 runner: dict[str, Any] | None = None) -> None:
+                 runner: dict[str, Any] | None = None, warnings: list[str] | None = None) -> None:
         """Store the metrics and mark the run completed, in one transaction."""
         self._writable()
         self.flush()
@@ -141,7 +141,8 @@ class RunHandle:
             conn.execute(update(Run).where(Run.id == self.run_id).values(
                 status="completed", finished_at=now, heartbeat_at=now, error=None,
                 wall_time_s=(now - self._started).total_seconds(), tokens_per_s=tokens_per_s,
-                **({"runner": runner} if runner is not None else {})))
+                **({"runner": runner} if runner is not None else {}),
+                **({"warnings": warnings} if warnings else {})))
         self._stop_heartbeat()
 
     def fail(self, error: str, status: str = "failed") -> None:

@@ -23,7 +23,7 @@ def test_shadow_perplexity_completes_is_stored_and_rerun_is_a_cache_hit(model, t
     first = zoo(*args, db=db)
     assert first.returncode == 0, first.stderr
     assert "completed" in first.stdout and "word_perplexity" in first.stdout
-    assert "shadow weights" in first.stdout  # never shown as if it measured the model
+    assert "shadow: not a measurement of the real model" in first.stdout  # never shown as if it measured the model
     again = json.loads(zoo(*args, "--format", "json", db=db).stdout)
     assert again["cached"] is True
     assert set(again["metrics"]) == {"token_perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte"}
@@ -66,6 +66,10 @@ def test_bench_on_a_shadow_measures_and_stores(tmp_path):
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     assert figures["score_tokens_per_s"] > 0 and figures["generate_new_tokens_per_s"] > 0 and 0 < figures["mfu"] < 1.5
+    assert figures["weights_source"] == "shadow"
+    shown = zoo("bench", "--model", "llama-3.2-1b", "--shadow", "--context", "64", "--batch", "1", "--gen-batch", "1",
+                "--new-tokens", "4", "--iters", "1", db=db)
+    assert "llama-3.2-1b (shadow)" in shown.stdout and "shadow: not a measurement of the real model" in shown.stdout
     run = json.loads(zoo("runs", "show", figures["run_id"], "--format", "json", db=db).stdout)
     assert run["suite"] == "bench" and {m["name"] for m in run["metrics"]} >= {"score_tokens_per_s", "mfu"}
     refused = zoo("bench", "--model", "llama-3.2-1b", db=db)
@@ -107,3 +111,30 @@ def test_scoring_a_samples_file_imports_no_model_library(tmp_path):
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
     assert "llama_zoo.evals.code.sandbox" in imported
     assert not {m for m in imported if m.split(".")[0] in ("torch", "transformers", "alembic", "datasets")}
+
+
+def test_a_suite_that_does_not_suit_the_model_is_a_warning_stored_with_the_run(tmp_path):
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text(json.dumps({"task_id": "HumanEval/0", "completion": "    return False\n"}) + "\n")
+    out = zoo("eval", "--model", "llama-guard-3-8b", "--suite", "humaneval", "--samples-file", str(samples), db=tmp_path / "r.db")
+    assert out.returncode == 0, out.stderr  # a warning, not an error
+    assert "warning: llama-guard-3-8b is a safety classifier" in out.stdout
+    again = json.loads(zoo("eval", "--model", "llama-guard-3-8b", "--suite", "humaneval", "--samples-file", str(samples),
+                           "--format", "json", db=tmp_path / "r.db").stdout)
+    assert again["cached"] and len(again["warnings"]) == 1  # read back from the stored run
+    honest = json.loads(zoo("eval", "--model", "code-llama-7b", "--suite", "humaneval", "--samples-file", str(samples),
+                            "--format", "json", db=tmp_path / "r.db").stdout)
+    assert honest["warnings"] == []
+
+
+def test_purpose_warnings_name_the_mismatch():
+    from llama_zoo.evals import SUITES
+    from llama_zoo.evals.base import purpose_warnings
+    from llama_zoo.registry.catalog import load_catalog
+
+    catalog = load_catalog()
+    refusal = SUITES.get("refusal").info
+    assert "is a base model" in " ".join(purpose_warnings(catalog.get("llama-3.1-8b"), refusal))
+    assert purpose_warnings(catalog.get("llama-3.1-8b-instruct"), refusal) == []
+    assert purpose_warnings(catalog.get("llama-guard-3-1b"), SUITES.get("guard").info) == []
+    assert "safety classifier" in " ".join(purpose_warnings(catalog.get("prompt-guard-86m"), SUITES.get("perplexity").info))

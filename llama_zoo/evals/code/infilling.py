@@ -141,7 +141,7 @@ def decode_middle(tokenizer, ids: Sequence[int], eot: int) -> str:
 
 class InfillingSuite(HumanEvalSuite):
     info = SuiteInfo(
-        name=SUITE, version=SUITE_VERSION,
+        name=SUITE, version=SUITE_VERSION, meant_for="generalist",
         summary="HumanEval-Infilling: fill in the middle with the model's own FIM tokens (Code Llama PSM/SPM); pass@k.",
         headline="pass@1", setup_keys=("subset", "fim_mode", "samples", "temperature", "limit"), paired=McNemar("passed"),
         charts=(Chart("by_option", "pass@1", group="subset", series="fim_mode"),),

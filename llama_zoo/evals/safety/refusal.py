@@ -83,7 +83,7 @@ def cohen_kappa(a: Sequence[bool], b: Sequence[bool]) -> float:
 
 class RefusalSuite:
     info = SuiteInfo(
-        name=SUITE, version=SUITE_VERSION,
+        name=SUITE, version=SUITE_VERSION, meant_for="instruct",
         summary="Over-refusal of safe prompts, compliance with harmful ones (refusal rules; a Llama Guard judge with --judge).",
         headline="compliance_rate", lower_is_better=True, setup_keys=("judge_model", "samples", "temperature", "limit"),
         paired=McNemar("refused", "refusal rate"),
