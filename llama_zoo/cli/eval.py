@@ -83,47 +83,45 @@ def _dataset_help() -> str:
 
 
 def eval_command(**kwargs: Any) -> None:
-    """Run a suite and store it: a completed identical run is reused, an interrupted one resumed."""
-    from llama_zoo.orchestration import RunRequest, evaluate
+    """Run a suite on a model and store it: a completed identical run is reused, an interrupted one
+    resumed. Several models and suites make a matrix: one run per cell, a failed cell recorded and
+    the matrix going on."""
+    from llama_zoo.orchestration.matrix import select_models
     from llama_zoo.results.store import Store
 
-    models, suites = kwargs.pop("model") or [], kwargs.pop("suite") or [DEFAULT_SUITE]
+    suites = list(dict.fromkeys(kwargs.pop("suite") or [DEFAULT_SUITE]))
+    models = select_models(kwargs.pop("model") or [], kwargs.pop("models") or [], kwargs.pop("where"))
     if not models:
-        raise LlamaZooError("missing option --model: a registry id or Hugging Face repo id")
-    for flag, given in (("--model", models), ("--suite", suites)):
-        if len(given) > 1:
-            raise LlamaZooError(f"{flag} given {len(given)} times ({', '.join(given)}): one run evaluates one model "
-                                "on one suite; run the command once per pair")
-    model, suite = models[0], suites[0]
-    fmt, db = kwargs.pop("fmt"), kwargs.pop("db")
+        raise LlamaZooError("missing option --model: a registry id or Hugging Face repo id (or --models GLOB, --where EXPR)")
+    fmt, db, fail_fast = kwargs.pop("fmt"), kwargs.pop("db"), kwargs.pop("fail_fast")
     declared = _suite_options()
-    suite_options = {name: kwargs.pop(name) for name in declared}
+    given = {name: kwargs.pop(name) for name in declared}
     from llama_zoo.evals import SUITES
 
-    info = SUITES.get(suite).info
-    taken = {o.name for o in info.options}
-    for name, value in suite_options.items():
+    infos = {suite: SUITES.get(suite).info for suite in suites}
+    for name, value in given.items():  # an option no suite of the run takes is a mistake, said at once
         option = declared[name][0]
-        if name not in taken and value is not None and (option.value_type is not bool or value != option.default):
-            raise LlamaZooError(f"{option.flag} is an option of {', '.join(declared[name][1])}, not of {suite}")
+        taken = any(name in {o.name for o in info.options} for info in infos.values())
+        if not taken and value is not None and (option.value_type is not bool or value != option.default):
+            raise LlamaZooError(f"{option.flag} is an option of {', '.join(declared[name][1])}, not of {', '.join(suites)}")
     server = {"base_url": kwargs.pop("base_url"), "server_model": kwargs.pop("server_model"),
               "concurrency": kwargs.pop("concurrency"), "timeout_s": kwargs.pop("timeout")}
     store = Store.open(db)  # before anything loads: a bad --db fails at once
-    request = RunRequest(model=model, suite=suite, suite_options={k: v for k, v in suite_options.items() if k in taken},
-                         dtype=kwargs.pop("dtype").value, backend_options=server, **kwargs)
+    dtype = kwargs.pop("dtype").value
+
+    def request_for(model: str, suite: str):
+        from llama_zoo.orchestration import RunRequest
+
+        mine = {o.name for o in infos[suite].options}
+        return RunRequest(model=model, suite=suite, suite_options={k: v for k, v in given.items() if k in mine},
+                          dtype=dtype, backend_options=server, **kwargs)
+
     quiet = fmt is TableOrJson.json
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                  console=console, transient=True, disable=quiet) as bar:
-        task = bar.add_task(f"{model} · {suite}", total=None, rate="")
-        started = time.perf_counter()
-
-        def progress(done: int, total: int, tokens: int) -> None:
-            elapsed = time.perf_counter() - started
-            rate = f"{tokens / elapsed:,.0f} tok/s" if elapsed and tokens else ""
-            bar.update(task, completed=done, total=total, rate=rate)
-
-        outcome = evaluate(request, store, progress)
+    if len(models) * len(suites) > 1:
+        _matrix(models, suites, request_for, store, quiet=quiet, fail_fast=fail_fast)
+        return
+    model, suite = models[0], suites[0]
+    outcome = _one(request_for(model, suite), store, quiet)
     if quiet:
         # the weights' source travels with the numbers: a shadow or random run measures no model
         print_json({"run_id": outcome.run_id, "model_id": outcome.model_id, "cached": outcome.cached, "resumed": outcome.resumed,
@@ -131,6 +129,74 @@ def eval_command(**kwargs: Any) -> None:
                     "metrics": {m["name"]: {k: m[k] for k in ("value", "ci_low", "ci_high", "n")} for m in outcome.metrics}})
         return
     show_outcome(outcome, suite)
+
+
+def _bar(quiet: bool) -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=console, transient=True, disable=quiet)
+
+
+def _progress(bar: Progress, task):
+    """The loop's progress callback, drawing ``task``: samples done and the rate of tokens."""
+    started = time.perf_counter()
+
+    def progress(done: int, total: int, tokens: int) -> None:
+        elapsed = time.perf_counter() - started
+        rate = f"{tokens / elapsed:,.0f} tok/s" if elapsed and tokens else ""
+        bar.update(task, completed=done, total=total, rate=rate)
+
+    return progress
+
+
+def _one(request, store, quiet: bool):
+    from llama_zoo.orchestration import evaluate
+
+    with _bar(quiet) as bar:
+        task = bar.add_task(f"{request.model} · {request.suite}", total=None, rate="")
+        return evaluate(request, store, _progress(bar, task))
+
+
+def _matrix(models: list[str], suites: list[str], request_for, store, *, quiet: bool, fail_fast: bool) -> None:
+    """Every (model, suite) cell, one overall bar and the current cell's; a summary at the end."""
+    from llama_zoo.evals import SUITES
+    from llama_zoo.orchestration.matrix import Cell, run_matrix
+
+    cells = [Cell(model, suite) for model in models for suite in suites]
+    with _bar(quiet) as bar:
+        overall = bar.add_task(f"{len(models)} models x {len(suites)} suites", total=len(cells), rate="")
+        current = bar.add_task("", total=None, rate="")
+        progress_of_cell = {"callback": None}
+
+        def on_start(cell: Cell) -> None:
+            done = sum(c.status != "pending" for c in cells)
+            bar.update(overall, completed=done)
+            bar.reset(current, total=None, description=f"{cell.model} · {cell.suite}", rate="")
+            progress_of_cell["callback"] = _progress(bar, current)
+
+        run_matrix(cells, lambda c: request_for(c.model, c.suite), store, fail_fast=fail_fast, on_start=on_start,
+                   progress=lambda *a: progress_of_cell["callback"](*a),
+                   headline_of=lambda suite: SUITES.get(suite).info.headline)
+        bar.update(overall, completed=len(cells))
+    failed = [c for c in cells if c.status == "failed"]
+    if quiet:
+        print_json([{k: getattr(c, k) for k in ("model", "suite", "status", "run_id", "headline", "value", "seconds",
+                                                  "weights_source", "error")} for c in cells])
+    else:
+        table = Table(title=f"{len(cells)} cells · {len(cells) - len(failed)} stored · {len(failed)} failed",
+                      title_justify="left", header_style="bold")
+        for col in ("model", "suite", "status", "headline", "time", "run / why not"):
+            table.add_column(col, justify="right" if col == "time" else "left")
+        for c in cells:
+            shown = f"{c.headline}={c.value:.4g}" if c.value is not None else "-"
+            if c.weights_source in ("shadow", "random"):
+                shown += f" ({c.weights_source})"
+            table.add_row(c.model, c.suite, c.status, shown, f"{c.seconds:.1f} s", c.run_id or (c.error or "")[:120])
+        console.print(table)
+        if any(c.weights_source in ("shadow", "random") for c in cells):
+            console.print("[yellow]shadow: not a measurement of the real model (rows marked shadow or random).[/yellow]")
+    if failed:
+        raise typer.Exit(1)
 
 
 def show_outcome(outcome, suite: str) -> None:
@@ -157,7 +223,7 @@ def show_outcome(outcome, suite: str) -> None:
                       highlight=False)
 
 
-LOOP_FLAGS = ("model", "base", "suite", "dataset", "dataset_revision", "context", "limit", "shadow", "random_weights",
+LOOP_FLAGS = ("model", "models", "where", "fail_fast", "base", "suite", "dataset", "dataset_revision", "context", "limit", "shadow", "random_weights",
               "weights", "revision", "tokenizer", "backend", "dtype", "device", "batch_size", "base_url",
               "server_model", "concurrency", "timeout", "seed", "samples_file", "predictions_file", "force", "fmt", "format", "db")
 
@@ -171,6 +237,9 @@ def _parameters() -> list[inspect.Parameter]:
 
     loop = [
         opt("model", Optional[list[str]], typer.Option(None, "--model", "-m", metavar="MODEL", help="Registry id, Hugging Face repo id, or the path of a checkpoint directory or .gguf file (evaluated as itself; once).")),
+        opt("models", Optional[list[str]], typer.Option(None, "--models", metavar="GLOB", help="Registry models matching a glob, e.g. 'llama-3.1-*' (repeatable; with --where: those matching both). Several models or suites make a matrix.")),
+        opt("where", Optional[str], typer.Option(None, "--where", help="Registry models matching an expression over their facts, as in 'models list': \"params < 10B and not instruct\".")),
+        opt("fail_fast", bool, typer.Option(False, "--fail-fast", help="In a matrix, stop at the first failed cell (default: record it and go on).")),
         opt("base", Optional[str], typer.Option(None, "--base", help="With a checkpoint path: the registry model it derives from (lineage, family, FIM tokens).")),
         opt("suite", Optional[list[str]], typer.Option(None, "--suite", metavar="SUITE", help=f"The suite (default {DEFAULT_SUITE}): {_suite_names()}.")),
         opt("dataset", Optional[str], typer.Option(None, "--dataset", help=_dataset_help())),

@@ -45,8 +45,8 @@ def test_shadow_perplexity_completes_is_stored_and_rerun_is_a_cache_hit(model, t
     (("--model", "llama-3.2-1b", "--protocol", "magic"), "'magic' is not one of"),
     (("--model", "llama-3.2-1b", "--shadow", "--weights", "/tmp"), "choose one of"),
     (("--model", "llama-3.2-1b", "--weights", "/tmp"), "no config.json there"),
-    (("--model", "llama-3.2-1b", "--model", "llama-2-7b", "--shadow"), "--model given 2 times (llama-3.2-1b, llama-2-7b)"),
-    (("--model", "llama-3.2-1b", "--suite", "perplexity", "--suite", "humaneval", "--shadow"), "--suite given 2 times"),
+    (("--model", "llama-3.2-1b", "--model", "llama-2-7b", "--suite", "perplexity", "--suite", "vqa", "--shadow", "--subset",
+      "multi-line"), "--subset is an option of"),  # a matrix: an option none of its suites takes
     (("--model", "llama-3.2-1b", "--shadow", "--fim-mode", "spm"), "--fim-mode is an option of humaneval-infilling, not of perplexity"),
     (("--model", "llama-3.2-1b", "--shadow", "--suite", "humaneval", "--top-p", "1.5"), "--top-p must be between 0.0 and 1.0"),
     (("--model", "llama-3.2-1b", "--suite", "bench", "--weights", "/tmp"), "the bench suite takes shadow, random weights only"),
