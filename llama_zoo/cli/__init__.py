@@ -14,6 +14,7 @@ from llama_zoo.cli.bench import bench_command
 from llama_zoo.cli.compare import compare_command
 from llama_zoo.cli.eval import eval_command
 from llama_zoo.cli.models import app as models_app
+from llama_zoo.cli.plan import plan_command
 from llama_zoo.cli.report import demo_command, report_command
 from llama_zoo.cli.runs import app as runs_app
 from llama_zoo.cli.runs import db_app
@@ -29,6 +30,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(db_app, name="db")
 app.command("eval")(eval_command)
 app.command("bench")(bench_command)
+app.command("plan")(plan_command)
 app.command("compare")(compare_command)
 app.command("report")(report_command)
 app.command("demo")(demo_command)
