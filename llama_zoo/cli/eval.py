@@ -166,17 +166,16 @@ def _matrix(models: list[str], suites: list[str], request_for, store, *, quiet: 
     with _bar(quiet) as bar:
         overall = bar.add_task(f"{len(models)} models x {len(suites)} suites", total=len(cells), rate="")
         current = bar.add_task("", total=None, rate="")
-        progress_of_cell = {"callback": None}
+        cell_progress = None  # the current cell's bar, its rate counted from the cell's start
 
         def on_start(cell: Cell) -> None:
-            done = sum(c.status != "pending" for c in cells)
-            bar.update(overall, completed=done)
+            nonlocal cell_progress
+            bar.update(overall, completed=sum(c.status != "pending" for c in cells))
             bar.reset(current, total=None, description=f"{cell.model} · {cell.suite}", rate="")
-            progress_of_cell["callback"] = _progress(bar, current)
+            cell_progress = _progress(bar, current)
 
         run_matrix(cells, lambda c: request_for(c.model, c.suite), store, fail_fast=fail_fast, on_start=on_start,
-                   progress=lambda *a: progress_of_cell["callback"](*a),
-                   headline_of=lambda suite: SUITES.get(suite).info.headline)
+                   progress=lambda *a: cell_progress(*a), headline_of=lambda suite: SUITES.get(suite).info.headline)
         bar.update(overall, completed=len(cells))
     failed = [c for c in cells if c.status == "failed"]
     if quiet:

@@ -3,8 +3,8 @@ memory for the dtype and context, how many GPUs of a kind that takes, and the fo
 token. Registry arithmetic only (``registry.derive``): the figures are the ones ``models show``
 prints.
 
-Memory needed is ``(weights + KV cache x context x batch) x (1 + overhead)``, the overhead (10%)
-standing for activations and the runtime, as ``derive.fit_on_gpu`` has it; GPUs are that over one
+Memory needed is ``derive.fit_on_gpu``'s: ``(weights + bf16 KV cache x context x batch) x 1.1``,
+the 10% standing for activations and the runtime; GPUs are that over one
 GPU's memory, rounded up. Spreading a model over several GPUs needs ``--device-map auto`` or tensor
 parallelism, which are not built yet; a cell needing more GPUs than one node holds (8) is marked.
 """
@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.registry.derive import (DTYPE_BYTES, GPUS, flops_per_token, kv_cache_bytes_per_token, param_count,
-                                       weight_bytes)
+from llama_zoo.registry.derive import (DTYPE_BYTES, GPUS, fit_on_gpu, flops_per_token, kv_cache_bytes_per_token,
+                                       param_count, weight_bytes)
 
 OVERHEAD = 0.10
 NODE_GPUS = 8
@@ -57,12 +57,12 @@ def plan_cell(spec, suite: str, *, context: int, gpu: str, dtype: str = "bf16", 
         raise LlamaZooError(f"unknown dtype {dtype!r}; one of {', '.join(DTYPE_BYTES)}")
     count = param_count(spec)
     weights = weight_bytes(spec, dtype)
-    per_token = kv_cache_bytes_per_token(spec, "bf16" if dtype in ("fp32", "int8", "int4", "fp8") else dtype, context)
-    if weights is None or per_token is None:
+    fit = fit_on_gpu(spec, gpu, context, batch=batch, dtype=dtype, overhead=OVERHEAD)  # as `models show` has it
+    if fit is None:
         return CellPlan(spec.id, suite, dtype, context, batch, count.total if count else None, weights, None, None, gpu,
                         None, None, False, f"{spec.id} has no architecture to plan for")
-    kv = per_token * context * batch
-    needed = (weights + kv) * (1 + OVERHEAD)
+    kv = kv_cache_bytes_per_token(spec, "bf16", context) * context * batch
+    needed = fit.needed_bytes
     gpus = math.ceil(needed / GPUS[gpu])
     why = None
     if spec.max_context and context > spec.max_context:

@@ -12,6 +12,8 @@ import math
 from html import escape
 from typing import Any, Sequence
 
+from llama_zoo.formatting import human
+
 WIDTH, HEIGHT = 720, 360
 LEFT, RIGHT, TOP, BOTTOM = 64, 150, 36, 48  # margins: axis labels left and below, the legend right
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777", "#4b5563", "#65a30d")
@@ -106,7 +108,7 @@ def metric_vs_params(rows: list[dict[str, Any]], metric: str, log_y: bool = Fals
     for decade in range(x_low, x_high + 1):
         x = sx(decade)
         body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{TOP + plot_h}" class="grid"/>'
-                    f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" class="tick" text-anchor="middle">{_size(10 ** decade)}</text>')
+                    f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" class="tick" text-anchor="middle">{human(10 ** decade)}</text>')
     if log_y:
         for tick in nice_ticks(y_low, y_high):
             if y_low <= tick <= y_high:
@@ -119,7 +121,7 @@ def metric_vs_params(rows: list[dict[str, Any]], metric: str, log_y: bool = Fals
     for r, p, v in zip(points, params, values):
         m = r["metrics"][metric]
         interval = f" [{number(m['ci_low'])}, {number(m['ci_high'])}]" if m.get("ci_low") is not None else ""
-        tip = f"{r['run']['model_id']} · {_size(r['params'])} params · {metric} {number(v)}{interval}"
+        tip = f"{r['run']['model_id']} · {human(r['params'])} params · {metric} {number(v)}{interval}"
         body.append(f'<circle class="point" cx="{sx(p):.1f}" cy="{sy(transform(v)):.1f}" r="6" '
                     f'fill="{colour[r["family"] or "other"]}" data-tip="{escape(tip)}"><title>{escape(tip)}</title></circle>')
     return _frame(f"{metric} against model size (measured runs only)", "parameters (log scale)",
@@ -163,13 +165,6 @@ def by_option(rows: list[dict[str, Any]], metric: str, group: str, series: str) 
         body.append(f'<text x="{x0 + slot * 0.4:.1f}" y="{TOP + plot_h + 16}" class="tick" text-anchor="middle">'
                     f'{escape(value)}</text>')
     return _frame(f"{metric} by {group}, per {series}", group, metric, body, [(k.upper(), colour[k]) for k in kinds])
-
-
-def _size(n: float) -> str:
-    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.3g}{unit}"
-    return f"{n:.3g}"
 
 
 def draw(chart, rows: list[dict[str, Any]]) -> str | None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from llama_zoo.errors import LlamaZooError
+from llama_zoo.evals.vision.metrics import CHOICE_LETTERS
 from llama_zoo.evals.vision.synthetic import VisualQuestion, generate
 
 METRICS = ("vqa", "anls", "relaxed", "mcq")
@@ -179,7 +180,7 @@ def _hub_question(name: str, spec: HubSet, i: int, row: dict[str, Any]) -> Visua
         return VisualQuestion(f"chartqa-{i}", image, row["question"], (str(row["answer"]),), spec.metric, benchmark=name)
     if name == "ai2d":  # the answer is the option's index from 0
         options = tuple(map(str, row["options"]))
-        letter = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[int(row["answer"])]
+        letter = CHOICE_LETTERS[int(row["answer"])]
         return VisualQuestion(f"ai2d-{i}", image, row["question"], (letter,), spec.metric, options, benchmark=name)
     # MMMU: options are a Python list written as a string; one image, multiple choice only
     import ast
