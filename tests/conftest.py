@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg import pg_admin_url  # noqa: F401 - the session's PostgreSQL server, for every test directory
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 

@@ -10,7 +10,7 @@ import inspect
 import sys
 import time
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -19,6 +19,11 @@ from rich.table import Table
 from llama_zoo.cli.common import DB_OPTION, TableOrJson, console, print_json
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.evals import DEFAULT_SUITE
+
+
+class Executor(str, Enum):
+    local = "local"
+    ray = "ray"
 
 
 class DType(str, Enum):
@@ -87,6 +92,7 @@ def eval_command(**kwargs: Any) -> None:
     resumed. Several models and suites make a matrix: one run per cell, a failed cell recorded and
     the matrix going on."""
     from llama_zoo.orchestration.matrix import select_models
+    from llama_zoo.results.db import resolve_url
     from llama_zoo.results.store import Store
 
     suites = list(dict.fromkeys(kwargs.pop("suite") or [DEFAULT_SUITE]))
@@ -94,6 +100,8 @@ def eval_command(**kwargs: Any) -> None:
     if not models:
         raise LlamaZooError("missing option --model: a registry id or Hugging Face repo id (or --models GLOB, --where EXPR)")
     fmt, db, fail_fast = kwargs.pop("fmt"), kwargs.pop("db"), kwargs.pop("fail_fast")
+    scale = {name: kwargs.pop(name) for name in ("executor", "ray_address", "parallel", "gpu")}
+    _check_scale(scale)
     declared = _suite_options()
     given = {name: kwargs.pop(name) for name in declared}
     from llama_zoo.evals import SUITES
@@ -117,8 +125,9 @@ def eval_command(**kwargs: Any) -> None:
                           dtype=dtype, backend_options=server, **kwargs)
 
     quiet = fmt is TableOrJson.json
-    if len(models) * len(suites) > 1:
-        _matrix(models, suites, request_for, store, quiet=quiet, fail_fast=fail_fast)
+    if len(models) * len(suites) > 1 or scale["executor"] is Executor.ray or scale["parallel"] > 1:
+        scale["db_url"] = resolve_url(db)  # workers open the store the driver opened, password and all
+        _matrix(models, suites, request_for, store, quiet=quiet, fail_fast=fail_fast, scale=scale)
         return
     model, suite = models[0], suites[0]
     outcome = _one(request_for(model, suite), store, quiet)
@@ -157,25 +166,74 @@ def _one(request, store, quiet: bool):
         return evaluate(request, store, _progress(bar, task))
 
 
-def _matrix(models: list[str], suites: list[str], request_for, store, *, quiet: bool, fail_fast: bool) -> None:
+def _check_scale(scale: dict[str, Any]) -> None:
+    if scale["ray_address"] is not None and scale["executor"] is not Executor.ray:
+        raise LlamaZooError("--ray-address is for --executor ray")
+    if scale["parallel"] > 1 and scale["executor"] is Executor.ray:
+        raise LlamaZooError("--parallel is for --executor local; Ray runs as many cells at once as the cluster has room for")
+
+
+def _gpus_for(request, gpu: str) -> Callable[[Any, bool], float]:
+    """A Ray task's GPUs: none on a CPU cluster or with --device cpu, one for a shadow model, else
+    what ``plan`` says the model needs on a GPU of that kind."""
+    from llama_zoo.orchestration.plan import gpu_kind, plan_cell
+    from llama_zoo.registry.checkpoint import find_model
+
+    kind = gpu_kind(gpu)
+
+    def gpus_for(cell, cluster_has_gpus: bool) -> float:
+        req = request(cell.model, cell.suite)
+        if not cluster_has_gpus or req.device == "cpu":
+            return 0
+        if req.shadow:
+            return 1
+        spec, _ = find_model(req.model, req.base)
+        planned = plan_cell(spec, cell.suite, context=req.context or 2048, gpu=kind, dtype="bf16")
+        return planned.gpus or 1
+
+    return gpus_for
+
+
+def _matrix(models: list[str], suites: list[str], request_for, store, *, quiet: bool, fail_fast: bool,
+            scale: dict[str, Any]) -> None:
     """Every (model, suite) cell, one overall bar and the current cell's; a summary at the end."""
     from llama_zoo.evals import SUITES
     from llama_zoo.orchestration.matrix import Cell, run_matrix
 
     cells = [Cell(model, suite) for model in models for suite in suites]
+    if scale["executor"] is Executor.ray:  # a cluster that cannot be used is refused before the bars
+        from llama_zoo.orchestration.on_ray import connect, run_on_ray
+
+        ray = connect(scale["ray_address"], scale["db_url"])
+    headline_of = lambda suite: SUITES.get(suite).info.headline  # noqa: E731
     with _bar(quiet) as bar:
-        overall = bar.add_task(f"{len(models)} models x {len(suites)} suites", total=len(cells), rate="")
-        current = bar.add_task("", total=None, rate="")
-        cell_progress = None  # the current cell's bar, its rate counted from the cell's start
+        where = {Executor.ray: " on Ray", Executor.local: ""}[scale["executor"]]
+        where = f" in {scale['parallel']} processes" if scale["parallel"] > 1 else where
+        overall = bar.add_task(f"{len(models)} models x {len(suites)} suites{where}", total=len(cells), rate="")
 
-        def on_start(cell: Cell) -> None:
-            nonlocal cell_progress
-            bar.update(overall, completed=sum(c.status != "pending" for c in cells))
-            bar.reset(current, total=None, description=f"{cell.model} · {cell.suite}", rate="")
-            cell_progress = _progress(bar, current)
+        def on_done(_cell) -> None:  # cells come back as copies from worker processes: count them
+            bar.advance(overall)
 
-        run_matrix(cells, lambda c: request_for(c.model, c.suite), store, fail_fast=fail_fast, on_start=on_start,
-                   progress=lambda *a: cell_progress(*a), headline_of=lambda suite: SUITES.get(suite).info.headline)
+        if scale["executor"] is Executor.ray:
+            cells = run_on_ray(ray, cells, lambda c: request_for(c.model, c.suite), scale["db_url"],
+                               gpus_for=_gpus_for(request_for, scale["gpu"]), fail_fast=fail_fast,
+                               on_done=on_done, headline_of=headline_of)
+        elif scale["parallel"] > 1:
+            from llama_zoo.orchestration.parallel import run_in_processes
+
+            cells = run_in_processes(cells, lambda c: request_for(c.model, c.suite), scale["db_url"], scale["parallel"],
+                                     fail_fast=fail_fast, on_done=on_done, headline_of=headline_of)
+        else:
+            current = bar.add_task("", total=None, rate="")
+            cell_progress = None  # the current cell's bar, its rate counted from the cell's start
+
+            def on_start(cell: Cell) -> None:
+                nonlocal cell_progress
+                bar.reset(current, total=None, description=f"{cell.model} · {cell.suite}", rate="")
+                cell_progress = _progress(bar, current)
+
+            run_matrix(cells, lambda c: request_for(c.model, c.suite), store, fail_fast=fail_fast, on_start=on_start,
+                       on_done=on_done, progress=lambda *a: cell_progress(*a), headline_of=headline_of)
         bar.update(overall, completed=len(cells))
     failed = [c for c in cells if c.status == "failed"]
     if quiet:
@@ -222,7 +280,7 @@ def show_outcome(outcome, suite: str) -> None:
                       highlight=False)
 
 
-LOOP_FLAGS = ("model", "models", "where", "fail_fast", "base", "suite", "dataset", "dataset_revision", "context", "limit", "shadow", "random_weights",
+LOOP_FLAGS = ("model", "models", "where", "fail_fast", "executor", "ray_address", "parallel", "gpu", "base", "suite", "dataset", "dataset_revision", "context", "limit", "shadow", "random_weights",
               "weights", "revision", "tokenizer", "backend", "dtype", "device", "batch_size", "base_url",
               "server_model", "concurrency", "timeout", "seed", "samples_file", "predictions_file", "force", "fmt", "format", "db")
 
@@ -239,6 +297,14 @@ def _parameters() -> list[inspect.Parameter]:
         opt("models", Optional[list[str]], typer.Option(None, "--models", metavar="GLOB", help="Registry models matching a glob, e.g. 'llama-3.1-*' (repeatable; with --where: those matching both). Several models or suites make a matrix.")),
         opt("where", Optional[str], typer.Option(None, "--where", help="Registry models matching an expression over their facts, as in 'models list': \"params < 10B and not instruct\".")),
         opt("fail_fast", bool, typer.Option(False, "--fail-fast", help="In a matrix, stop at the first failed cell (default: record it and go on).")),
+        opt("executor", Executor, typer.Option(Executor.local, "--executor", rich_help_panel="scale",
+                                                help="Where a matrix's cells run: local (this machine; one after another, or --parallel N processes) or ray (each cell a Ray task asking for the GPUs 'llama-zoo plan' says it needs; needs the ray extra).")),
+        opt("ray_address", Optional[str], typer.Option(None, "--ray-address", metavar="HOST:PORT", rich_help_panel="scale",
+                                                        help="A running Ray cluster (HOST:PORT, ray://HOST:PORT or auto; default: a local cluster started for the run). Workers on other hosts need a shared store: --db postgresql://USER@HOST/DB.")),
+        opt("parallel", int, typer.Option(1, "--parallel", min=1, rich_help_panel="scale",
+                                          help="Local executor: cells in N worker processes at once, each pinned to one GPU where there are GPUs.")),
+        opt("gpu", str, typer.Option("H100-80GB", "--gpu", rich_help_panel="scale",
+                                     help="The cluster's GPU kind, for the GPUs a Ray task asks for (as in 'llama-zoo plan').")),
         opt("base", Optional[str], typer.Option(None, "--base", help="With a checkpoint path: the registry model it derives from (lineage, family, FIM tokens).")),
         opt("suite", Optional[list[str]], typer.Option(None, "--suite", metavar="SUITE", help=f"The suite (default {DEFAULT_SUITE}): {_suite_names()}.")),
         opt("dataset", Optional[str], typer.Option(None, "--dataset", help=_dataset_help())),

@@ -22,7 +22,7 @@ from llama_zoo.orchestration.loop import Outcome, Progress, RunRequest, evaluate
 class Cell:
     model: str
     suite: str
-    status: str = "pending"  # completed | cached | failed | interrupted
+    status: str = "pending"  # completed | cached | failed | interrupted | cancelled
     run_id: str | None = None
     headline: str | None = None  # the suite's headline metric's name
     value: float | None = None
@@ -55,32 +55,58 @@ def select_models(named: Sequence[str], globs: Sequence[str], where: str | None)
     return list(dict.fromkeys([*chosen, *candidates]))
 
 
+def run_cell(cell: Cell, request: RunRequest, store, progress: Progress | None = None,
+             headline: str | None = None) -> Cell:
+    """One cell through ``evaluate``, its outcome or its failure written into ``cell``. A failure is
+    the cell's own (the loop has stored the run as failed where it had begun); Ctrl-C is not."""
+    started = time.perf_counter()
+    try:
+        outcome = evaluate(request, store, progress)
+    except KeyboardInterrupt:
+        cell.status, cell.error = "interrupted", "interrupted by the user"
+        cell.seconds = time.perf_counter() - started
+        raise
+    except LlamaZooError as exc:  # refused, a missing dataset, a bad option for this model
+        _failed(cell, str(exc), started)
+    except Exception as exc:  # noqa: BLE001 - out of memory and the like belong to this cell alone
+        _failed(cell, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}", started)
+    else:
+        _completed(cell, outcome, headline, started)
+    return cell
+
+
 def run_matrix(cells: Sequence[Cell], request_for: Callable[[Cell], RunRequest], store, *, fail_fast: bool = False,
-               on_start: Callable[[Cell], None] | None = None, progress: Progress | None = None,
-               headline_of: Callable[[str], str] | None = None) -> list[Cell]:
-    """Each cell through ``evaluate``, in order. A cell's failure is its own (the loop has stored
-    the run as failed where it had begun); Ctrl-C stops the matrix, and what is stored stays."""
+               on_start: Callable[[Cell], None] | None = None, on_done: Callable[[Cell], None] | None = None,
+               progress: Progress | None = None, headline_of: Callable[[str], str] | None = None) -> list[Cell]:
+    """Each cell in order, in this process (the local executor). Ctrl-C stops the matrix, and what
+    is stored stays: the next run resumes."""
     for cell in cells:
         if on_start:
             on_start(cell)
-        started = time.perf_counter()
-        try:
-            outcome = evaluate(request_for(cell), store, progress)
-        except KeyboardInterrupt:
-            cell.status, cell.error = "interrupted", "interrupted by the user"
-            cell.seconds = time.perf_counter() - started
-            raise
-        except LlamaZooError as exc:  # refused, a missing dataset, a bad option for this model
-            _failed(cell, str(exc), started)
-            if fail_fast:
-                raise
-        except Exception as exc:  # noqa: BLE001 - out of memory and the like belong to this cell alone
-            _failed(cell, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}", started)
-            if fail_fast:
-                raise
-        else:
-            _completed(cell, outcome, headline_of(cell.suite) if headline_of else None, started)
+        run_cell(cell, request_for(cell), store, progress, headline_of(cell.suite) if headline_of else None)
+        if on_done:
+            on_done(cell)
+        if fail_fast and cell.status == "failed":
+            raise stopped_at(cell)
     return list(cells)
+
+
+def stopped_at(cell: Cell) -> LlamaZooError:
+    """``--fail-fast``: the first failed cell's reason, as the command's one line."""
+    return LlamaZooError(f"{cell.model} · {cell.suite}: {cell.error}")
+
+
+_STORES: dict[str, object] = {}
+
+
+def run_cell_in_worker(cell: Cell, request: RunRequest, db_url: str, headline: str | None) -> Cell:
+    """A cell in a worker process (``--parallel``, Ray): the store opened once per process, by URL."""
+    from llama_zoo.results.store import Store
+
+    store = _STORES.get(db_url)
+    if store is None:
+        store = _STORES[db_url] = Store.open(db_url)
+    return run_cell(cell, request, store, headline=headline)
 
 
 def _failed(cell: Cell, error: str, started: float) -> None:

@@ -1,0 +1,181 @@
+"""Scaling a matrix out: a real local Ray cluster (``ray start --head`` on 127.0.0.1) with a real
+PostgreSQL store, ``--parallel`` worker processes, and a driver killed mid-matrix (SIGKILL) whose
+re-run completes every cell with each sample stored once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_eval_cli import zoo
+from tests.pg import new_pg_database
+
+VISION = ("llama-3.2-11b-vision-instruct", "llama-3.2-90b-vision-instruct", "llama-4-scout-17b-16e-instruct")
+MATRIX = ("eval", *(a for m in VISION for a in ("--model", m)), "--suite", "perplexity", "--suite", "vqa",
+          "--shadow", "--limit", "2", "--format", "json")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ray(*args: str) -> subprocess.CompletedProcess:
+    ray = Path(sys.executable).with_name("ray")
+    return subprocess.run([str(ray), *args], capture_output=True, text=True, timeout=180)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A real head node on 127.0.0.1 for this module's tests, stopped after them."""
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'llama-zoo[ray]')")
+    port = _free_port()
+    started = _ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2", "--num-gpus=0",
+                   "--include-dashboard=false", "--disable-usage-stats")
+    if started.returncode != 0:
+        pytest.skip(f"no local Ray cluster could be started: {started.stderr.strip()[-300:]}")
+    yield f"127.0.0.1:{port}"
+    _ray("stop", "--force")
+
+
+def _cells(out: subprocess.CompletedProcess) -> list[dict]:
+    assert out.stdout.strip(), out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.slow
+def test_a_matrix_on_ray_into_postgresql(ray_cluster, pg_admin_url):
+    db = new_pg_database(pg_admin_url)
+    on_ray = ("--executor", "ray", "--ray-address", ray_cluster)
+    first = zoo(*MATRIX, *on_ray, db=db)
+    assert first.returncode == 0, first.stderr
+    cells = _cells(first)
+    assert [(c["model"], c["suite"]) for c in cells] == [(m, s) for m in VISION for s in ("perplexity", "vqa")]
+    assert [c["status"] for c in cells] == ["completed"] * 6
+    runs = _cells(zoo("runs", "list", "--format", "json", db=db))
+    assert sorted(r["id"] for r in runs) == sorted(c["run_id"] for c in cells)  # six runs, each once
+    assert all(r["status"] == "completed" for r in runs)
+
+    again = _cells(zoo(*MATRIX, *on_ray, db=db))
+    assert [c["status"] for c in again] == ["cached"] * 6
+    assert [c["run_id"] for c in again] == [c["run_id"] for c in cells]
+
+    # a text-only model added: its vqa cell is refused and reported, every other cell is stored or cached
+    wider = zoo(*MATRIX, "--model", "llama-3.2-1b", *on_ray, db=db)
+    assert wider.returncode == 1, wider.stderr
+    status = {(c["model"], c["suite"]): c for c in _cells(wider)}
+    assert status[("llama-3.2-1b", "vqa")]["status"] == "failed"
+    assert "text-only model" in status[("llama-3.2-1b", "vqa")]["error"]
+    assert status[("llama-3.2-1b", "perplexity")]["status"] == "completed"
+    assert sorted(c["status"] for k, c in status.items() if k[0] != "llama-3.2-1b") == ["cached"] * 6
+    assert len(_cells(zoo("runs", "list", "--format", "json", db=db))) == 7
+
+
+def test_an_unreachable_ray_address_is_one_line(tmp_path):
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'llama-zoo[ray]')")
+    out = zoo("eval", "--model", "llama-3.2-1b", "--shadow", "--executor", "ray", "--ray-address",
+              f"127.0.0.1:{_free_port()}", db=tmp_path / "r.db")
+    assert out.returncode == 2 and out.stderr.startswith("error: cannot reach the Ray cluster at 127.0.0.1:")
+    assert len(out.stderr.strip().splitlines()) == 1 and not out.stdout.strip()
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--ray-address", "127.0.0.1:6379"), "--ray-address is for --executor ray"),
+    (("--executor", "ray", "--parallel", "2"), "--parallel is for --executor local"),
+])
+def test_scale_options_that_do_not_go_together(args, message, tmp_path):
+    out = zoo("eval", "--model", "llama-3.2-1b", "--shadow", *args, db=tmp_path / "r.db")
+    assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_sqlite_is_refused_when_a_worker_is_on_another_host(ray_cluster, tmp_path):
+    """A second node whose hostname differs (a UTS namespace: another host as far as a store's path
+    is concerned) joins the cluster; a SQLite store, or a PostgreSQL one on loopback, is refused."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("a node with another hostname needs root and unshare (a UTS namespace)")
+    ray = Path(sys.executable).with_name("ray")
+    joined = subprocess.run(["unshare", "--uts", "sh", "-c", f'hostname zoo-other-host && "{ray}" start '
+                             f"--address={ray_cluster} --num-cpus=1 --disable-usage-stats"],
+                            capture_output=True, text=True, timeout=180)
+    if joined.returncode != 0:
+        pytest.skip(f"a second node could not join: {joined.stderr.strip()[-300:]}")
+    db = tmp_path / "r.db"
+    out = zoo("eval", "--model", "llama-3.2-1b", "--model", "llama-2-7b", "--shadow", "--executor", "ray",
+              "--ray-address", ray_cluster, db=db)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == (f"error: --db {db} is a SQLite file on this host and the Ray cluster at {ray_cluster} "
+                                  "has workers on other hosts (zoo-other-host): give a shared PostgreSQL store, "
+                                  "--db postgresql://USER@HOST/DB")
+    assert not db.exists() or not _cells(zoo("runs", "list", "--format", "json", db=db))
+
+
+@pytest.mark.slow
+def test_parallel_processes_store_what_one_process_does(tmp_path):
+    args = ("eval", "--model", "llama-3.2-1b", "--model", "llama-2-7b", "--suite", "perplexity", "--shadow",
+            "--limit", "3", "--format", "json")
+    one = _cells(zoo(*args, db=tmp_path / "one.db"))
+    two = zoo(*args, "--parallel", "2", db=tmp_path / "two.db")
+    assert two.returncode == 0, two.stderr
+    both = _cells(two)
+    assert [c["status"] for c in both] == ["completed", "completed"]
+    assert [c["value"] for c in both] == pytest.approx([c["value"] for c in one], rel=1e-6)
+
+
+def _stored(db: Path) -> list[dict]:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'samples'").fetchone():
+            return []  # the store is being created
+        rows = conn.execute("SELECT runs.id, runs.status, runs.n_samples, COUNT(samples.idx), "
+                            "COUNT(DISTINCT samples.idx) FROM runs LEFT JOIN samples ON samples.run_id = runs.id "
+                            "GROUP BY runs.id ORDER BY runs.created_at").fetchall()
+    return [dict(zip(("id", "status", "n", "samples", "distinct"), r)) for r in rows]
+
+
+@pytest.mark.slow
+def test_a_driver_killed_mid_matrix_resumes_with_each_sample_once(tmp_path):
+    db, corpus = tmp_path / "r.db", tmp_path / "docs.jsonl"
+    # 600 short documents: many chunks of samples per cell, so the kill lands between two of them
+    corpus.write_text("".join(json.dumps({"text": f"Document {i}: " + "the quick brown fox jumps over the lazy dog. " * 3})
+                              + "\n" for i in range(600)))
+    args = ("eval", "--model", "llama-3.2-1b", "--model", "llama-2-7b", "--suite", "perplexity", "--shadow",
+            "--context", "64", "--dataset", str(corpus), "--format", "json")
+    driver = subprocess.Popen([sys.executable, "-m", "llama_zoo", *args, "--db", str(db)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:  # kill it once the second cell has stored some samples, but not all
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            rows = _stored(db) if db.exists() else []
+            if len(rows) == 2 and rows[1]["status"] == "running" and 0 < rows[1]["samples"] < rows[1]["n"]:
+                break
+            if driver.poll() is not None:
+                pytest.fail("the matrix finished before it could be killed: give it more work")
+            time.sleep(0.05)
+        else:
+            pytest.fail("the second cell never stored a first batch")
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    before = _stored(db)
+    assert [r["status"] for r in before] == ["completed", "running"]
+
+    again = zoo(*args, db=db)
+    assert again.returncode == 0, again.stderr
+    assert [c["status"] for c in _cells(again)] == ["cached", "completed"]
+    after = _stored(db)
+    assert [r["id"] for r in after] == [r["id"] for r in before]  # the killed run was resumed, not begun anew
+    assert all(r["status"] == "completed" and r["samples"] == r["distinct"] == r["n"] for r in after)
