@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from llama_zoo.cli.common import TableOrJson, console, print_json
+from llama_zoo.cli.common import DB_OPTION, TableOrJson, console, print_json
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.formatting import human
 
@@ -20,15 +20,24 @@ def plan_command(
     batch: int = typer.Option(1, "--batch", min=1, help="Sequences held at once."),
     dtype: str = typer.Option("bf16", "--dtype", help="Weights: fp32, bf16, fp16, fp8, int8 or int4."),
     gpu: str = typer.Option("H100-80GB", "--gpu", help="The GPU kind: H100-80GB, A100-80GB, A100-40GB, L4-24GB, RTX4090-24GB."),
-    fmt: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table, or json (every figure, in bytes)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="As eval's --limit: only the first N documents or tasks."),
+    fmt: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table, or json (every figure, in bytes and seconds)."),
+    db: Optional[str] = DB_OPTION,
 ) -> None:
-    """Per cell of a matrix: weights and KV-cache memory, the GPUs of a kind it needs, FLOPs per token; cells that cannot fit, and why."""
+    """Per cell of a matrix: weights and KV-cache memory, the GPUs of a kind it needs, FLOPs per token and an
+    estimated time; cells that cannot fit, and why.
+
+    Time is the suite's tokens (its default dataset) over a throughput: a 'bench' run in the store for the same
+    model, context and dtype on that GPU kind (measured; 'llama-zoo eval --suite bench --random-weights' makes one),
+    else an assumed share of the GPU's data-sheet peak, said as such in the basis column."""
     from rich.table import Table
 
     from llama_zoo.evals import DEFAULT_SUITE, SUITES
     from llama_zoo.orchestration.matrix import select_models
-    from llama_zoo.orchestration.plan import gpu_kind, plan_cell
+    from llama_zoo.evals.base import Context
+    from llama_zoo.orchestration.plan import gpu_kind, measured_throughput, plan_cell
     from llama_zoo.registry.catalog import load_catalog
+    from llama_zoo.results.store import Store
 
     kind = gpu_kind(gpu)
     suites = list(dict.fromkeys(suite or [DEFAULT_SUITE]))
@@ -38,21 +47,53 @@ def plan_command(
     if not chosen:
         raise LlamaZooError("missing option --model (or --models GLOB, --where EXPR)")
     catalog = load_catalog()
-    cells = [plan_cell(catalog.get(m), s, context=context, gpu=kind, dtype=dtype, batch=batch) for m in chosen for s in suites]
+    store = Store.open(db)
+    works = {}
+    for name in suites:  # a suite's work depends on its data and options, not on the model
+        suite_obj = SUITES.get(name)
+        ctx = Context(spec=None, options=suite_obj.info.resolve_options({}), tokenizer=None, context=context, limit=limit)
+        works[name] = suite_obj.work(ctx) if hasattr(suite_obj, "work") else None
+    cells = [plan_cell(catalog.get(m), s, context=context, gpu=kind, dtype=dtype, batch=batch, work=works[s],
+                       measured=measured_throughput(store, m, context, dtype, kind)) for m in chosen for s in suites]
     if fmt is TableOrJson.json:
         print_json([c.as_dict() for c in cells])
         return
     table = Table(title=f"{len(cells)} cells · {dtype} weights · context {context:,} x batch {batch} · {kind}",
                   title_justify="left", header_style="bold")
-    for col in ("model", "suite", "params", "weights", "KV cache", "needed", "GPUs", "FLOPs/token", "fits"):
+    for col in ("model", "suite", "params", "weights", "KV cache", "needed", "GPUs", "FLOPs/token", "tokens", "est. time", "fits"):
         table.add_column(col, justify="left" if col in ("model", "suite", "fits") else "right")
     for c in cells:
+        time_shown = "-" if c.seconds is None else _duration(c.seconds) + ("" if c.time_basis.startswith("measured") else " *")
         table.add_row(c.model, c.suite, human(c.params), _gb(c.weights_bytes), _gb(c.kv_cache_bytes), _gb(c.needed_bytes),
-                      "-" if c.gpus is None else str(c.gpus), human(c.flops_per_token),
-                      "yes" if c.fits else f"[red]no[/red]: {c.why_not}")
+                      "-" if c.gpus is None else str(c.gpus), human(c.flops_per_token), _tokens(c), time_shown,
+                      ("yes" if c.fits else f"[red]no[/red]: {c.why_not}") + _smaller(c))
     console.print(table)
-    console.print("needed = (weights + KV cache) x 1.1 for activations and the runtime; several GPUs need a device "
-                  "map or tensor parallelism (not built yet).", highlight=False)
+    console.print("needed = (weights + KV cache) x 1.1 for activations and the runtime; several GPUs take "
+                  "--device-map auto (transformers) or --tensor-parallel (vLLM).", highlight=False)
+    for basis in dict.fromkeys(c.time_basis for c in cells if c.time_basis):
+        marked = "* " if basis.startswith("assumed") else ""
+        console.print(f"{marked}time {basis}", highlight=False)
+
+
+def _smaller(c) -> str:
+    """Which --quantize option makes the cell fit (one node; one GPU), where bf16 does not."""
+    if not c.quantized_gpus:
+        return ""
+    return "; " + ", ".join(f"--quantize {q}: {n} GPU{'s' if n > 1 else ''}" for q, n in c.quantized_gpus.items())
+
+
+def _tokens(c) -> str:
+    if c.scored_tokens is None:
+        return "-"
+    return human(c.scored_tokens) + (f" + {human(c.generated_tokens)} new" if c.generated_tokens else "")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:,.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:,.1f} min"
+    return f"{seconds / 3600:,.1f} h"
 
 
 def _gb(n: float | None) -> str:

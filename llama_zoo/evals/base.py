@@ -179,6 +179,22 @@ class Plan:
 
 Emit = Callable[[int, dict[str, Any]], None]  # (sample index, sample fields) -> stored
 
+# An estimate's assumption, not a measurement: Llama 3's tokenizer takes about 4 bytes of English
+# prose or Python per token (SentencePiece Llama 1/2 a little fewer). Only ``plan`` uses it.
+BYTES_PER_TOKEN = 4.0
+
+
+@dataclass(frozen=True)
+class Work:
+    """What a run of a suite passes through a model, roughly, known before anything loads: the
+    figure ``llama-zoo plan`` turns into time. A suite offers it with an optional method
+    ``work(ctx) -> Work | None``, given a ``Context`` without a tokenizer."""
+
+    scored: int  # tokens scored or prefilled
+    generated: int  # new tokens, at most
+    sequences: int  # sequences generated (decoding steps are shared by a batch of them)
+    basis: str  # how the figure was reached
+
 
 class Suite(Protocol):
     info: SuiteInfo

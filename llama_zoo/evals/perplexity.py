@@ -24,7 +24,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.evals.base import Chart, Context, Emit, Item, Option, PairedBootstrap, Plan, Ratio, SuiteInfo, require_language_model
+from llama_zoo.evals.base import (BYTES_PER_TOKEN, Chart, Context, Emit, Item, Option, PairedBootstrap, Plan, Ratio, SuiteInfo,
+                                  Work, require_language_model)
 from llama_zoo.evals.stats import bootstrap_ratio_ci
 from llama_zoo.runners.base import TokenWindow
 
@@ -192,6 +193,20 @@ class PerplexitySuite:
             options["stride"] = stride
         return Plan(docs.name, docs.revision, docs.content_hash,
                     [Item(u.index, tuple(u.windows), u) for u in units], options)
+
+    def work(self, ctx: Context) -> Work | None:
+        """The corpus's bytes over ``BYTES_PER_TOKEN`` (a hub corpus is not fetched to plan: no
+        estimate); a sliding window scores each token ``context / stride`` times."""
+        from llama_zoo.evals.corpora import WIKITEXT, load_documents
+
+        if ctx.dataset == WIKITEXT:
+            return None
+        docs = load_documents(ctx.dataset)
+        size = sum(len(t.encode()) for t in docs.texts[:ctx.limit])
+        tokens = size / BYTES_PER_TOKEN
+        if ctx.options["protocol"] == "sliding":
+            tokens *= ctx.context / (ctx.options["stride"] or ctx.context // 2)
+        return Work(round(tokens), 0, 0, f"{docs.name}: {size:,} bytes / {BYTES_PER_TOKEN:g} per token")
 
     def score(self, items: Sequence[Item], answers, seconds: float, ctx: Context, emit: Emit) -> None:
         for item, logprobs in zip(items, answers):

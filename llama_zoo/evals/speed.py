@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from typing import Any, Sequence
 
-from llama_zoo.evals.base import Chart, Context, Emit, Item, Option, Plan, SuiteInfo, require_language_model
+from llama_zoo.evals.base import Chart, Context, Emit, Item, Option, Plan, SuiteInfo, Work, require_language_model
 from llama_zoo.runners.base import GenerateRequest, TokenWindow
 
 SUITE = "bench"
@@ -60,6 +60,11 @@ class SpeedSuite:
         items += [generation(len(items), 4, False), generation(len(items) + 1, o["new_tokens"], True)]
         options = {k: o[k] for k in ("batch", "gen_batch", "prompt_tokens", "new_tokens", "iters")}
         return Plan(None, None, None, items, {"context": ctx.context, **options})
+
+    def work(self, ctx: Context) -> Work:
+        o = ctx.options
+        scored = o["batch"] * (ctx.context - 1) * (o["iters"] + 1) + o["gen_batch"] * o["prompt_tokens"] * 2
+        return Work(scored, o["gen_batch"] * (o["new_tokens"] + 4), o["gen_batch"] * 2, "the suite's own shapes")
 
     def score(self, items: Sequence[Item], answers, seconds: float, ctx: Context, emit: Emit) -> None:
         for item, answer in zip(items, answers):

@@ -33,6 +33,16 @@ GPUS = {
 }
 
 
+# Dense bf16 tensor-core FLOP/s (no sparsity) and memory bandwidth in bytes/s, from the vendors'
+# data sheets (the SXM form where there are two): what ``plan`` assumes a fraction of.
+GPU_SPEED = {
+    "H100-80GB": (989e12, 3.35e12),
+    "A100-80GB": (312e12, 2.039e12),
+    "A100-40GB": (312e12, 1.555e12),
+    "L4-24GB": (121e12, 0.300e12),
+    "RTX4090-24GB": (165e12, 1.008e12),
+}
+
 VISION_GROUPS = ("vision_model", "multi_modal_projector")
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from llama_zoo.registry.catalog import load_catalog
 from llama_zoo.registry.derive import GPUS, fit_on_gpu, weight_bytes
 from tests.cli.test_eval_cli import zoo
@@ -39,3 +41,72 @@ def test_bad_plans_are_one_line(tmp_path):
             assert out.returncode == 0 and not cell["fits"] and "exceeds the model's 4,096 positions" in cell["why_not"]
         else:
             assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def _plan(*args: str, db) -> list[dict]:
+    out = zoo("plan", *args, "--format", "json", db=db)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_time_is_the_suites_tokens_at_an_assumed_share_of_the_gpus_peak(tmp_path):
+    from llama_zoo.evals import SUITES
+    from llama_zoo.evals.base import Context
+    from llama_zoo.orchestration.plan import ASSUMED_MBU, ASSUMED_MFU
+    from llama_zoo.registry.derive import GPU_SPEED, flops_per_token
+
+    cells = {c["suite"]: c for c in _plan("--model", "llama-3.1-70b", "--suite", "perplexity", "--suite", "humaneval",
+                                          "--context", "4096", "--batch", "8", db=tmp_path / "r.db")}
+    spec, (peak, bandwidth) = load_catalog().get("llama-3.1-70b"), GPU_SPEED["H100-80GB"]
+    ppl, code = cells["perplexity"], cells["humaneval"]
+    suite = SUITES.get("perplexity")
+    work = suite.work(Context(spec=None, options=suite.info.resolve_options({}), tokenizer=None, context=4096))
+    assert ppl["scored_tokens"] == work.scored > 10_000 and ppl["generated_tokens"] == 0
+    gpus = ppl["gpus"]
+    assert gpus == code["gpus"] == 3 and ppl["seconds"] == pytest.approx(  # 70B, with a KV cache for 8 x 4K tokens
+        work.scored * flops_per_token(spec, 4096) / (peak * gpus * ASSUMED_MFU))
+    assert ppl["time_basis"].startswith("assumed: 40% of 989 TFLOP/s")
+    assert code["generated_tokens"] == 164 * 512  # at most max_new_tokens for each of the 164 problems
+    decode = code["generated_tokens"] / 8 * weight_bytes(spec, "bf16") / (bandwidth * gpus * ASSUMED_MBU)
+    assert code["seconds"] == pytest.approx(code["scored_tokens"] * flops_per_token(spec, 4096) / (peak * gpus * ASSUMED_MFU)
+                                            + decode)
+    guard = _plan("--model", "llama-guard-3-8b", "--suite", "guard", db=tmp_path / "r.db")[0]
+    assert guard["seconds"] is None and guard["time_basis"].startswith("no estimate")
+
+
+def test_a_bench_run_of_the_same_shape_gives_the_time(tmp_path):
+    """No H100 here: the bench run is stored as one made on an H100 would be (its device says so)."""
+    from sqlalchemy import update
+
+    from llama_zoo.results.identity import RunConfig
+    from llama_zoo.results.orm import Run
+    from llama_zoo.results.store import MetricValue, Store
+
+    db = tmp_path / "r.db"
+    store = Store.open(str(db))
+    config = RunConfig(model_id="llama-3.1-8b", spec_hash="x", suite="bench", suite_version="1", backend="hf",
+                       weights_source="random", weights_ref=None, weights_revision=None, weights_hash=None,
+                       tokenizer_hash=None, dtype="bfloat16", dataset_name=None, dataset_revision=None,
+                       dataset_hash=None, options={"context": 2048, "batch": 8}, seed=0)
+    with store.begin(config) as handle:
+        handle.complete([MetricValue(name="score_tokens_per_s", value=20_000.0),
+                         MetricValue(name="generate_new_tokens_per_s", value=500.0)])
+    with store.engine.begin() as conn:
+        conn.execute(update(Run).values(device={"gpu": "NVIDIA H100 80GB HBM3", "gpu_count": 1}))
+    measured = _plan("--model", "llama-3.1-8b", "--suite", "humaneval", db=db)[0]
+    assert measured["time_basis"] == f"measured: bench run {handle.run_id} on NVIDIA H100 80GB HBM3"
+    assert measured["seconds"] == pytest.approx(measured["scored_tokens"] / 20_000 + measured["generated_tokens"] / 500)
+    other_kind = _plan("--model", "llama-3.1-8b", "--suite", "humaneval", "--gpu", "a100-80gb", db=db)[0]
+    other_context = _plan("--model", "llama-3.1-8b", "--suite", "humaneval", "--context", "4096", db=db)[0]
+    assert other_kind["time_basis"].startswith("assumed") and other_context["time_basis"].startswith("assumed")
+
+
+def test_plan_says_which_quantisation_makes_a_model_fit(tmp_path):
+    cells = {c["model"]: c for c in _plan("--model", "llama-4-scout-17b-16e-instruct", "--model", "llama-3.1-405b",
+                                          "--model", "llama-3.1-8b", "--context", "8192", db=tmp_path / "r.db")}
+    assert cells["llama-4-scout-17b-16e-instruct"]["gpus"] > 1
+    assert cells["llama-4-scout-17b-16e-instruct"]["quantized_gpus"]["int4"] == 1  # as its model card serves it
+    assert cells["llama-3.1-405b"]["quantized_gpus"]["fp8"] <= 8 < cells["llama-3.1-405b"]["gpus"]  # one node in FP8
+    assert cells["llama-3.1-8b"]["quantized_gpus"] == {}  # one GPU already
+    table = zoo("plan", "--model", "llama-3.1-405b", "--context", "8192", db=tmp_path / "r.db").stdout
+    assert "--quantize fp8: 6 GPUs" in " ".join(table.split())

@@ -21,8 +21,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.evals.base import (GENERATION_OPTIONS, Chart, Context, Emit, Item, McNemar, Option, Plan, SuiteInfo, eos_ids,
-                                  require_language_model, require_sampling)
+from llama_zoo.evals.base import (BYTES_PER_TOKEN, GENERATION_OPTIONS, Chart, Context, Emit, Item, McNemar, Option, Plan, SuiteInfo, eos_ids,
+                                  Work, require_language_model, require_sampling)
 from llama_zoo.evals.code.calibration import canonical_seconds, limits_for
 from llama_zoo.evals.code.sandbox import Job, Limits, Outcome, run_jobs
 from llama_zoo.evals.prompting import generation_options
@@ -241,6 +241,19 @@ class HumanEvalSuite:
         return {}
 
     # -- the protocol
+
+    def work(self, ctx: Context) -> Work | None:
+        """Prompts' bytes over ``BYTES_PER_TOKEN`` prefilled, and at most ``max_new_tokens`` per
+        completion (most stop well before)."""
+        if ctx.dataset == "openai_humaneval":
+            return None  # not fetched from the hub to plan
+        problems = self.problems(ctx)
+        prompts = [t["prompt"] for t in list(problems.tasks.values())[:ctx.limit]]
+        n = ctx.options["samples"]
+        size = sum(len(p.encode()) for p in prompts)
+        return Work(round(size / BYTES_PER_TOKEN * n), len(prompts) * n * ctx.options["max_new_tokens"], len(prompts) * n,
+                    f"{problems.name}: {len(prompts)} prompts x {n}, {size:,} bytes / {BYTES_PER_TOKEN:g} per token; "
+                    f"{ctx.options['max_new_tokens']} new tokens each at most")
 
     def check(self, spec, options) -> None:
         require_language_model(spec, self.info.name)
