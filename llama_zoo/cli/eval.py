@@ -26,6 +26,18 @@ class Executor(str, Enum):
     ray = "ray"
 
 
+class Quantize(str, Enum):
+    int8 = "int8"
+    int4 = "int4"
+    fp8 = "fp8"
+
+
+class DeviceMap(str, Enum):
+    auto = "auto"
+    balanced = "balanced"
+    sequential = "sequential"
+
+
 class DType(str, Enum):
     auto = "auto"
     float32 = "float32"
@@ -116,6 +128,8 @@ def eval_command(**kwargs: Any) -> None:
               "concurrency": kwargs.pop("concurrency"), "timeout_s": kwargs.pop("timeout")}
     store = Store.open(db)  # before anything loads: a bad --db fails at once
     dtype = kwargs.pop("dtype").value
+    for name in ("quantize", "device_map"):
+        kwargs[name] = kwargs[name].value if kwargs[name] is not None else None
 
     def request_for(model: str, suite: str):
         from llama_zoo.orchestration import RunRequest
@@ -143,7 +157,7 @@ def eval_command(**kwargs: Any) -> None:
 def _bar(quiet: bool) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=console, transient=True, disable=quiet)
+                    console=console, transient=True, disable=quiet or not console.is_terminal)
 
 
 def _progress(bar: Progress, task):
@@ -166,6 +180,34 @@ def _one(request, store, quiet: bool):
         return evaluate(request, store, _progress(bar, task))
 
 
+def _run_cells(cells, request_for, store, scale: dict[str, Any], fail_fast: bool, bar: Progress, on_done,
+               headline_of, ray):
+    """The matrix on its executor: Ray, local processes, or this process (with the current cell's bar)."""
+    from llama_zoo.orchestration.matrix import run_matrix
+
+    to_request = lambda c: request_for(c.model, c.suite)  # noqa: E731
+    if ray is not None:
+        from llama_zoo.orchestration.on_ray import run_on_ray
+
+        return run_on_ray(ray, cells, to_request, scale["db_url"], gpus_for=_gpus_for(request_for, scale["gpu"]),
+                          fail_fast=fail_fast, on_done=on_done, headline_of=headline_of)
+    if scale["parallel"] > 1:
+        from llama_zoo.orchestration.parallel import run_in_processes
+
+        return run_in_processes(cells, to_request, scale["db_url"], scale["parallel"], fail_fast=fail_fast,
+                                on_done=on_done, headline_of=headline_of)
+    current = bar.add_task("", total=None, rate="")
+    cell_progress = None  # the current cell's bar, its rate counted from the cell's start
+
+    def on_start(cell) -> None:
+        nonlocal cell_progress
+        bar.reset(current, total=None, description=f"{cell.model} · {cell.suite}", rate="")
+        cell_progress = _progress(bar, current)
+
+    return run_matrix(cells, to_request, store, fail_fast=fail_fast, on_start=on_start, on_done=on_done,
+                      progress=lambda *a: cell_progress(*a), headline_of=headline_of)
+
+
 def _check_scale(scale: dict[str, Any]) -> None:
     if scale["ray_address"] is not None and scale["executor"] is not Executor.ray:
         raise LlamaZooError("--ray-address is for --executor ray")
@@ -174,8 +216,9 @@ def _check_scale(scale: dict[str, Any]) -> None:
 
 
 def _gpus_for(request, gpu: str) -> Callable[[Any, bool], float]:
-    """A Ray task's GPUs: none on a CPU cluster or with --device cpu, one for a shadow model, else
-    what ``plan`` says the model needs on a GPU of that kind."""
+    """A Ray task's GPUs: none on a CPU cluster or with --device cpu, one for a shadow model, vLLM's
+    --tensor-parallel where given, else what ``plan`` says the model needs on a GPU of that kind
+    (its weights quantised with --quantize)."""
     from llama_zoo.orchestration.plan import gpu_kind, plan_cell
     from llama_zoo.registry.checkpoint import find_model
 
@@ -187,8 +230,10 @@ def _gpus_for(request, gpu: str) -> Callable[[Any, bool], float]:
             return 0
         if req.shadow:
             return 1
+        if req.tensor_parallel:
+            return req.tensor_parallel
         spec, _ = find_model(req.model, req.base)
-        planned = plan_cell(spec, cell.suite, context=req.context or 2048, gpu=kind, dtype="bf16")
+        planned = plan_cell(spec, cell.suite, context=req.context or 2048, gpu=kind, dtype=req.quantize or "bf16")
         return planned.gpus or 1
 
     return gpus_for
@@ -198,11 +243,12 @@ def _matrix(models: list[str], suites: list[str], request_for, store, *, quiet: 
             scale: dict[str, Any]) -> None:
     """Every (model, suite) cell, one overall bar and the current cell's; a summary at the end."""
     from llama_zoo.evals import SUITES
-    from llama_zoo.orchestration.matrix import Cell, run_matrix
+    from llama_zoo.orchestration.matrix import Cell
 
     cells = [Cell(model, suite) for model in models for suite in suites]
+    ray = None
     if scale["executor"] is Executor.ray:  # a cluster that cannot be used is refused before the bars
-        from llama_zoo.orchestration.on_ray import connect, run_on_ray
+        from llama_zoo.orchestration.on_ray import connect
 
         ray = connect(scale["ray_address"], scale["db_url"])
     headline_of = lambda suite: SUITES.get(suite).info.headline  # noqa: E731
@@ -214,26 +260,12 @@ def _matrix(models: list[str], suites: list[str], request_for, store, *, quiet: 
         def on_done(_cell) -> None:  # cells come back as copies from worker processes: count them
             bar.advance(overall)
 
-        if scale["executor"] is Executor.ray:
-            cells = run_on_ray(ray, cells, lambda c: request_for(c.model, c.suite), scale["db_url"],
-                               gpus_for=_gpus_for(request_for, scale["gpu"]), fail_fast=fail_fast,
-                               on_done=on_done, headline_of=headline_of)
-        elif scale["parallel"] > 1:
-            from llama_zoo.orchestration.parallel import run_in_processes
-
-            cells = run_in_processes(cells, lambda c: request_for(c.model, c.suite), scale["db_url"], scale["parallel"],
-                                     fail_fast=fail_fast, on_done=on_done, headline_of=headline_of)
-        else:
-            current = bar.add_task("", total=None, rate="")
-            cell_progress = None  # the current cell's bar, its rate counted from the cell's start
-
-            def on_start(cell: Cell) -> None:
-                nonlocal cell_progress
-                bar.reset(current, total=None, description=f"{cell.model} · {cell.suite}", rate="")
-                cell_progress = _progress(bar, current)
-
-            run_matrix(cells, lambda c: request_for(c.model, c.suite), store, fail_fast=fail_fast, on_start=on_start,
-                       on_done=on_done, progress=lambda *a: cell_progress(*a), headline_of=headline_of)
+        try:
+            cells = _run_cells(cells, request_for, store, scale, fail_fast, bar, on_done, headline_of, ray)
+        except KeyboardInterrupt:
+            done = int(bar.tasks[overall].completed)
+            raise LlamaZooError(f"interrupted: {done} of {len(cells)} cells finished and stored; the same command "
+                                "resumes the rest (a cell cut off mid-way from its stored samples)") from None
         bar.update(overall, completed=len(cells))
     failed = [c for c in cells if c.status == "failed"]
     if quiet:
@@ -261,6 +293,8 @@ def show_outcome(outcome, suite: str) -> None:
     state = "cache hit: stored earlier" if outcome.cached else ("resumed and completed" if outcome.resumed else "completed")
     source = outcome.provenance.get("weights_source")
     label = f"{model} ({source})" if source in ("shadow", "random") else model
+    if outcome.quantize:
+        label += f" · {outcome.quantize} weights"
     table = Table(title=f"run {outcome.run_id} · {label} · {suite} · {state}", title_justify="left", header_style="bold")
     for col in ("metric", "value", "95% CI", "n"):
         table.add_column(col, justify="left" if col == "metric" else "right")
@@ -280,7 +314,8 @@ def show_outcome(outcome, suite: str) -> None:
                       highlight=False)
 
 
-LOOP_FLAGS = ("model", "models", "where", "fail_fast", "executor", "ray_address", "parallel", "gpu", "base", "suite", "dataset", "dataset_revision", "context", "limit", "shadow", "random_weights",
+LOOP_FLAGS = ("model", "models", "where", "fail_fast", "executor", "ray_address", "parallel", "gpu", "quantize",
+              "device_map", "tensor_parallel", "base", "suite", "dataset", "dataset_revision", "context", "limit", "shadow", "random_weights",
               "weights", "revision", "tokenizer", "backend", "dtype", "device", "batch_size", "base_url",
               "server_model", "concurrency", "timeout", "seed", "samples_file", "predictions_file", "force", "fmt", "format", "db")
 
@@ -305,6 +340,12 @@ def _parameters() -> list[inspect.Parameter]:
                                           help="Local executor: cells in N worker processes at once, each pinned to one GPU where there are GPUs.")),
         opt("gpu", str, typer.Option("H100-80GB", "--gpu", rich_help_panel="scale",
                                      help="The cluster's GPU kind, for the GPUs a Ray task asks for (as in 'llama-zoo plan').")),
+        opt("quantize", Optional[Quantize], typer.Option(None, "--quantize", rich_help_panel="scale",
+                                                         help="Quantise the checkpoint as it loads: int8 (bitsandbytes LLM.int8), int4 (bitsandbytes NF4) or fp8 (torchao float8); part of the run's identity. 'llama-zoo plan' says which option makes a model fit. Needs the quantize extra.")),
+        opt("device_map", Optional[DeviceMap], typer.Option(None, "--device-map", rich_help_panel="scale",
+                                                            help="hf: spread the model over this machine's GPUs by whole layers (accelerate): auto (= balanced) or sequential (fill GPU 0 first). A checkpoint on CUDA is spread with auto by default.")),
+        opt("tensor_parallel", Optional[int], typer.Option(None, "--tensor-parallel", min=1, rich_help_panel="scale",
+                                                           help="vllm: GPUs per model (default: as many as its weights and KV cache need, a power of two).")),
         opt("base", Optional[str], typer.Option(None, "--base", help="With a checkpoint path: the registry model it derives from (lineage, family, FIM tokens).")),
         opt("suite", Optional[list[str]], typer.Option(None, "--suite", metavar="SUITE", help=f"The suite (default {DEFAULT_SUITE}): {_suite_names()}.")),
         opt("dataset", Optional[str], typer.Option(None, "--dataset", help=_dataset_help())),

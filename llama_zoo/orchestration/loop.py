@@ -52,6 +52,9 @@ class RunRequest:
     samples_file: str | None = None
     predictions_file: str | None = None  # classifier scores made elsewhere (no model is loaded)
     base: str | None = None  # the registry model a checkpoint given by path derives from
+    quantize: str | None = None  # int8 | int4 | fp8, as the checkpoint loads (part of the run's identity)
+    device_map: str | None = None  # auto | balanced | sequential: spread over the GPUs (how, not what: not identity)
+    tensor_parallel: int | None = None  # vLLM's GPUs per model (default: as many as the model needs)
     backend_options: Mapping[str, Any] = field(default_factory=dict)  # a server's base_url, server_model, ...
 
 
@@ -68,6 +71,7 @@ class Outcome:
     wall_s: float = 0.0
     model_s: float = 0.0  # of which in runner calls
     warnings: list[str] = field(default_factory=list)  # stored with the run (a suite not suited to the model)
+    quantize: str | None = None  # the scheme the weights were quantised to as they loaded
 
 
 Progress = Callable[[int, int, int], None]  # (samples done, samples total, tokens scored or generated so far)
@@ -86,6 +90,7 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
 
     external = request.samples_file is not None or request.predictions_file is not None
     source, tokenizer, tokenizer_source, device, dtype = _what_runs(spec, checkpoint, request, backend, external)
+    _check_placement(request, backend, source)
     ctx = Context(spec=spec, options=options, tokenizer=tokenizer, context=context, seed=request.seed, limit=request.limit, dataset=request.dataset,
                   dataset_revision=request.dataset_revision, samples_file=request.samples_file,
                   predictions_file=request.predictions_file,
@@ -97,6 +102,10 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
         identity_options.update(tokenizer_source=tokenizer_source, device=device)
         if source.config_differences:
             identity_options["weights_config_differences"] = source.config_differences
+        if request.quantize:  # only then: runs stored before the option existed stay cache hits
+            from llama_zoo.runners.quantize import describe
+
+            identity_options["quantize"] = describe(request.quantize, device)
     if checkpoint is not None:  # what reports show of a model the registry does not hold
         identity_options["checkpoint"] = {"name": spec.name, "base": request.base, "params": param_count(spec).total,
                                           "context": spec.max_context, "quantization": checkpoint.quantization}
@@ -119,7 +128,8 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
             runner = backend(spec, source, device=request.device, dtype=request.dtype, batch_size=request.batch_size,
                              max_length=context, tokenizer=request.tokenizer,
                              loaded_tokenizer=(tokenizer, tokenizer_source) if tokenizer is not None else None,
-                             backend_options=dict(request.backend_options))
+                             backend_options=dict(request.backend_options),
+                             **{k: v for k, v in _placement(request).items() if v is not None})
         emit = lambda index, sample: handle.add(index, **sample)  # noqa: E731
         for chunk in _chunks(pending, suite.info.items_per_chunk, getattr(runner, "chunk_requests", CHUNK_REQUESTS)):
             began = time.perf_counter()
@@ -176,6 +186,31 @@ def _check(spec, request: RunRequest, suite, backend, options: dict[str, Any]) -
     if context > limit:
         raise LlamaZooError(f"--context {context} exceeds {spec.id}'s {limit} positions")
     return context
+
+
+PLACEMENT_FLAGS = {"quantize": "--quantize", "device_map": "--device-map", "tensor_parallel": "--tensor-parallel"}
+
+
+def _placement(request: RunRequest) -> dict[str, Any]:
+    return {name: getattr(request, name) for name in PLACEMENT_FLAGS}
+
+
+def _check_placement(request: RunRequest, backend, source) -> None:
+    """Quantisation and spreading over GPUs: only where the backend does them, only on a
+    checkpoint (a shadow or random model, a GGUF file and a server's model are not quantised here)."""
+    taken = getattr(backend, "placement", frozenset())
+    for name, value in _placement(request).items():
+        if value is not None and name not in taken:
+            takers = sorted(n for n in BACKENDS.names() if name in getattr(BACKENDS.get(n), "placement", ()))
+            raise LlamaZooError(f"{PLACEMENT_FLAGS[name]} is for --backend {' or '.join(takers)}, not {request.backend}")
+    if request.quantize is None:
+        return
+    if source.kind not in ("hub", "local") or source.gguf_file:
+        what = {"shadow": "a shadow model", "random": "random weights", "external": "scores made elsewhere"}.get(
+            source.kind, "a GGUF file (quantised already; its type is in the run's provenance)")
+        raise LlamaZooError(f"--quantize quantises a checkpoint as it loads (--weights DIR or the hub), not {what}")
+    if hasattr(backend, "check_quantize"):
+        backend.check_quantize(request.quantize)
 
 
 def _check_backend_answers(plan: Plan, backend, name: str) -> None:
@@ -275,8 +310,9 @@ def _tokens(item: Item, answers: Sequence[Any]) -> int:
 
 def _finished(store, run_id: str, *, cached: bool, resumed: bool) -> Outcome:
     run = store.get(run_id)
+    quantize = (run.get("options") or {}).get("quantize")
     return Outcome(run_id=run_id, model_id=run["model_id"], cached=cached, resumed=resumed, metrics=run["metrics"],
-                   units=run["samples_stored"],
+                   units=run["samples_stored"], quantize=quantize["scheme"] if isinstance(quantize, dict) else None,
                    provenance={k: run[k] for k in ("weights_source", "weights_ref", "backend", "dtype")},
                    warnings=list(run.get("warnings") or []))
 

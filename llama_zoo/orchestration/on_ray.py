@@ -101,7 +101,8 @@ def run_on_ray(ray, cells: Sequence[Cell], request_for: Callable[[Cell], RunRequ
             pending[ref] = i
         try:
             while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
+                # short waits: Ctrl-C is only seen between them
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 for ref in done:
                     i = pending.pop(ref)
                     try:

@@ -337,9 +337,17 @@ def fit_on_gpu(
     overhead: float = 0.10,
 ) -> Fit | None:
     """Whether weights plus a full KV cache fit; ``overhead`` reserves room for activations and the runtime."""
+    needed = memory_needed(spec, context, batch, dtype, kv_dtype, overhead)
+    if needed is None:
+        return None
+    return Fit(gpu=gpu, needed_bytes=needed, available_bytes=GPUS[gpu] * gpus)
+
+
+def memory_needed(spec: ModelSpec, context: int, batch: int = 1, dtype: str = "bf16", kv_dtype: str = "bf16",
+                  overhead: float = 0.10) -> float | None:
+    """Bytes for the weights and a full KV cache, plus ``overhead`` for activations and the runtime."""
     weights = weight_bytes(spec, dtype)
     kv = kv_cache_bytes_per_token(spec, kv_dtype, context)
     if weights is None or kv is None:
         return None
-    needed = (weights + kv * context * batch) * (1 + overhead)
-    return Fit(gpu=gpu, needed_bytes=needed, available_bytes=GPUS[gpu] * gpus)
+    return (weights + kv * context * batch) * (1 + overhead)

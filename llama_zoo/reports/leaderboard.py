@@ -67,6 +67,8 @@ def setup(suite: str, options: dict[str, Any], dataset: str | None = None) -> st
     info = suite_info(suite)
     keys = info.setup_keys if info is not None else tuple(k for k in options if k not in NOT_SETUP)
     shown = [f"dataset={Path(dataset).name if dataset.startswith('/') else dataset}"] if dataset else []
+    if isinstance(options.get("quantize"), dict):  # the weights as they ran: int4 is not the model in bf16
+        shown.append(f"quantize={options['quantize']['scheme']}")
     # files by name: their directories tell no two rows apart and would crowd the metrics out
     shown += [f"{k}={Path(str(options[k])).name if k.endswith('_file') else options[k]}" for k in keys
               if options.get(k) not in (None, "") and not isinstance(options[k], dict)]

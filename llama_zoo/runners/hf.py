@@ -22,6 +22,7 @@ from llama_zoo.runners.base import (
     TokenWindow,
     cut_at_stop,
 )
+from llama_zoo.runners.placement import devices_used
 from llama_zoo.runners.tokenizers import load_tokenizer, tokenizer_hash
 from llama_zoo.runners.weights import WeightsSource, load_model
 
@@ -51,6 +52,13 @@ class HFRunner:
     backend = "hf"
     inputs = TOKENS
     summary = "transformers, in this process (CPU or CUDA)"
+    placement = frozenset({"quantize", "device_map"})
+
+    @staticmethod
+    def check_quantize(scheme: str) -> None:
+        from llama_zoo.runners.quantize import check
+
+        check(scheme)
 
     @classmethod
     def resolve(cls, device: str, dtype: str) -> tuple[str, str]:
@@ -65,7 +73,8 @@ class HFRunner:
 
     def __init__(self, spec: ModelSpec, source: WeightsSource, *, device: str = "auto", dtype: str = "auto",
                  batch_size: int | None = None, max_length: int | None = None, tokenizer: str | None = None,
-                 loaded_tokenizer: tuple[Any, str] | None = None, **_: Any):
+                 loaded_tokenizer: tuple[Any, str] | None = None, quantize: str | None = None,
+                 device_map: str | None = None, **_: Any):
         import torch
 
         self.spec, self.source = spec, source
@@ -73,7 +82,10 @@ class HFRunner:
         self.device = pick_device(device)
         self.dtype = pick_dtype(dtype, self.device)
         self.tokenizer, self.tokenizer_source = loaded_tokenizer or load_tokenizer(spec, source, tokenizer)
-        self.model = load_model(spec, source, self.device, self.dtype)
+        self.quantize = quantize
+        self.model = load_model(spec, source, self.device, self.dtype, quantize=quantize, device_map=device_map)
+        # the compiled static-cache decode wants plain weights on one GPU: not quantised layers, not a spread model
+        self._cuda_graphs = self.device == "cuda" and not quantize and len(devices_used(self.model)) == 1
         # a sequence classifier (Prompt Guard) has no decoder body and output projection to score text with
         self.body, self.head = _text_parts(self.model) if not _is_classifier(self.model) else (None, None)
         limit = spec.max_context or 2048
@@ -235,7 +247,7 @@ class HFRunner:
             key, batch = self._generation_batch_for(len(order[start].prompt) + longest_new)
             chunk = order[start:start + batch]
             try:
-                if self.device == "cuda":
+                if self._cuda_graphs:
                     self._generate_static(chunk, batch)
                 else:
                     self._generate_dynamic(chunk)
@@ -509,8 +521,18 @@ class HFRunner:
             "tokenizer_source": self.tokenizer_source,
             "dtype": str(self.dtype).removeprefix("torch."),
             "device_name": self._device_name(),
+            "devices": devices_used(self.model),
             "config_differences": self.source.config_differences,
+            **({"quantize": self._quantize_versions()} if self.quantize else {}),
         }
+
+    def _quantize_versions(self) -> dict[str, str]:
+        from importlib.metadata import version
+
+        from llama_zoo.runners.quantize import LIBRARY
+
+        library = LIBRARY[self.quantize]
+        return {"scheme": self.quantize, "library": library, "version": version(library)}
 
     def _device_name(self) -> str:
         import torch

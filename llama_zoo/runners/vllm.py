@@ -22,6 +22,27 @@ from llama_zoo.runners.tokenizers import load_tokenizer, tokenizer_hash
 from llama_zoo.runners.weights import WeightsSource
 
 
+def default_tensor_parallel(spec: ModelSpec, context: int, weights: str) -> int:
+    """As many GPUs as the model's weights and one sequence's KV cache need (``plan``'s figure on
+    this machine's first GPU), rounded up to a power of two that divides the attention heads, as
+    vLLM requires, and no more than are visible."""
+    import torch
+
+    from llama_zoo.registry.derive import memory_needed
+
+    needed = memory_needed(spec, context, dtype=weights)
+    have = torch.cuda.device_count()
+    memory = torch.cuda.get_device_properties(0).total_memory
+    heads = spec.text_arch.num_attention_heads
+    size = 1
+    while size * memory < needed or heads % size:
+        size *= 2
+    if size > have:
+        raise RunnerError(f"{spec.id} needs {size} GPUs for tensor parallelism here and {have} are visible; "
+                          "give --tensor-parallel, or --quantize")
+    return size
+
+
 def import_vllm():
     try:
         import vllm
@@ -36,6 +57,14 @@ class VLLMRunner:
     inputs = TOKENS
     summary = "vLLM on CUDA (extra vllm); written against its documented API, untested here"
     chunk_requests = 4096  # vLLM schedules continuously: the more it sees at once, the better
+    placement = frozenset({"quantize", "tensor_parallel"})
+    QUANTIZATION = {"fp8": "fp8", "int4": "bitsandbytes"}  # vLLM's in-flight schemes: dynamic FP8, bitsandbytes 4-bit
+
+    @classmethod
+    def check_quantize(cls, scheme: str) -> None:
+        if scheme not in cls.QUANTIZATION:
+            raise RunnerError(f"--quantize {scheme}: vLLM quantises in flight to {' or '.join(cls.QUANTIZATION)} "
+                              "only; use --backend hf for int8")
 
     @classmethod
     def resolve(cls, device: str, dtype: str) -> tuple[str, str]:
@@ -52,14 +81,19 @@ class VLLMRunner:
         return load_tokenizer(spec, source, tokenizer)
 
     def __init__(self, spec: ModelSpec, source: WeightsSource, *, dtype: str = "auto",
-                 max_length: int | None = None, tensor_parallel: int = 1, tokenizer: str | None = None, **_: Any):
+                 max_length: int | None = None, tensor_parallel: int | None = None, tokenizer: str | None = None,
+                 quantize: str | None = None, **_: Any):
         vllm = import_vllm()
         self.spec, self.source, self.model_id = spec, source, spec.id
         self.max_length = min(max_length or spec.max_context or 4096, spec.max_context or 4096)
+        self.tensor_parallel = tensor_parallel or default_tensor_parallel(spec, self.max_length, quantize or "bf16")
+        extra = {"quantization": self.QUANTIZATION[quantize]} if quantize else {}
+        if quantize == "int4":
+            extra["load_format"] = "bitsandbytes"
         self.llm = vllm.LLM(model=source.ref, tokenizer=tokenizer or source.ref,
                             revision=source.revision if source.kind == "hub" else None,
-                            dtype=dtype, max_model_len=self.max_length, tensor_parallel_size=tensor_parallel,
-                            seed=0)
+                            dtype=dtype, max_model_len=self.max_length, tensor_parallel_size=self.tensor_parallel,
+                            seed=0, **extra)
         self.tokenizer = self.llm.get_tokenizer()
         self._vllm = vllm
 
@@ -113,4 +147,5 @@ class VLLMRunner:
     def provenance(self) -> dict[str, Any]:
         return {"backend": self.backend, "weights_source": self.source.kind, "weights_ref": self.source.ref,
                 "weights_revision": self.source.revision, "weights_hash": self.source.content_hash,
-                "tokenizer_hash": tokenizer_hash(self.tokenizer), "dtype": "auto", "config_differences": {}}
+                "tokenizer_hash": tokenizer_hash(self.tokenizer), "dtype": "auto", "config_differences": {},
+                "tensor_parallel": self.tensor_parallel}

@@ -95,7 +95,10 @@ def hub_kwargs() -> dict[str, Any]:
     return {"token": token, "local_files_only": offline}
 
 
-def load_model(spec: ModelSpec, source: WeightsSource, device: str, dtype: "Any") -> "PreTrainedModel":
+def load_model(spec: ModelSpec, source: WeightsSource, device: str, dtype: "Any", *, quantize: str | None = None,
+               device_map: str | None = None) -> "PreTrainedModel":
+    """The model on ``device`` in ``dtype``; a checkpoint quantised as it loads (``quantize``) and
+    spread over the GPUs (``device_map``; on CUDA a checkpoint is spread by default)."""
     import torch
 
     if spec.architecture is None or spec.model_type not in MODEL_CLASSES:
@@ -105,13 +108,13 @@ def load_model(spec: ModelSpec, source: WeightsSource, device: str, dtype: "Any"
         torch.manual_seed(source.seed)
         model = cls(config_from_dict(shadow_hf_config(spec)))
         _open_cross_attention_gates(model)
-        return _cast_floating(model.to(device), dtype).eval()
+        return _spread(_cast_floating(model.to(device), dtype).eval(), device, device_map)
     if source.kind == "random":
         torch.manual_seed(source.seed)
         config = config_from_dict(to_hf_config(spec))
-        with torch.device(device):
+        with torch.device("cpu" if device_map and device == "cuda" else device):  # built whole, then spread
             model = cls._from_config(config, dtype=dtype)
-        return model.eval()
+        return _spread(model.eval(), device, device_map)
     if source.kind == "local":
         if source.config_differences:
             shown = ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in list(source.config_differences.items())[:6])
@@ -119,8 +122,9 @@ def load_model(spec: ModelSpec, source: WeightsSource, device: str, dtype: "Any"
                           stacklevel=2)
         if source.gguf_file:
             return _from_gguf(cls, source, device, dtype)
-        return _from_pretrained(cls, source.ref, device, dtype, {})
-    model = _from_pretrained(cls, source.ref, device, dtype, {"revision": source.revision, **hub_kwargs()})
+        return _from_pretrained(cls, source.ref, device, dtype, {}, quantize, device_map)
+    model = _from_pretrained(cls, source.ref, device, dtype, {"revision": source.revision, **hub_kwargs()},
+                             quantize, device_map)
     source.revision = getattr(model.config, "_commit_hash", None) or source.revision
     return model
 
@@ -171,8 +175,27 @@ def _from_gguf(cls, source: WeightsSource, device: str, dtype):
     return model.to(device).eval()
 
 
-def _from_pretrained(cls, ref: str, device: str, dtype, kwargs: dict[str, Any]):
-    device_map = "auto" if device == "cuda" else None
+def _spread(model, device: str, device_map: str | None):
+    if device_map and device == "cuda":
+        from llama_zoo.runners.placement import dispatch
+
+        return dispatch(model, device_map)
+    return model
+
+
+def _from_pretrained(cls, ref: str, device: str, dtype, kwargs: dict[str, Any], quantize: str | None = None,
+                     device_map: str | None = None):
+    if device == "cuda":
+        device_map = device_map or "auto"
+    else:  # one device: quantised layers are placed as they load, the others moved after
+        device_map = device if quantize else None
+    if quantize:
+        from llama_zoo.runners import quantize as quantization
+
+        kwargs = {**kwargs, "quantization_config": quantization.config(quantize, device, dtype)}
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # its per-tensor bar would cut through the CLI's progress
     try:
         model = cls.from_pretrained(ref, dtype=dtype, device_map=device_map, **kwargs)
     except OSError as exc:

@@ -81,6 +81,67 @@ def test_a_matrix_on_ray_into_postgresql(ray_cluster, pg_admin_url):
     assert len(_cells(zoo("runs", "list", "--format", "json", db=db))) == 7
 
 
+def _pg_stored(url: str) -> list[dict]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            if conn.execute(text("SELECT to_regclass('samples')")).scalar() is None:
+                return []
+            rows = conn.execute(text(
+                "SELECT runs.id, runs.status, runs.n_samples, COUNT(samples.idx), COUNT(DISTINCT samples.idx) "
+                "FROM runs LEFT JOIN samples ON samples.run_id = runs.id GROUP BY runs.id ORDER BY runs.created_at"))
+            return [dict(zip(("id", "status", "n", "samples", "distinct"), r)) for r in rows]
+    finally:
+        engine.dispose()
+
+
+def _corpus(path: Path) -> Path:
+    """360 short documents: several chunks of samples per cell, so a stop lands between two of them."""
+    path.write_text("".join(json.dumps({"text": f"Document {i}: " + "the quick brown fox jumps over the lazy dog. " * 3})
+                            + "\n" for i in range(360)))
+    return path
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_ray_cancels_the_tasks_and_the_same_command_resumes(ray_cluster, pg_admin_url, tmp_path):
+    db = new_pg_database(pg_admin_url)
+    args = ("eval", "--model", "llama-3.2-1b", "--model", "llama-2-7b", "--suite", "perplexity", "--shadow",
+            "--context", "64", "--dataset", str(_corpus(tmp_path / "docs.jsonl")), "--executor", "ray",
+            "--ray-address", ray_cluster, "--format", "json")
+    driver = subprocess.Popen([sys.executable, "-m", "llama_zoo", *args, "--db", db], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:  # both cells at work, some samples of each stored
+            rows = _pg_stored(db)
+            if len(rows) == 2 and all(0 < r["samples"] < r["n"] for r in rows):
+                break
+            if driver.poll() is not None:
+                pytest.fail(f"the matrix ended before it could be interrupted: {driver.stderr.read()[-300:]}")
+            time.sleep(0.1)
+        else:
+            pytest.fail("the cells never stored a first batch")
+        driver.send_signal(signal.SIGINT)
+        _, err = driver.communicate(timeout=60)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 2 and err.strip().startswith("error: interrupted: 0 of 2 cells finished"), err
+    cut = _pg_stored(db)
+    time.sleep(3)  # cancelled tasks store nothing more
+    assert [r["samples"] for r in _pg_stored(db)] == [r["samples"] for r in cut]
+    assert all(r["samples"] < r["n"] for r in cut)
+
+    again = zoo(*args, db=db)
+    assert again.returncode == 0, again.stderr
+    assert [c["status"] for c in _cells(again)] == ["completed", "completed"]
+    after = _pg_stored(db)
+    assert [r["id"] for r in after] == [r["id"] for r in cut]  # resumed, not begun anew
+    assert all(r["status"] == "completed" and r["samples"] == r["distinct"] == r["n"] for r in after)
+
+
 def test_an_unreachable_ray_address_is_one_line(tmp_path):
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'llama-zoo[ray]')")
     out = zoo("eval", "--model", "llama-3.2-1b", "--shadow", "--executor", "ray", "--ray-address",
@@ -146,10 +207,7 @@ def _stored(db: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_a_driver_killed_mid_matrix_resumes_with_each_sample_once(tmp_path):
-    db, corpus = tmp_path / "r.db", tmp_path / "docs.jsonl"
-    # 600 short documents: many chunks of samples per cell, so the kill lands between two of them
-    corpus.write_text("".join(json.dumps({"text": f"Document {i}: " + "the quick brown fox jumps over the lazy dog. " * 3})
-                              + "\n" for i in range(600)))
+    db, corpus = tmp_path / "r.db", _corpus(tmp_path / "docs.jsonl")
     args = ("eval", "--model", "llama-3.2-1b", "--model", "llama-2-7b", "--suite", "perplexity", "--shadow",
             "--context", "64", "--dataset", str(corpus), "--format", "json")
     driver = subprocess.Popen([sys.executable, "-m", "llama_zoo", *args, "--db", str(db)],
