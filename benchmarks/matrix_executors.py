@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -39,6 +40,8 @@ def run(extra: list[str], db: Path) -> tuple[float, list[str]]:
 
 
 def main() -> None:
+    # one auth setting for the cluster started here and every driver (see tests/cli/test_scale.py)
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()

@@ -186,6 +186,8 @@ def _run_cells(cells, request_for, store, scale: dict[str, Any], fail_fast: bool
     from llama_zoo.orchestration.matrix import run_matrix
 
     to_request = lambda c: request_for(c.model, c.suite)  # noqa: E731
+    if ray is not None or scale["parallel"] > 1:  # workers may start elsewhere: paths must not be relative
+        to_request = lambda c: _portable(request_for(c.model, c.suite))  # noqa: E731
     if ray is not None:
         from llama_zoo.orchestration.on_ray import run_on_ray
 
@@ -208,33 +210,41 @@ def _run_cells(cells, request_for, store, scale: dict[str, Any], fail_fast: bool
                       progress=lambda *a: cell_progress(*a), headline_of=headline_of)
 
 
+def _portable(request):
+    """The request with every path in it absolute, for a worker whose working directory is not ours."""
+    import dataclasses
+    from pathlib import Path
+
+    def absolute(value):
+        return str(Path(value).expanduser().resolve()) if value and Path(value).expanduser().exists() else value
+
+    fields = {name: absolute(getattr(request, name)) for name in
+              ("model", "dataset", "weights", "tokenizer", "samples_file", "predictions_file")}
+    options = {k: absolute(v) if isinstance(v, str) else v for k, v in request.suite_options.items()}
+    return dataclasses.replace(request, suite_options=options, **fields)
+
+
 def _check_scale(scale: dict[str, Any]) -> None:
+    from llama_zoo.orchestration.plan import gpu_kind
+
+    scale["gpu"] = gpu_kind(scale["gpu"])  # a GPU kind the registry does not know is one line, at once
     if scale["ray_address"] is not None and scale["executor"] is not Executor.ray:
         raise LlamaZooError("--ray-address is for --executor ray")
     if scale["parallel"] > 1 and scale["executor"] is Executor.ray:
         raise LlamaZooError("--parallel is for --executor local; Ray runs as many cells at once as the cluster has room for")
 
 
-def _gpus_for(request, gpu: str) -> Callable[[Any, bool], float]:
-    """A Ray task's GPUs: none on a CPU cluster or with --device cpu, one for a shadow model, vLLM's
-    --tensor-parallel where given, else what ``plan`` says the model needs on a GPU of that kind
-    (its weights quantised with --quantize)."""
-    from llama_zoo.orchestration.plan import gpu_kind, plan_cell
-    from llama_zoo.registry.checkpoint import find_model
+def _gpus_for(request_for, gpu: str) -> Callable[[Any, bool], int]:
+    """A Ray task's GPUs: none on a CPU cluster or with --device cpu, else ``plan.gpus_for_request``."""
+    from llama_zoo.orchestration.plan import gpu_kind, gpus_for_request
 
     kind = gpu_kind(gpu)
 
-    def gpus_for(cell, cluster_has_gpus: bool) -> float:
-        req = request(cell.model, cell.suite)
-        if not cluster_has_gpus or req.device == "cpu":
+    def gpus_for(cell, cluster_has_gpus: bool) -> int:
+        request = request_for(cell.model, cell.suite)
+        if not cluster_has_gpus or request.device == "cpu":
             return 0
-        if req.shadow:
-            return 1
-        if req.tensor_parallel:
-            return req.tensor_parallel
-        spec, _ = find_model(req.model, req.base)
-        planned = plan_cell(spec, cell.suite, context=req.context or 2048, gpu=kind, dtype=req.quantize or "bf16")
-        return planned.gpus or 1
+        return gpus_for_request(request, cell.suite, kind)
 
     return gpus_for
 
@@ -257,15 +267,18 @@ def _matrix(models: list[str], suites: list[str], request_for, store, *, quiet: 
         where = f" in {scale['parallel']} processes" if scale["parallel"] > 1 else where
         overall = bar.add_task(f"{len(models)} models x {len(suites)} suites{where}", total=len(cells), rate="")
 
-        def on_done(_cell) -> None:  # cells come back as copies from worker processes: count them
+        finished: list = []  # cells come back as copies from worker processes: collect them
+
+        def on_done(cell) -> None:
+            finished.append(cell)
             bar.advance(overall)
 
         try:
             cells = _run_cells(cells, request_for, store, scale, fail_fast, bar, on_done, headline_of, ray)
         except KeyboardInterrupt:
-            done = int(bar.tasks[overall].completed)
-            raise LlamaZooError(f"interrupted: {done} of {len(cells)} cells finished and stored; the same command "
-                                "resumes the rest (a cell cut off mid-way from its stored samples)") from None
+            stored = sum(c.status in ("completed", "cached") for c in finished)
+            raise LlamaZooError(f"interrupted: {stored} of {len(cells)} cells stored; the same command resumes the "
+                                "rest (a cell cut off mid-way from its stored samples)") from None
         bar.update(overall, completed=len(cells))
     failed = [c for c in cells if c.status == "failed"]
     if quiet:

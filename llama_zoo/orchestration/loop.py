@@ -105,7 +105,7 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
         if request.quantize:  # only then: runs stored before the option existed stay cache hits
             from llama_zoo.runners.quantize import describe
 
-            identity_options["quantize"] = describe(request.quantize, device)
+            identity_options["quantize"] = describe(request.quantize, device, request.backend)
     if checkpoint is not None:  # what reports show of a model the registry does not hold
         identity_options["checkpoint"] = {"name": spec.name, "base": request.base, "params": param_count(spec).total,
                                           "context": spec.max_context, "quantization": checkpoint.quantization}

@@ -91,11 +91,23 @@ def run_on_ray(ray, cells: Sequence[Cell], request_for: Callable[[Cell], RunRequ
     a run cut off mid-way is resumed by the next matrix. ``ray`` comes from ``connect``."""
     try:
         cluster_gpus = ray.cluster_resources().get("GPU", 0) > 0
+        largest = max((n.get("Resources", {}).get("GPU", 0) for n in ray.nodes() if n.get("Alive")), default=0)
         task = ray.remote(run_cell_in_worker)
         cells = list(cells)
         pending = {}
         for i, cell in enumerate(cells):
-            gpus = gpus_for(cell, cluster_gpus)
+            try:  # a cell the cluster cannot hold fails here, alone, instead of waiting for ever
+                gpus = gpus_for(cell, cluster_gpus)
+                if cluster_gpus and gpus > largest:
+                    raise LlamaZooError(f"needs {gpus} GPUs in one task; the cluster's largest node has {largest:g} "
+                                        "(try --quantize, or vLLM's --tensor-parallel)")
+            except Exception as exc:  # noqa: BLE001 - an unknown model, a model that fits nowhere
+                cell.status, cell.error = "failed", str(exc) if isinstance(exc, LlamaZooError) else f"{type(exc).__name__}: {exc}"
+                if on_done:
+                    on_done(cell)
+                if fail_fast:
+                    raise stopped_at(cell) from None
+                continue
             ref = task.options(num_cpus=1, num_gpus=gpus, max_retries=0, name=f"{cell.model} · {cell.suite}").remote(
                 cell, request_for(cell), db_url, headline_of(cell.suite) if headline_of else None)
             pending[ref] = i

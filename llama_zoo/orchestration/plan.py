@@ -17,6 +17,7 @@ bandwidth.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -137,12 +138,38 @@ def _time(work, measured: Throughput | None, flops: float | None, weights: float
 def measured_throughput(store, model: str, context: int, dtype: str, gpu: str) -> Throughput | None:
     """The newest completed ``bench`` run of ``model`` (full size: random weights, not a shadow) at
     ``context`` in ``dtype`` on a GPU of the kind (its chip name in the recorded device), or None."""
-    chip = gpu.split("-")[0].lower()
+    # "RTX4090" is "NVIDIA GeForce RTX 4090", "L4" is not "L40S": the chip as a word, a space allowed before its digits
+    chip = re.compile(r"\b" + re.sub(r"([a-z])(\d)", r"\1 ?\2", gpu.split("-")[0].lower()) + r"\b")
     for run in store.completed_runs(suite="bench", model=model):
         device = (run.get("device") or {}).get("gpu") or ""
         rates = {name: m["value"] for name, m in run["metrics"].items()}
-        if (run["weights_source"] == "random" and chip in device.lower() and (run.get("options") or {}).get("context") == context
+        if (run["weights_source"] == "random" and chip.search(device.lower()) and (run.get("options") or {}).get("context") == context
                 and run.get("dtype") == TORCH_DTYPES.get(dtype, dtype)
                 and {"score_tokens_per_s", "generate_new_tokens_per_s"} <= rates.keys()):
             return Throughput(rates["score_tokens_per_s"], rates["generate_new_tokens_per_s"], run["id"], device)
     return None
+
+
+def gpus_for_request(request, suite: str, gpu: str) -> int:
+    """The GPUs one run asks a cluster for: one for a shadow model; vLLM's ``--tensor-parallel``, or
+    the power of two ``derive.tensor_parallel_size`` gives (what vLLM will demand); else what the
+    model needs here in its dtype (``--quantize`` where given)."""
+    from llama_zoo.registry.checkpoint import find_model
+    from llama_zoo.registry.derive import tensor_parallel_size
+
+    if request.shadow:
+        return 1
+    if request.tensor_parallel:
+        return request.tensor_parallel
+    spec, _ = find_model(request.model, request.base)
+    context = request.context or min(2048, spec.max_context or 2048)
+    dtype = request.quantize or {"float32": "fp32", "float16": "fp16"}.get(request.dtype, "bf16")
+    if request.backend == "vllm":
+        size = tensor_parallel_size(spec, context, GPUS[gpu], dtype=dtype)
+        if size is None:
+            raise LlamaZooError(f"{spec.id} fits no power-of-two tensor-parallel size on {gpu} in {dtype}")
+        return size
+    planned = plan_cell(spec, suite, context=context, gpu=gpu, dtype=dtype)
+    if planned.gpus is None:
+        raise LlamaZooError(planned.why_not or f"{spec.id}: no memory figure to plan GPUs from")
+    return planned.gpus

@@ -343,6 +343,23 @@ def fit_on_gpu(
     return Fit(gpu=gpu, needed_bytes=needed, available_bytes=GPUS[gpu] * gpus)
 
 
+def tensor_parallel_size(spec: ModelSpec, context: int, gpu_bytes: float, dtype: str = "bf16",
+                         most: int = 64) -> int | None:
+    """GPUs for vLLM's tensor parallelism: the smallest power of two whose memory holds the weights
+    and one sequence's KV cache (``memory_needed``) and which divides the attention heads, as vLLM
+    requires; None when no such size up to ``most`` exists."""
+    needed = memory_needed(spec, context, dtype=dtype)
+    if needed is None or spec.text_arch is None:
+        return None
+    heads = spec.text_arch.num_attention_heads
+    size = 1
+    while size <= most:
+        if size * gpu_bytes >= needed and heads % size == 0:
+            return size
+        size *= 2
+    return None
+
+
 def memory_needed(spec: ModelSpec, context: int, batch: int = 1, dtype: str = "bf16", kv_dtype: str = "bf16",
                   overhead: float = 0.10) -> float | None:
     """Bytes for the weights and a full KV cache, plus ``overhead`` for activations and the runtime."""

@@ -27,11 +27,11 @@ def device_map_for(model, strategy: str, max_memory: dict[Any, float] | None = N
 
 
 def dispatch(model, strategy: str):
-    """An in-memory model spread over the visible GPUs; on one device it stays whole."""
+    """An in-memory model spread over the visible GPUs; with one GPU, whole on it."""
     import torch
 
     if torch.cuda.device_count() < 2:
-        return model
+        return model.to("cuda")
     from accelerate import dispatch_model
 
     return dispatch_model(model, device_map=device_map_for(model, strategy, dtype=model.dtype))

@@ -45,8 +45,11 @@ def fp8_activations(device: str) -> bool:
     return torch.cuda.get_device_capability() >= (8, 9)
 
 
-def describe(scheme: str, device: str) -> dict[str, str]:
+def describe(scheme: str, device: str, backend: str = "hf") -> dict[str, str]:
     """The scheme as a run's identity records it: what changes the numbers, not library versions."""
+    if backend == "vllm":  # vLLM's own in-flight schemes
+        return {"scheme": scheme, "library": "vllm",
+                "method": {"fp8": "dynamic per-tensor float8", "int4": "bitsandbytes NF4"}.get(scheme, scheme)}
     method = {"int8": "LLM.int8 (threshold 6.0)", "int4": "NF4, no double quantisation",
               "fp8": "float8 e4m3 weights, dynamic row-wise float8 activations" if fp8_activations(device)
               else "float8 e4m3 weights, weight-only"}[scheme]

@@ -23,22 +23,16 @@ from llama_zoo.runners.weights import WeightsSource
 
 
 def default_tensor_parallel(spec: ModelSpec, context: int, weights: str) -> int:
-    """As many GPUs as the model's weights and one sequence's KV cache need (``plan``'s figure on
-    this machine's first GPU), rounded up to a power of two that divides the attention heads, as
-    vLLM requires, and no more than are visible."""
+    """``derive.tensor_parallel_size`` on this machine's first GPU, no more than are visible."""
     import torch
 
-    from llama_zoo.registry.derive import memory_needed
+    from llama_zoo.registry.derive import tensor_parallel_size
 
-    needed = memory_needed(spec, context, dtype=weights)
     have = torch.cuda.device_count()
-    memory = torch.cuda.get_device_properties(0).total_memory
-    heads = spec.text_arch.num_attention_heads
-    size = 1
-    while size * memory < needed or heads % size:
-        size *= 2
-    if size > have:
-        raise RunnerError(f"{spec.id} needs {size} GPUs for tensor parallelism here and {have} are visible; "
+    size = tensor_parallel_size(spec, context, torch.cuda.get_device_properties(0).total_memory, dtype=weights)
+    if size is None or size > have:
+        needs = f"{size} GPUs" if size else "more GPUs than a power of two dividing its attention heads allows"
+        raise RunnerError(f"{spec.id} needs {needs} for tensor parallelism here and {have} are visible; "
                           "give --tensor-parallel, or --quantize")
     return size
 

@@ -110,3 +110,32 @@ def test_plan_says_which_quantisation_makes_a_model_fit(tmp_path):
     assert cells["llama-3.1-8b"]["quantized_gpus"] == {}  # one GPU already
     table = zoo("plan", "--model", "llama-3.1-405b", "--context", "8192", db=tmp_path / "r.db").stdout
     assert "--quantize fp8: 6 GPUs" in " ".join(table.split())
+
+
+def test_the_gpus_a_cluster_task_asks_for_are_what_its_engine_will_demand():
+    """vLLM shards over a power of two that divides the heads: a cell asks Ray for that, not for
+    plan's plain count (90B Vision: 3 H100s of memory, 4 for vLLM); a model no power of two can
+    hold asks for nothing and says why (Maverick in bf16: 40 heads)."""
+    from llama_zoo.errors import LlamaZooError
+    from llama_zoo.orchestration import RunRequest
+    from llama_zoo.orchestration.plan import gpus_for_request
+    from llama_zoo.registry.derive import tensor_parallel_size
+
+    catalog = load_catalog()
+    hf = RunRequest(model="llama-3.2-90b-vision", suite="perplexity")
+    assert gpus_for_request(hf, "perplexity", "H100-80GB") == plan_cell_gpus("llama-3.2-90b-vision", 2048) == 3
+    vllm = RunRequest(model="llama-3.2-90b-vision", suite="perplexity", backend="vllm")
+    assert gpus_for_request(vllm, "perplexity", "H100-80GB") == 4
+    assert tensor_parallel_size(catalog.get("llama-3.1-70b"), 8192, GPUS["H100-80GB"]) == 2
+    assert tensor_parallel_size(catalog.get("llama-4-maverick-17b-128e"), 8192, GPUS["H100-80GB"]) is None
+    assert tensor_parallel_size(catalog.get("llama-4-maverick-17b-128e"), 8192, GPUS["H100-80GB"], dtype="fp8") == 8
+    with pytest.raises(LlamaZooError, match="fits no power-of-two tensor-parallel size"):
+        gpus_for_request(RunRequest(model="llama-4-maverick-17b-128e", backend="vllm"), "perplexity", "H100-80GB")
+    assert gpus_for_request(RunRequest(model="llama-3.1-8b", dtype="float32"), "perplexity", "L4-24GB") == 2
+    assert gpus_for_request(RunRequest(model="llama-3.1-405b", shadow=True), "perplexity", "H100-80GB") == 1
+
+
+def plan_cell_gpus(model: str, context: int) -> int:
+    from llama_zoo.orchestration.plan import plan_cell
+
+    return plan_cell(load_catalog().get(model), "perplexity", context=context, gpu="H100-80GB").gpus

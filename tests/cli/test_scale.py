@@ -37,8 +37,12 @@ def _ray(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """A real head node on 127.0.0.1 for this module's tests, stopped after them."""
+    """A real head node on 127.0.0.1 for this module's tests, stopped after them. Token
+    authentication off for it and its drivers alike: a token Ray left in ~/.ray from an earlier
+    local cluster would otherwise switch it on for the head only."""
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'llama-zoo[ray]')")
+    before = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     port = _free_port()
     started = _ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2", "--num-gpus=0",
                    "--include-dashboard=false", "--disable-usage-stats")
@@ -46,6 +50,26 @@ def ray_cluster():
         pytest.skip(f"no local Ray cluster could be started: {started.stderr.strip()[-300:]}")
     yield f"127.0.0.1:{port}"
     _ray("stop", "--force")
+    if before is None:
+        del os.environ["RAY_AUTH_MODE"]
+    else:
+        os.environ["RAY_AUTH_MODE"] = before
+
+
+def _driven(*args: str, db) -> tuple[subprocess.CompletedProcess, int]:
+    """``zoo``, also giving the driver's pid."""
+    env = {**os.environ, "LLAMA_ZOO_DB": str(db)}
+    proc = subprocess.Popen([sys.executable, "-m", "llama_zoo", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    out, err = proc.communicate(timeout=600)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), proc.pid
+
+
+def _pids(db, run_ids: list[str]) -> set[int]:
+    from llama_zoo.results.store import Store
+
+    store = Store.open(str(db))
+    return {store.get(run_id)["pid"] for run_id in run_ids}
 
 
 def _cells(out: subprocess.CompletedProcess) -> list[dict]:
@@ -57,7 +81,7 @@ def _cells(out: subprocess.CompletedProcess) -> list[dict]:
 def test_a_matrix_on_ray_into_postgresql(ray_cluster, pg_admin_url):
     db = new_pg_database(pg_admin_url)
     on_ray = ("--executor", "ray", "--ray-address", ray_cluster)
-    first = zoo(*MATRIX, *on_ray, db=db)
+    first, driver = _driven(*MATRIX, *on_ray, db=db)
     assert first.returncode == 0, first.stderr
     cells = _cells(first)
     assert [(c["model"], c["suite"]) for c in cells] == [(m, s) for m in VISION for s in ("perplexity", "vqa")]
@@ -65,6 +89,7 @@ def test_a_matrix_on_ray_into_postgresql(ray_cluster, pg_admin_url):
     runs = _cells(zoo("runs", "list", "--format", "json", db=db))
     assert sorted(r["id"] for r in runs) == sorted(c["run_id"] for c in cells)  # six runs, each once
     assert all(r["status"] == "completed" for r in runs)
+    assert driver not in _pids(db, [r["id"] for r in runs])  # Ray's workers ran them, not the driver
 
     again = _cells(zoo(*MATRIX, *on_ray, db=db))
     assert [c["status"] for c in again] == ["cached"] * 6
@@ -128,7 +153,7 @@ def test_ctrl_c_on_ray_cancels_the_tasks_and_the_same_command_resumes(ray_cluste
     finally:
         if driver.poll() is None:
             driver.kill()
-    assert driver.returncode == 2 and err.strip().startswith("error: interrupted: 0 of 2 cells finished"), err
+    assert driver.returncode == 2 and err.strip().startswith("error: interrupted: 0 of 2 cells stored"), err
     cut = _pg_stored(db)
     time.sleep(3)  # cancelled tasks store nothing more
     assert [r["samples"] for r in _pg_stored(db)] == [r["samples"] for r in cut]
@@ -186,10 +211,11 @@ def test_parallel_processes_store_what_one_process_does(tmp_path):
     args = ("eval", "--model", "llama-3.2-1b", "--model", "llama-2-7b", "--suite", "perplexity", "--shadow",
             "--limit", "3", "--format", "json")
     one = _cells(zoo(*args, db=tmp_path / "one.db"))
-    two = zoo(*args, "--parallel", "2", db=tmp_path / "two.db")
+    two, driver = _driven(*args, "--parallel", "2", db=tmp_path / "two.db")
     assert two.returncode == 0, two.stderr
     both = _cells(two)
     assert [c["status"] for c in both] == ["completed", "completed"]
+    assert driver not in _pids(tmp_path / "two.db", [c["run_id"] for c in both])  # worker processes ran them
     assert [c["value"] for c in both] == pytest.approx([c["value"] for c in one], rel=1e-6)
 
 
