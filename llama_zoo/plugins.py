@@ -14,6 +14,10 @@ from typing import Any
 from llama_zoo.errors import LlamaZooError
 
 
+# A name "prefix:TASK" stands for a family: "prefix:anything" is its object's ``member("anything")``.
+FAMILY = "TASK"
+
+
 class PluginTable:
     def __init__(self, kind: str, group: str, builtins: dict[str, str]):
         self.kind, self.group, self.builtins = kind, group, builtins
@@ -37,6 +41,10 @@ class PluginTable:
         if name in self._loaded:
             return self._loaded[name]
         targets = self.targets()
+        prefix, colon, member = name.partition(":")
+        if name not in targets and colon and member and f"{prefix}:{FAMILY}" in targets:
+            made = self._loaded[name] = self.get(f"{prefix}:{FAMILY}").member(member)
+            return made
         if name not in targets:
             raise LlamaZooError(f"unknown {self.kind} {name!r}; {self.kind}s: {', '.join(targets)}")
         module, _, attribute = targets[name].partition(":")

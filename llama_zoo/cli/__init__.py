@@ -13,6 +13,7 @@ import typer
 from llama_zoo.cli.bench import bench_command
 from llama_zoo.cli.compare import compare_command
 from llama_zoo.cli.eval import eval_command
+from llama_zoo.cli.imports import app as import_app
 from llama_zoo.cli.models import app as models_app
 from llama_zoo.cli.plan import plan_command
 from llama_zoo.cli.report import demo_command, report_command
@@ -28,6 +29,7 @@ app = typer.Typer(
 app.add_typer(models_app, name="models")
 app.add_typer(runs_app, name="runs")
 app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
 app.command("eval")(eval_command)
 app.command("bench")(bench_command)
 app.command("plan")(plan_command)

@@ -117,6 +117,9 @@ def eval_command(**kwargs: Any) -> None:
     declared = _suite_options()
     given = {name: kwargs.pop(name) for name in declared}
     from llama_zoo.evals import SUITES
+    from llama_zoo.orchestration.matrix import expand_suites
+
+    suites = expand_suites(suites, given)  # a group of tasks as its tasks
 
     infos = {suite: SUITES.get(suite).info for suite in suites}
     for name, value in given.items():  # an option no suite of the run takes is a mistake, said at once

@@ -13,6 +13,7 @@ SUITES = PluginTable("suite", "llama_zoo.suites", {
     "refusal": "llama_zoo.evals.safety.refusal:suite",
     "insecure-code": "llama_zoo.evals.safety.insecure_code:suite",
     "vqa": "llama_zoo.evals.vision.vqa:suite",
+    "lm-eval:TASK": "llama_zoo.evals.lm_eval_tasks:family",
 })
 DEFAULT_SUITE = "perplexity"  # what `llama-zoo eval` runs without --suite
 

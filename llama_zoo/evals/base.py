@@ -110,6 +110,9 @@ class SuiteInfo:
     summary: str
     headline: str  # the metric its leaderboard is ordered by
     lower_is_better: bool = False
+    # where one suite object stands for many (lm-eval tasks): the stored option holding each run's
+    # headline, as {"metric": name, "lower_is_better": bool}
+    headline_option: str | None = None
     setup_keys: tuple[str, ...] = ()  # the stored options that tell two rows of a leaderboard apart
     paired: PairedTest | tuple[PairedTest, ...] | None = None
     charts: tuple[Chart, ...] = ()

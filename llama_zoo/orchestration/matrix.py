@@ -55,6 +55,21 @@ def select_models(named: Sequence[str], globs: Sequence[str], where: str | None)
     return list(dict.fromkeys([*chosen, *candidates]))
 
 
+def expand_suites(names: Sequence[str], given: dict) -> list[str]:
+    """Suites as given, a name that stands for several (an lm-eval group, say: the suite object
+    offers ``expands(options)``) replaced by those, each once."""
+    from llama_zoo.evals import SUITES
+
+    out: list[str] = []
+    for name in names:
+        suite = SUITES.get(name)
+        expands = getattr(suite, "expands", None)
+        mine = {o.name for o in suite.info.options}
+        more = expands(suite.info.resolve_options({k: v for k, v in given.items() if k in mine})) if expands else None
+        out += more or [name]
+    return list(dict.fromkeys(out))
+
+
 def run_cell(cell: Cell, request: RunRequest, store, progress: Progress | None = None,
              headline: str | None = None) -> Cell:
     """One cell through ``evaluate``, its outcome or its failure written into ``cell``. A failure is

@@ -44,10 +44,22 @@ def leaderboards(store, suite: str | None = None, model: str | None = None) -> d
     for name, rows in boards.items():
         info = suite_info(name)
         if info is not None:
-            sign = 1 if info.lower_is_better else -1
-            rows.sort(key=lambda r: (info.headline not in r["metrics"],
-                                     sign * r["metrics"].get(info.headline, {}).get("value", 0)))
+            rows.sort(key=lambda r: _rank(info, r))
     return boards
+
+
+def headline(info, run: dict[str, Any]) -> tuple[str, bool]:
+    """The metric a run's row is ranked by, and whether lower is better: the suite's, or, for a
+    suite standing for many (lm-eval tasks), the one the run stored."""
+    if info.headline_option:
+        stored = (run.get("options") or {}).get(info.headline_option) or {}
+        return stored.get("metric", ""), bool(stored.get("lower_is_better"))
+    return info.headline, info.lower_is_better
+
+
+def _rank(info, row: dict[str, Any]) -> tuple[bool, float]:
+    metric, lower = headline(info, row["run"])
+    return metric not in row["metrics"], (1 if lower else -1) * row["metrics"].get(metric, {}).get("value", 0)
 
 
 def _model_id(catalog, model: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 # external: completions produced elsewhere and only scored here (--samples-file); server: a model
 # behind an OpenAI-compatible API (weights_ref holds the URL and the served model's name)
-WEIGHTS_SOURCES = ("hub", "local", "random", "shadow", "external", "server")
+WEIGHTS_SOURCES = ("hub", "local", "random", "shadow", "external", "server", "imported")
 
 
 @dataclass(frozen=True)

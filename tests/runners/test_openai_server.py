@@ -93,3 +93,27 @@ def test_a_server_that_is_down_a_wrong_key_and_scoring_are_one_line(server, smol
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
     assert json.loads(zoo("runs", "list", "--format", "json", db=db).stdout) == []
+
+
+@pytest.mark.slow
+def test_an_lm_eval_generation_task_through_the_server_as_in_process(server, smollm2_gguf, tmp_path, monkeypatch):
+    """lm-eval tasks that only generate run on a text backend too: the same answers as llama.cpp in
+    this process (the same GGUF, greedy)."""
+    from tests.evals.test_lm_eval_tasks import OFFLINE, _write_tasks
+
+    _write_tasks(tmp_path / "tasks")
+    db = tmp_path / "r.db"
+    common = ("eval", "--model", str(smollm2_gguf), "--suite", "lm-eval:zoo_gen", "--lm-eval-include",
+              str(tmp_path / "tasks"), "--format", "json")
+    for name, value in OFFLINE.items():
+        monkeypatch.setenv(name, value)
+    served = zoo(*common, "--backend", "openai", "--base-url", server, db=db)
+    assert served.returncode == 0, served.stderr
+    local = zoo(*common, "--backend", "llama.cpp", db=db)
+    assert local.returncode == 0, local.stderr
+    _, via_server = outputs(json.loads(served.stdout)["run_id"], db)
+    _, in_process = outputs(json.loads(local.stdout)["run_id"], db)
+    assert via_server == in_process and len(via_server) == 10
+    refused = zoo("eval", "--model", str(smollm2_gguf), "--suite", "lm-eval:zoo_mc", "--lm-eval-include",
+                  str(tmp_path / "tasks"), "--backend", "openai", "--base-url", server, db=db)
+    assert refused.returncode == 2 and "needs log-likelihoods, which a text-only backend does not give" in refused.stderr

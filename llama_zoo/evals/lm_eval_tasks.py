@@ -1,0 +1,323 @@
+"""Suites ``lm-eval:TASK``: any lm-evaluation-harness task (MMLU, ARC, HellaSwag, GSM8K, a task YAML
+of your own) through llama-zoo's loop: its runners load and batch, its store keeps every document
+as a sample and resumes, its reports and ``compare`` read the runs.
+
+lm-eval does what it defines: the task's documents, few-shot contexts and prompts
+(``build_all_requests``), its filters, per-document ``process_results`` and aggregations (stderr as
+lm-eval computes it, 100,000 bootstrap resamples where it bootstraps). llama-zoo answers the
+requests (``lm_eval_adapter``) and adds a 95% bootstrap interval over documents for metrics that
+are means. Metric names are lm-eval's (``acc,none``: metric, filter); the headline is the task's
+first metric under its first filter.
+
+One name is registered, ``lm-eval:TASK``: it stands for every task (``SUITES`` resolves
+``lm-eval:arc_easy`` through ``family.member``), and carries the options the CLI offers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import functools
+import hashlib
+import json
+from typing import Any, Sequence
+
+import numpy as np
+
+from llama_zoo.errors import LlamaZooError
+from llama_zoo.evals.base import Context, Emit, Item, Option, PairedBootstrap, Plan, Ratio, SuiteInfo, eos_ids
+
+PREFIX = "lm-eval"
+BOOTSTRAP_ITERS = 100_000  # lm_eval.simple_evaluate's default
+FEWSHOT_SEED = 1234  # lm_eval.simple_evaluate's default fewshot_random_seed
+
+OPTIONS = (
+    Option("num_fewshot", None, "lm-eval tasks: few-shot examples per prompt (default: the task's own, else 0).",
+           type=int, minimum=0),
+    Option("apply_chat_template", False, "lm-eval tasks: render prompts with the model's chat template, as lm-eval's "
+           "--apply_chat_template does."),
+    Option("lm_eval_include", None, "lm-eval tasks: a directory of your own task YAMLs (lm-eval's --include_path).",
+           type=str),
+)
+
+
+def _info(name: str) -> SuiteInfo:
+    return SuiteInfo(
+        name=name, version="1", meant_for="generalist",
+        summary="An lm-evaluation-harness task, answered by llama-zoo's runners; lm-eval's prompts, filters and metrics.",
+        headline="", headline_option="headline", setup_keys=("num_fewshot", "apply_chat_template", "limit"),
+        # each document's headline value: their mean is the headline of every task whose metric is a mean
+        paired=PairedBootstrap(ratios=(Ratio("headline (mean over documents)", "score"),)),
+        options=OPTIONS, needs_tokens=False,
+        datasets="the task's own (lm-eval's dataset_path); the hub, or local files a task YAML names",
+    )
+
+
+class TaskFamily:
+    """``lm-eval:TASK``: the options every lm-eval task takes, and each task as a suite."""
+
+    info = _info(f"{PREFIX}:TASK")
+
+    def member(self, task: str) -> "LmEvalTask":
+        return LmEvalTask(task)
+
+
+family = TaskFamily()
+
+
+def task_manager(include: str | None, name: str):
+    """lm-eval's task index: only the user's directory where the task is there (indexing lm-eval's
+    own 14,000 task files takes seconds), else everything; each built once per process."""
+    if include:
+        from pathlib import Path
+
+        if not Path(include).expanduser().is_dir():
+            raise LlamaZooError(f"--lm-eval-include {include}: no such directory")
+        own = _index(str(Path(include).expanduser()), False)
+        if name in own.all_tasks:
+            return own
+    return _index(include, True)
+
+
+@functools.lru_cache(maxsize=None)
+def _index(include: str | None, defaults: bool):
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=include, include_defaults=defaults)
+
+
+@contextlib.contextmanager
+def quiet_bars():
+    """lm-eval's bar over documents as it builds requests, and datasets' as it reads files, would
+    cut through the CLI's own (tqdm reads TQDM_DISABLE when it is imported, too early to help)."""
+    import datasets
+    import lm_eval.api.task as lm_eval_task
+
+    shown = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    bar, lm_eval_task.tqdm = lm_eval_task.tqdm, lambda iterable=None, *_, **__: iterable
+    try:
+        yield
+    finally:
+        lm_eval_task.tqdm = bar
+        if shown:
+            datasets.enable_progress_bars()
+
+
+def leaf_tasks(name: str, include: str | None) -> list[str] | None:
+    """The tasks of an lm-eval group or tag, leaves only, in the group's order (a tag's sorted);
+    None for a task. Read from lm-eval's index: no data is loaded."""
+    from lm_eval.tasks._index import Kind
+
+    manager = task_manager(include, name)
+    index = manager.task_index
+    if name not in index or index[name].kind not in (Kind.GROUP, Kind.TAG):
+        return None
+
+    def leaves(entry_name: str, seen: tuple[str, ...]) -> list[str]:
+        entry = index.get(entry_name)
+        if entry is None or entry_name in seen:
+            raise LlamaZooError(f"lm-eval group {name}: cannot resolve {entry_name!r} in lm-eval's task index")
+        if entry.kind is Kind.TAG:
+            members = sorted(entry.tags)
+        elif entry.kind is Kind.GROUP:
+            members = []
+            for item in (entry.cfg or {}).get("task", []):
+                member = item if isinstance(item, str) else item.get("task") if isinstance(item, dict) else None
+                if not isinstance(member, str) or isinstance(item, dict) and set(item) - {"task"}:
+                    raise LlamaZooError(f"lm-eval group {entry_name} defines a task inline; run its tasks by name")
+                members.append(member)
+        else:
+            return [entry_name]
+        return [leaf for member in members for leaf in leaves(member, (*seen, entry_name))]
+
+    return list(dict.fromkeys(leaves(name, ())))
+
+
+def load_task(name: str, include: str | None):
+    """The lm-eval task object, or one line: unknown (with lm-eval's closest names), a group, or
+    data it cannot reach."""
+    from lm_eval.tasks import get_task_dict
+
+    manager = task_manager(include, name)
+    if name not in manager.all_tasks:
+        close = difflib.get_close_matches(name, manager.all_tasks, n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see 'lm-eval ls tasks' (or --lm-eval-include DIR)"
+        raise LlamaZooError(f"unknown lm-eval task {name!r}{hint}")
+    if name in manager.all_groups or name in manager.all_tags:
+        raise LlamaZooError(f"lm-eval:{name} is a group of tasks: 'llama-zoo eval' runs it as its tasks, one run each")
+    try:
+        with quiet_bars():
+            tasks = get_task_dict([name], manager)
+    except (ConnectionError, OSError) as exc:
+        first = " ".join(str(exc).split())[:200]
+        raise LlamaZooError(f"lm-eval task {name} cannot load its data ({type(exc).__name__}: {first}); the hub is "
+                            "unreachable or the files are missing: give a task YAML with local data_files") from None
+    task = tasks.get("tasks", tasks)[name] if isinstance(tasks.get("tasks", tasks), dict) else tasks[name]
+    return task
+
+
+def doc_hash(doc: Any) -> str:
+    """lm-eval's per-sample ``doc_hash``: the same document hashes the same in either tool."""
+    from lm_eval.utils import handle_non_serializable, hash_string
+
+    return hash_string(json.dumps(doc, indent=2, default=handle_non_serializable, ensure_ascii=False))
+
+
+def dataset_hash(doc_hashes: Sequence[str]) -> str:
+    return hashlib.sha256("".join(doc_hashes).encode()).hexdigest()
+
+
+def headline(task) -> tuple[str, bool]:
+    """The task's first metric under its first filter, and whether lower is better."""
+    metric = next(iter(task._metric_fn_list))
+    return f"{metric},{task._filters[0].name}", not task.higher_is_better().get(metric, True)
+
+
+class LmEvalTask:
+    def __init__(self, task: str):
+        self.task_name = task
+        self.info = dataclasses.replace(_info(f"{PREFIX}:{task}"))
+        self._loaded: dict[str | None, Any] = {}
+
+    def expands(self, options: dict[str, Any]) -> list[str] | None:
+        """An lm-eval group or tag as the suites of its tasks (``lm-eval:mmlu`` is 57 runs)."""
+        leaves = leaf_tasks(self.task_name, options.get("lm_eval_include"))
+        return None if leaves is None else [f"{PREFIX}:{leaf}" for leaf in leaves]
+
+    def check(self, spec, options) -> None:
+        if not spec.text_arch:
+            raise LlamaZooError(f"{spec.id} has no language model to answer lm-eval:{self.task_name}")
+
+    def task(self, include: str | None):
+        if include not in self._loaded:
+            self._loaded[include] = load_task(self.task_name, include)
+        return self._loaded[include]
+
+    def plan(self, ctx: Context) -> Plan:
+        from lm_eval import __version__ as lm_eval_version
+
+        from llama_zoo.evals.lm_eval_adapter import ZooLM
+
+        options = ctx.options
+        task = self.task(options["lm_eval_include"])
+        if task.OUTPUT_TYPE == "loglikelihood":
+            raise LlamaZooError(f"lm-eval:{self.task_name} scores whether a continuation is the greedy one "
+                                "(is_greedy), which llama-zoo's runners do not report")
+        if options["num_fewshot"] is not None and task.get_config("num_fewshot") != 0:
+            task.set_config(key="num_fewshot", value=options["num_fewshot"])
+        elif task.get_config("num_fewshot") is None:
+            task.set_config(key="num_fewshot", value=0)
+        task.set_fewshot_seed(seed=FEWSHOT_SEED)
+        if ctx.tokenizer is None and task.OUTPUT_TYPE != "generate_until":
+            raise LlamaZooError(f"lm-eval:{self.task_name} needs log-likelihoods, which a text-only backend does not "
+                                "give; use --backend hf, llama.cpp or vllm")
+        self.lm = ZooLM(ctx.tokenizer, ctx.context, stop_token_ids=eos_ids(ctx.spec) if ctx.spec else ())
+        chat = bool(options["apply_chat_template"])
+        if chat and ctx.tokenizer is None:
+            raise LlamaZooError("--apply-chat-template renders prompts with the model's tokenizer; a text backend "
+                                "has none here (the server applies its own template to chat requests)")
+        if chat and not getattr(ctx.tokenizer, "chat_template", None):
+            raise LlamaZooError(f"--apply-chat-template: {ctx.spec.id}'s tokenizer has no chat template")
+        with quiet_bars():
+            task.build_all_requests(limit=ctx.limit, rank=0, world_size=1, apply_chat_template=chat,
+                                    chat_template=self.lm.apply_chat_template if chat else None,
+                                    tokenizer_name=self.lm.tokenizer_name if chat else "")
+        by_doc: dict[int, list] = {}
+        for inst in task.instances:
+            by_doc.setdefault(inst.doc_id, []).append(inst)
+        items, hashes = [], []
+        for doc_id, doc in task.doc_iterator(rank=0, limit=ctx.limit, world_size=1):
+            instances = sorted(by_doc[doc_id], key=lambda i: i.idx)
+            requests, counts = [], []
+            for inst in instances:
+                built = self.lm.requests_for(inst.request_type, inst.args) * inst.repeats
+                requests += built
+                counts.append(len(built))
+            hashes.append(doc_hash(doc))
+            items.append(Item(doc_id, tuple(requests), (doc, instances, counts)))
+        metric, lower = headline(task)
+        config = {k: v for k, v in task.dump_config().items() if k != "metadata"}
+        plan_options = {
+            "task": self.task_name, "task_version": task.VERSION if task.VERSION is not None else
+            (task.config.metadata or {}).get("version"), "lm_eval": lm_eval_version,
+            "task_config_hash": hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest(),
+            "num_fewshot": task.get_config("num_fewshot"), "apply_chat_template": chat, "limit": ctx.limit,
+            "headline": {"metric": metric, "lower_is_better": lower},
+        }
+        source = task.config.dataset_path + (f"/{task.config.dataset_name}" if task.config.dataset_name else "")
+        return Plan(source, None, dataset_hash(hashes), items, plan_options)
+
+    def score(self, items: Sequence[Item], answers, seconds: float, ctx: Context, emit: Emit) -> None:
+        task = self.task(ctx.options["lm_eval_include"])
+        metric_key = headline(task)[0]
+        for item, replies in zip(items, answers):
+            doc, instances, counts = item.data
+            at = 0
+            for inst, count in zip(instances, counts):
+                per_repeat = count // inst.repeats
+                inst.resps = [self.lm.response(inst.request_type, inst.args, replies[at + k * per_repeat:at + (k + 1) * per_repeat])
+                              for k in range(inst.repeats)]
+                inst.filtered_resps = {}
+                at += count
+            for ensemble in task._filters:
+                ensemble.apply(instances)
+            values: dict[str, Any] = {}
+            for key in instances[0].filtered_resps:
+                for name, value in task.process_results(doc, [i.filtered_resps[key] for i in instances]).items():
+                    values[f"{name},{key}"] = _plain(value)
+            target = task.doc_to_target(doc)
+            emit(item.index, {
+                "input": instances[0].args[0], "input_ref": f"doc {item.index}", "target": str(target),
+                "output": json.dumps(_plain([i.resps for i in instances]), ensure_ascii=False),
+                "scores": {"metrics": values, "score": _number(values.get(metric_key)),
+                           "doc_hash": doc_hash(doc), "filtered": _plain([i.filtered_resps for i in instances])},
+            })
+
+    def metrics(self, samples, seed: int, runner=None) -> list[dict[str, Any]]:
+        task = next(iter(self._loaded.values()))
+        return aggregate(task, [s["scores"]["metrics"] for s in samples], seed)
+
+
+def aggregate(task, per_doc: Sequence[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
+    """lm-eval's aggregation of each metric (and its stderr, as lm-eval computes it), the headline
+    first; a metric that is a mean of numbers also gets a 95% bootstrap interval over documents."""
+    from lm_eval.api.metrics import mean, stderr_for_metric
+
+    from llama_zoo.evals.stats import bootstrap_ratio_ci
+
+    raw: dict[str, list[Any]] = {}
+    for values in per_doc:
+        for key, value in values.items():
+            raw.setdefault(key, []).append(value)
+    first = headline(task)[0]
+    out = []
+    for key in sorted(raw, key=lambda k: k != first):
+        name, _, _filter = key.partition(",")
+        items = raw[key]
+        agg = task.aggregation().get(name, mean)
+        stderr_fn = stderr_for_metric(metric=agg, bootstrap_iters=min(BOOTSTRAP_ITERS, 100)
+                                      if name in ("bleu", "chrf", "chrf++", "ter") else BOOTSTRAP_ITERS)
+        stderr = stderr_fn(items) if stderr_fn and len(items) > 1 else None
+        ci = None
+        if agg is mean and all(isinstance(v, (int, float)) for v in items):
+            ci = bootstrap_ratio_ci(items, np.ones(len(items)), lambda x: x, seed=seed)
+        out.append({"name": key, "value": float(agg(items)), "stderr": None if stderr is None else float(stderr),
+                    "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None, "n": len(items)})
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """JSON-storable: tuples as lists, numpy numbers as Python numbers."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float, bool, np.number)) else None
