@@ -19,9 +19,9 @@ def lm_eval_command(
     db: Optional[str] = DB_OPTION,
 ) -> None:
     """lm-evaluation-harness output (results_*.json, and the samples_<task>_*.jsonl that --log_samples writes)
-    as runs of the suites lm-eval:TASK: its metrics and stderr, every document as a sample (so 'compare' pairs
-    it with llama-zoo's own run of the task), and its provenance (model args, git hash, versions). Importing the
-    same output twice stores it once."""
+    as runs of the same suites llama-zoo runs lm-eval tasks in: its metrics and stderr, every document as a
+    sample (so 'compare' pairs it with llama-zoo's own run of the task), and its provenance (model args, git
+    hash, versions). Importing the same output twice stores it once."""
     from rich.table import Table
 
     from llama_zoo.orchestration.lm_eval_import import import_output
@@ -38,6 +38,6 @@ def lm_eval_command(
         table.add_column(col, justify="right" if col == "samples" else "left")
     for r in runs:
         shown = f"{r.headline}={r.value:.4g}" if r.value is not None else "-"
-        table.add_row(f"lm-eval:{r.task}", r.model_id, r.run_id, str(r.samples), shown,
+        table.add_row(r.suite, r.model_id, r.run_id, str(r.samples), shown,
                       "already stored" if r.cached else "imported")
     console.print(table)

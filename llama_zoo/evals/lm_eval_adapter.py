@@ -13,7 +13,7 @@ any llama-zoo runner as its own request types:
 
 The suite (``lm_eval_tasks``) uses ``requests_for`` and ``response`` so that the loop batches,
 stores and resumes; ``ZooLM`` itself also answers lm-eval directly
-(``lm_eval.simple_evaluate(model=ZooLM(runner, tokenizer, max_length))``).
+(``lm_eval.simple_evaluate(model=ZooLM(tokenizer, max_length, runner))``).
 
 ``is_greedy`` (whether the continuation is the model's greedy choice) is not computed: runners
 return log-probabilities only. Multiple-choice tasks do not use it; a task whose metrics do
@@ -75,7 +75,7 @@ class ZooLM(TemplateLM):
 
     # -- lm-eval requests as runner requests, and runner answers as lm-eval responses
 
-    def requests_for(self, request_type: str, args: tuple) -> tuple[Any, ...]:
+    def requests_for(self, request_type: str, args: tuple, seed: int | None = None) -> tuple[Any, ...]:
         if request_type == "loglikelihood":
             context, continuation = args
             if context == "":
@@ -97,13 +97,16 @@ class ZooLM(TemplateLM):
             kwargs = normalize_gen_kwargs(dict(gen_kwargs), MAX_GEN_TOKS)
             until = handle_stop_sequences(kwargs.pop("until", None), eos=self._eos_text())
             new = kwargs.pop("max_gen_toks")
+            if new >= self.max_length:
+                raise ValueError(f"max_gen_toks {new} leaves no room for a prompt in {self.max_length} tokens")
             # a text backend (an OpenAI-compatible server) tokenizes and truncates on its side
             ids = self.tok_encode(context)[-(self.max_length - new):] if self.tokenizer is not None else []
             sampled = kwargs.get("do_sample") and kwargs.get("temperature", 0.0) > 0
             return (GenerateRequest(tuple(ids), text=context, max_new_tokens=new, stop_strings=tuple(until),
                                     stop_token_ids=self.stop_token_ids,
                                     temperature=float(kwargs["temperature"]) if sampled else 0.0,
-                                    top_p=float(kwargs.get("top_p", 1.0) or 1.0) if sampled else 1.0),)
+                                    top_p=float(kwargs.get("top_p", 1.0) or 1.0) if sampled else 1.0,
+                                    seed=seed if sampled else None),)
         raise ValueError(f"lm-eval request type {request_type!r} has no runner request")
 
     def response(self, request_type: str, args: tuple, answers: Sequence[Any]) -> Any:

@@ -21,6 +21,7 @@ import difflib
 import functools
 import hashlib
 import json
+import sys
 from typing import Any, Sequence
 
 import numpy as np
@@ -61,6 +62,9 @@ class TaskFamily:
 
     def member(self, task: str) -> "LmEvalTask":
         return LmEvalTask(task)
+
+    def check(self, spec, options) -> None:  # ``--suite lm-eval:TASK`` typed as it is shown
+        raise LlamaZooError("lm-eval:TASK stands for a task: give its name, e.g. --suite lm-eval:arc_easy")
 
 
 family = TaskFamily()
@@ -108,6 +112,7 @@ def quiet_bars():
 def leaf_tasks(name: str, include: str | None) -> list[str] | None:
     """The tasks of an lm-eval group or tag, leaves only, in the group's order (a tag's sorted);
     None for a task. Read from lm-eval's index: no data is loaded."""
+    require_lm_eval()
     from lm_eval.tasks._index import Kind
 
     manager = task_manager(include, name)
@@ -135,9 +140,34 @@ def leaf_tasks(name: str, include: str | None) -> list[str] | None:
     return list(dict.fromkeys(leaves(name, ())))
 
 
+def require_lm_eval() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("lm_eval") is None:
+        raise LlamaZooError("lm-eval tasks need lm-evaluation-harness: pip install 'llama-zoo[lm-eval]'")
+
+
+def seed_as_lm_eval() -> None:
+    """The seeds ``simple_evaluate`` sets before it loads tasks: a task that shuffles its documents
+    or choices (GPQA's process_docs) builds the same ones here as there, run after run."""
+    import random
+
+    import numpy as np
+
+    random.seed(0)
+    np.random.seed(1234)
+    try:
+        import torch
+
+        torch.manual_seed(1234)
+    except ImportError:
+        pass
+
+
 def load_task(name: str, include: str | None):
     """The lm-eval task object, or one line: unknown (with lm-eval's closest names), a group, or
-    data it cannot reach."""
+    data (or a package) it cannot load."""
+    require_lm_eval()
     from lm_eval.tasks import get_task_dict
 
     manager = task_manager(include, name)
@@ -147,6 +177,7 @@ def load_task(name: str, include: str | None):
         raise LlamaZooError(f"unknown lm-eval task {name!r}{hint}")
     if name in manager.all_groups or name in manager.all_tags:
         raise LlamaZooError(f"lm-eval:{name} is a group of tasks: 'llama-zoo eval' runs it as its tasks, one run each")
+    seed_as_lm_eval()
     try:
         with quiet_bars():
             tasks = get_task_dict([name], manager)
@@ -154,6 +185,11 @@ def load_task(name: str, include: str | None):
         first = " ".join(str(exc).split())[:200]
         raise LlamaZooError(f"lm-eval task {name} cannot load its data ({type(exc).__name__}: {first}); the hub is "
                             "unreachable or the files are missing: give a task YAML with local data_files") from None
+    except ImportError as exc:  # a task's own dependency (ifeval's langdetect, say)
+        raise LlamaZooError(f"lm-eval task {name} needs a package that is not installed: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a malformed YAML, a template error: the task's, said in one line
+        first = " ".join(str(exc).split())[:200]
+        raise LlamaZooError(f"lm-eval task {name} cannot be built: {type(exc).__name__}: {first}") from None
     task = tasks.get("tasks", tasks)[name] if isinstance(tasks.get("tasks", tasks), dict) else tasks[name]
     return task
 
@@ -192,7 +228,9 @@ class LmEvalTask:
 
     def task(self, include: str | None):
         if include not in self._loaded:
-            self._loaded[include] = load_task(self.task_name, include)
+            task = load_task(self.task_name, include)
+            self._loaded[include] = task
+            self._own_fewshot = task.get_config("num_fewshot")  # the YAML's, before any option changes it
         return self._loaded[include]
 
     def plan(self, ctx: Context) -> Plan:
@@ -202,13 +240,15 @@ class LmEvalTask:
 
         options = ctx.options
         task = self.task(options["lm_eval_include"])
-        if task.OUTPUT_TYPE == "loglikelihood":
+        greedy_metrics = {"exact_match"} & set(task._metric_fn_list) if task.OUTPUT_TYPE == "multiple_choice" else set()
+        if task.OUTPUT_TYPE == "loglikelihood" or greedy_metrics:
             raise LlamaZooError(f"lm-eval:{self.task_name} scores whether a continuation is the greedy one "
                                 "(is_greedy), which llama-zoo's runners do not report")
-        if options["num_fewshot"] is not None and task.get_config("num_fewshot") != 0:
-            task.set_config(key="num_fewshot", value=options["num_fewshot"])
-        elif task.get_config("num_fewshot") is None:
-            task.set_config(key="num_fewshot", value=0)
+        own = self._own_fewshot
+        if options["num_fewshot"] is not None and own == 0:
+            raise LlamaZooError(f"lm-eval:{self.task_name} fixes num_fewshot at 0 in its config; drop --num-fewshot")
+        task.set_config(key="num_fewshot", value=options["num_fewshot"] if options["num_fewshot"] is not None
+                        else own if own is not None else 0)
         task.set_fewshot_seed(seed=FEWSHOT_SEED)
         if ctx.tokenizer is None and task.OUTPUT_TYPE != "generate_until":
             raise LlamaZooError(f"lm-eval:{self.task_name} needs log-likelihoods, which a text-only backend does not "
@@ -220,9 +260,10 @@ class LmEvalTask:
                                 "has none here (the server applies its own template to chat requests)")
         if chat and not getattr(ctx.tokenizer, "chat_template", None):
             raise LlamaZooError(f"--apply-chat-template: {ctx.spec.id}'s tokenizer has no chat template")
-        with quiet_bars():
+        seed_as_lm_eval()
+        with quiet_bars():  # few-shot examples as chat turns with a template: simple_evaluate's default
             task.build_all_requests(limit=ctx.limit, rank=0, world_size=1, apply_chat_template=chat,
-                                    chat_template=self.lm.apply_chat_template if chat else None,
+                                    fewshot_as_multiturn=chat, chat_template=self.lm.apply_chat_template if chat else None,
                                     tokenizer_name=self.lm.tokenizer_name if chat else "")
         by_doc: dict[int, list] = {}
         for inst in task.instances:
@@ -232,17 +273,22 @@ class LmEvalTask:
             instances = sorted(by_doc[doc_id], key=lambda i: i.idx)
             requests, counts = [], []
             for inst in instances:
-                built = self.lm.requests_for(inst.request_type, inst.args) * inst.repeats
-                requests += built
-                counts.append(len(built))
+                for k in range(inst.repeats):  # a sampled repeat draws under its own seed: resumable, reproducible
+                    requests += self.lm.requests_for(inst.request_type, inst.args,
+                                                     seed=_seed(ctx.seed, doc_id, inst.idx, k))
+                counts.append(len(requests) - sum(counts))
             hashes.append(doc_hash(doc))
             items.append(Item(doc_id, tuple(requests), (doc, instances, counts)))
         metric, lower = headline(task)
-        config = {k: v for k, v in task.dump_config().items() if k != "metadata"}
+        config = _stable({k: v for k, v in task.dump_config().items() if k != "metadata"})
+        prompts = hashlib.sha256(json.dumps([_plain(i.args) for i in task.instances], default=str,
+                                            sort_keys=True).encode()).hexdigest()
         plan_options = {
             "task": self.task_name, "task_version": task.VERSION if task.VERSION is not None else
             (task.config.metadata or {}).get("version"), "lm_eval": lm_eval_version,
             "task_config_hash": hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest(),
+            # every prompt and continuation as built: few-shot draws, templates and the chat template included
+            "prompts_hash": prompts, "context": ctx.context,
             "num_fewshot": task.get_config("num_fewshot"), "apply_chat_template": chat, "limit": ctx.limit,
             "headline": {"metric": metric, "lower_is_better": lower},
         }
@@ -299,7 +345,9 @@ def aggregate(task, per_doc: Sequence[dict[str, Any]], seed: int = 0) -> list[di
         agg = task.aggregation().get(name, mean)
         stderr_fn = stderr_for_metric(metric=agg, bootstrap_iters=min(BOOTSTRAP_ITERS, 100)
                                       if name in ("bleu", "chrf", "chrf++", "ter") else BOOTSTRAP_ITERS)
-        stderr = stderr_fn(items) if stderr_fn and len(items) > 1 else None
+        # lm-eval's bootstrap (f1, bleu, ...) prints to stdout and forks a pool: keep our output ours
+        with contextlib.redirect_stdout(sys.stderr), _env("DISABLE_MULTIPROC", "1"):
+            stderr = stderr_fn(items) if stderr_fn and len(items) > 1 else None
         ci = None
         if agg is mean and all(isinstance(v, (int, float)) for v in items):
             ci = bootstrap_ratio_ci(items, np.ones(len(items)), lambda x: x, seed=seed)
@@ -308,8 +356,41 @@ def aggregate(task, per_doc: Sequence[dict[str, Any]], seed: int = 0) -> list[di
     return out
 
 
+@contextlib.contextmanager
+def _env(name: str, value: str):
+    import os
+
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = before
+
+
+def _seed(seed: int, doc_id: int, idx: int, repeat: int) -> int:
+    return int(hashlib.sha256(f"{seed}/{doc_id}/{idx}/{repeat}".encode()).hexdigest()[:8], 16)
+
+
+def _stable(value: Any) -> Any:
+    """A task config as the same text in every process and on every machine: functions by their
+    module and name (not their address), local data files left to the dataset hash."""
+    if isinstance(value, dict):
+        return {str(k): _stable(v) for k, v in value.items() if k != "data_files"}
+    if isinstance(value, (list, tuple)):
+        return [_stable(v) for v in value]
+    if callable(value):
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', type(value).__name__)}"
+    return value
+
+
 def _plain(value: Any) -> Any:
-    """JSON-storable: tuples as lists, numpy numbers as Python numbers."""
+    """JSON-storable: tuples and arrays as lists, numpy numbers as Python numbers."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):

@@ -25,6 +25,7 @@ NOT_METRICS = ("alias", "name", "sample_len", "sample_count")
 @dataclass
 class Imported:
     task: str
+    suite: str
     run_id: str
     model_id: str
     cached: bool
@@ -60,8 +61,7 @@ def _read_results(path: Path) -> dict[str, Any]:
 def _samples(results_file: Path, task: str) -> dict[int, dict[str, Any]]:
     """The task's logged documents, one per doc id, every filter's metric values merged."""
     stamp = results_file.stem.removeprefix("results").lstrip("_")
-    candidates = sorted(results_file.parent.glob(f"samples_{task}_{stamp}.jsonl")) or \
-        sorted(results_file.parent.glob(f"samples_{task}_*.jsonl"))
+    candidates = sorted(results_file.parent.glob(f"samples_{task}_{stamp}.jsonl"))  # this run's, no other's
     if not candidates:
         return {}
     docs: dict[int, dict[str, Any]] = {}
@@ -72,6 +72,8 @@ def _samples(results_file: Path, task: str) -> dict[int, dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError:
             raise LlamaZooError(f"{candidates[-1]}:{n}: not a JSON line") from None
+        if not isinstance(row, dict) or "doc_id" not in row or "doc_hash" not in row:
+            raise LlamaZooError(f"{candidates[-1]}:{n}: not an lm-eval sample (no doc_id and doc_hash)")
         doc = docs.setdefault(int(row["doc_id"]), {"row": row, "metrics": {}, "filtered": {}})
         for metric in row.get("metrics", []):
             doc["metrics"][f"{metric},{row.get('filter', 'none')}"] = row.get(metric)
@@ -91,7 +93,12 @@ def model_of(config: dict[str, Any], given: str | None) -> str:
     checkpoint directory: the id llama-zoo gives it) or hub id (the registry's id where it holds one)."""
     from llama_zoo.registry.checkpoint import find_model
 
-    ref = given or _model_args(config).get("pretrained") or _model_args(config).get("model")
+    args = _model_args(config)
+    if not given and ({"peft", "delta"} & set(args) or str(args.get("pretrained", "")).startswith(".")):
+        raise LlamaZooError("the lm-eval output's model is an adapter or a relative path "
+                            f"({', '.join(f'{k}={v}' for k, v in args.items() if k in ('pretrained', 'peft', 'delta'))}): "
+                            "give --model")
+    ref = given or args.get("pretrained") or args.get("model")
     if not ref:
         raise LlamaZooError("the lm-eval output names no model (no pretrained= in its model_args): give --model")
     try:
@@ -132,7 +139,7 @@ def import_output(path: str, store, model: str | None = None, seed: int = 0) -> 
                        "imported_from": f"{results_file.name}"}
             run_config = RunConfig(
                 model_id=model_id, spec_hash="", suite=f"{PREFIX}:{task}", suite_version="1",
-                backend=f"lm-eval:{config.get('model', '?')}"[:16], weights_source="imported",
+                backend="lm-eval", weights_source="imported",
                 weights_ref=str(_model_args(config).get("pretrained") or model_id), weights_revision=config.get("model_revision"),
                 dtype=str(config.get("model_dtype") or _model_args(config).get("dtype") or "") or None,
                 dataset_name=task_config.get("dataset_path"),
@@ -168,10 +175,10 @@ def import_output(path: str, store, model: str | None = None, seed: int = 0) -> 
                         "model_args": _model_args(config), "git_hash": data.get("git_hash"),
                         "lm_eval_version": data.get("lm_eval_version"),
                         "transformers_version": data.get("transformers_version"), "date": data.get("date"),
-                        "model_sha": config.get("model_sha"), "batch_size": config.get("batch_size"),
+                        "model_sha": config.get("model_sha"), "batch_size": config.get("batch_size"), "model_source": data.get("model_source"),
                         "device": config.get("device")})
             value = task_results.get(head) if head else None
-            imported.append(Imported(task, handle.run_id, model_id, handle.cached, len(ordered), head, _number(value)))
+            imported.append(Imported(task, f"{PREFIX}:{task}", handle.run_id, model_id, handle.cached, len(ordered), head, _number(value)))
     return imported
 
 

@@ -65,6 +65,10 @@ def compare(store, a_ref: str, b_ref: str, suite: str | None = None, seed: int =
     if info is None or not info.paired_tests:
         raise LlamaZooError(f"suite {a['suite']} declares no paired test" +
                             ("" if info else " (its plug-in is not installed here)"))
+    if info.headline_option:  # a family's runs: the same headline on both sides, or no paired test
+        heads = [(r.get("options") or {}).get(info.headline_option) for r in (a, b)]
+        if heads[0] != heads[1]:
+            raise LlamaZooError(f"runs {a['id']} and {b['id']} rank by different metrics ({heads[0]} vs {heads[1]})")
     sa, sb = _keyed(store, a["id"]), _keyed(store, b["id"])
     shared = [k for k in sa if k in sb]
     if len(shared) < 2:
@@ -102,6 +106,8 @@ def _paired_rows(test, a: list[dict[str, Any]], b: list[dict[str, Any]], seed: i
 
 def _sums(ratio: Ratio, scores: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
     sign, key = (-1.0, ratio.numerator[1:]) if ratio.numerator.startswith("-") else (1.0, ratio.numerator)
+    if any(s.get(key) is None for s in scores):
+        raise LlamaZooError(f"some samples have no number for {ratio.metric} (a corpus-level metric): no paired test")
     numerators = [sign * float(s[key]) for s in scores]
     denominators = [float(s[ratio.denominator]) if ratio.denominator else 1.0 for s in scores]
     return numerators, denominators
