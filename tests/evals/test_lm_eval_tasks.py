@@ -51,6 +51,21 @@ metric_list:
   - {{metric: acc_norm, aggregation: mean, higher_is_better: true}}
 metadata: {{version: 1.0}}
 """)
+    # MMLU's form: the choices are letters, one token each after the same context (one forward pass)
+    (tasks / "zoo_letters.yaml").write_text(f"""task: zoo_letters
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {tasks / 'mc.jsonl'}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{{{question}}}}\nA. {{{{choices[0]}}}}\nB. {{{{choices[1]}}}}\nC. {{{{choices[2]}}}}\nAnswer:"
+doc_to_choice: ["A", "B", "C"]
+doc_to_target: label
+metric_list:
+  - {{metric: acc, aggregation: mean, higher_is_better: true}}
+metadata: {{version: 1.0}}
+""")
     (tasks / "zoo_gen.yaml").write_text(f"""task: zoo_gen
 dataset_path: json
 dataset_kwargs:
@@ -88,7 +103,7 @@ from lm_eval.loggers import EvaluationTracker
 from lm_eval.tasks import TaskManager
 tracker = EvaluationTracker(output_path={str(root / 'out')!r})
 res = lm_eval.simple_evaluate(model="hf", model_args="pretrained={root / 'ckpt'},dtype=float32", device="cpu",
-                              batch_size=1, tasks=["zoo_mc", "zoo_gen"], log_samples=True, evaluation_tracker=tracker,
+                              batch_size=1, tasks=["zoo_mc", "zoo_letters", "zoo_gen"], log_samples=True, evaluation_tracker=tracker,
                               task_manager=TaskManager(include_path={str(root / 'tasks')!r}, include_defaults=False))
 samples = res.pop("samples")
 tracker.save_results_aggregated(results=res, samples=samples)
@@ -106,7 +121,8 @@ json.dump({{"results": res["results"], "samples": samples}}, open({str(root / 'r
 def ours(work):
     root, _ = work
     db = root / "zoo.db"
-    out = zoo("eval", "--model", str(root / "ckpt"), "--suite", "lm-eval:zoo_mc", "--suite", "lm-eval:zoo_gen",
+    out = zoo("eval", "--model", str(root / "ckpt"), "--suite", "lm-eval:zoo_mc", "--suite", "lm-eval:zoo_letters",
+              "--suite", "lm-eval:zoo_gen",
               "--lm-eval-include", str(root / "tasks"), "--dtype", "float32", "--format", "json", db=db)
     assert out.returncode == 0, out.stderr
     return db, {c["suite"].split(":")[1]: c for c in json.loads(out.stdout)}
@@ -123,7 +139,7 @@ def _stored(db, run_id: str):
 def test_the_same_documents_and_metrics_as_lm_eval_with_its_hf_model(work, ours):
     _, reference = work
     db, cells = ours
-    for task, n in (("zoo_mc", len(MC)), ("zoo_gen", len(GEN))):
+    for task, n in (("zoo_mc", len(MC)), ("zoo_letters", len(MC)), ("zoo_gen", len(GEN))):
         run, samples = _stored(db, cells[task]["run_id"])
         assert run["status"] == "completed" and len(samples) == n
         expected = reference["results"][task]
@@ -141,7 +157,7 @@ def test_the_same_documents_and_metrics_as_lm_eval_with_its_hf_model(work, ours)
                 assert mine["metrics"][f"{name},{doc['filter']}"] == pytest.approx(float(doc[name])), (task, doc["doc_id"])
             assert mine["doc_hash"] == doc["doc_hash"]
             filtered = [f[doc["filter"]] for f in mine["filtered"]]
-            if task == "zoo_mc":  # per choice: the log-likelihood lm-eval computed, to float32 precision
+            if task != "zoo_gen":  # per choice: the log-likelihood lm-eval computed, to float32 precision
                 assert [ll for ll, _ in filtered] == pytest.approx([float(ll) for ll, _ in doc["filtered_resps"]], abs=1e-4)
             else:  # the generated answer, cut at the stop strings, as lm-eval's hf model made it
                 assert filtered == doc["filtered_resps"]
@@ -249,3 +265,21 @@ def test_llama_cpp_answers_lm_eval_as_transformers_does(work, smollm2_f32_gguf):
         lls = [f["none"][0] for f in sample["scores"]["filtered"]]
         assert [f["none"][0] for f in other["filtered"]] == pytest.approx(lls, abs=2e-4)
         assert other["metrics"] == sample["scores"]["metrics"]
+
+
+def test_single_token_choices_after_one_context_are_one_request(shared):
+    """MMLU's letters: one next-token request for the choices (lm-eval's logits cache does the
+    same), while choices of several tokens stay one window each."""
+    from transformers import AutoTokenizer
+
+    from llama_zoo.evals.lm_eval_adapter import ZooLM
+    from llama_zoo.runners.base import NextTokenRequest
+
+    lm = ZooLM(AutoTokenizer.from_pretrained(shared / "tokenizers" / "llama3_1"), 2048)
+    context = "Question: 2+2=?\nA. 3\nB. 4\nC. 5\nAnswer:"
+    windows = [w for letter in "ABC" for w in lm.requests_for("loglikelihood", (context, f" {letter}"))]
+    shared_request = lm.shared_context(windows)
+    assert isinstance(shared_request, NextTokenRequest) and len(shared_request.candidates) == 3
+    assert shared_request.prompt == windows[0].context and shared_request.candidates[1] == windows[1].targets[0]
+    words = [w for choice in ("blue sky", "green grass") for w in lm.requests_for("loglikelihood", (context, f" {choice}"))]
+    assert lm.shared_context(words) is None
