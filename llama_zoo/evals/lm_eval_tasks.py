@@ -16,7 +16,6 @@ One name is registered, ``lm-eval:TASK``: it stands for every task (``SUITES`` r
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import difflib
 import functools
 import hashlib
@@ -214,7 +213,7 @@ def headline(task) -> tuple[str, bool]:
 class LmEvalTask:
     def __init__(self, task: str):
         self.task_name = task
-        self.info = dataclasses.replace(_info(f"{PREFIX}:{task}"))
+        self.info = _info(f"{PREFIX}:{task}")
         self._loaded: dict[str | None, Any] = {}
 
     def expands(self, options: dict[str, Any]) -> list[str] | None:
