@@ -238,16 +238,15 @@ def _check_scale(scale: dict[str, Any]) -> None:
 
 
 def _gpus_for(request_for, gpu: str) -> Callable[[Any, bool], int]:
-    """A Ray task's GPUs: none on a CPU cluster or with --device cpu, else ``plan.gpus_for_request``."""
-    from llama_zoo.orchestration.plan import gpu_kind, gpus_for_request
-
-    kind = gpu_kind(gpu)
+    """A Ray task's GPUs: none on a CPU cluster or with --device cpu, else ``plan.gpus_for_request``
+    (``gpu`` a kind ``_check_scale`` has checked)."""
+    from llama_zoo.orchestration.plan import gpus_for_request
 
     def gpus_for(cell, cluster_has_gpus: bool) -> int:
         request = request_for(cell.model, cell.suite)
         if not cluster_has_gpus or request.device == "cpu":
             return 0
-        return gpus_for_request(request, cell.suite, kind)
+        return gpus_for_request(request, cell.suite, gpu)
 
     return gpus_for
 

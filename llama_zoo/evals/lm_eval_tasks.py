@@ -238,7 +238,7 @@ class LmEvalTask:
         from llama_zoo.evals.lm_eval_adapter import ZooLM
 
         options = ctx.options
-        task = self.task(options["lm_eval_include"])
+        task = self._planned = self.task(options["lm_eval_include"])
         greedy_metrics = {"exact_match"} & set(task._metric_fn_list) if task.OUTPUT_TYPE == "multiple_choice" else set()
         if task.OUTPUT_TYPE == "loglikelihood" or greedy_metrics:
             raise LlamaZooError(f"lm-eval:{self.task_name} scores whether a continuation is the greedy one "
@@ -321,13 +321,12 @@ class LmEvalTask:
             emit(item.index, {
                 "input": instances[0].args[0], "input_ref": f"doc {item.index}", "target": str(target),
                 "output": json.dumps(_plain([i.resps for i in instances]), ensure_ascii=False),
-                "scores": {"metrics": values, "score": _number(values.get(metric_key)),
+                "scores": {"metrics": values, "score": number(values.get(metric_key)),
                            "doc_hash": doc_hash(doc), "filtered": _plain([i.filtered_resps for i in instances])},
             })
 
     def metrics(self, samples, seed: int, runner=None) -> list[dict[str, Any]]:
-        task = next(iter(self._loaded.values()))
-        return aggregate(task, [s["scores"]["metrics"] for s in samples], seed)
+        return aggregate(self._planned, [s["scores"]["metrics"] for s in samples], seed)
 
 
 def aggregate(task, per_doc: Sequence[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
@@ -404,5 +403,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float, bool, np.number)) else None
+def number(value: Any) -> float | None:
+    """A per-document or aggregate lm-eval value as a float: numbers, numpy numbers, and numbers
+    written as text (lm-eval's output files); None for anything else ("N/A", a tuple for corpus metrics)."""
+    if isinstance(value, (int, float, bool, np.number)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.evals.lm_eval_tasks import PREFIX, dataset_hash
+from llama_zoo.evals.lm_eval_tasks import PREFIX, dataset_hash, number
 
 NOT_METRICS = ("alias", "name", "sample_len", "sample_count")
 
@@ -117,9 +117,7 @@ def _headline(task_results: dict[str, Any], higher: dict[str, bool]) -> tuple[st
 
 
 def import_output(path: str, store, model: str | None = None, seed: int = 0) -> list[Imported]:
-    from llama_zoo.evals.stats import bootstrap_ratio_ci
     from llama_zoo.results.identity import RunConfig
-    from llama_zoo.results.store import MetricValue
 
     imported = []
     for results_file in find_results(Path(path).expanduser()):
@@ -153,22 +151,10 @@ def import_output(path: str, store, model: str | None = None, seed: int = 0) -> 
                         handle.add(int(row["doc_id"]), input=_prompt(row), input_ref=f"doc {row['doc_id']}",
                                    target=None if row.get("target") is None else str(row["target"]),
                                    output=json.dumps(row.get("resps"), ensure_ascii=False),
-                                   scores={"metrics": doc["metrics"], "score": _number(doc["metrics"].get(head)),
+                                   scores={"metrics": doc["metrics"], "score": number(doc["metrics"].get(head)),
                                            "doc_hash": row.get("doc_hash"), "filtered": doc["filtered"]})
                     handle.flush()
-                    metrics = []
-                    for key, value in task_results.items():
-                        name, _, filter_key = key.partition(",")
-                        if not filter_key or name.endswith("_stderr") or name in NOT_METRICS or _number(value) is None:
-                            continue
-                        per_doc = [d["metrics"].get(key) for d in ordered]
-                        ci = None
-                        if per_doc and all(_number(v) is not None for v in per_doc) and \
-                                abs(sum(per_doc) / len(per_doc) - float(value)) < 1e-9:  # a mean: our interval too
-                            ci = bootstrap_ratio_ci([float(v) for v in per_doc], [1.0] * len(per_doc), lambda x: x, seed=seed)
-                        metrics.append(MetricValue(key, float(value), _number(task_results.get(f"{name}_stderr,{filter_key}")),
-                                                   ci[0] if ci else None, ci[1] if ci else None,
-                                                   task_results.get("sample_len") or len(ordered) or None))
+                    metrics = _metrics(task_results, ordered, seed)
                     metrics.sort(key=lambda m: m.name != head)
                     handle.complete(metrics, runner={
                         "imported_from": str(results_file), "model": config.get("model"),
@@ -178,8 +164,29 @@ def import_output(path: str, store, model: str | None = None, seed: int = 0) -> 
                         "model_sha": config.get("model_sha"), "batch_size": config.get("batch_size"), "model_source": data.get("model_source"),
                         "device": config.get("device")})
             value = task_results.get(head) if head else None
-            imported.append(Imported(task, f"{PREFIX}:{task}", handle.run_id, model_id, handle.cached, len(ordered), head, _number(value)))
+            imported.append(Imported(task, f"{PREFIX}:{task}", handle.run_id, model_id, handle.cached, len(ordered), head, number(value)))
     return imported
+
+
+def _metrics(task_results: dict[str, Any], docs: list[dict[str, Any]], seed: int) -> list:
+    """lm-eval's reported values and stderr, and our 95% interval where the per-document values
+    average to the reported value (a mean)."""
+    from llama_zoo.evals.stats import bootstrap_ratio_ci
+    from llama_zoo.results.store import MetricValue
+
+    out = []
+    for key, value in task_results.items():
+        name, _, filter_key = key.partition(",")
+        if not filter_key or name.endswith("_stderr") or name in NOT_METRICS or number(value) is None:
+            continue
+        per_doc = [number(d["metrics"].get(key)) for d in docs]
+        ci = None
+        if per_doc and None not in per_doc and abs(sum(per_doc) / len(per_doc) - number(value)) < 1e-9:
+            ci = bootstrap_ratio_ci(per_doc, [1.0] * len(per_doc), lambda x: x, seed=seed)
+        out.append(MetricValue(key, number(value), number(task_results.get(f"{name}_stderr,{filter_key}")),
+                               ci[0] if ci else None, ci[1] if ci else None,
+                               task_results.get("sample_len") or len(docs) or None))
+    return out
 
 
 def _prompt(row: dict[str, Any]) -> str | None:
@@ -189,17 +196,4 @@ def _prompt(row: dict[str, Any]) -> str | None:
         return first.get("arg_0") if isinstance(first, dict) else None
     if isinstance(args, list) and args and isinstance(args[0], (list, tuple)):
         return args[0][0]
-    return None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
     return None

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_eval_cli import zoo
-from tests.pg import new_pg_database
+from tests.pg import free_port, new_pg_database
 
 VISION = ("llama-3.2-11b-vision-instruct", "llama-3.2-90b-vision-instruct", "llama-4-scout-17b-16e-instruct")
 MATRIX = ("eval", *(a for m in VISION for a in ("--model", m)), "--suite", "perplexity", "--suite", "vqa",
           "--shadow", "--limit", "2", "--format", "json")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _ray(*args: str) -> subprocess.CompletedProcess:
@@ -43,7 +36,7 @@ def ray_cluster():
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'llama-zoo[ray]')")
     before = os.environ.get("RAY_AUTH_MODE")
     os.environ["RAY_AUTH_MODE"] = "disabled"
-    port = _free_port()
+    port = free_port()
     started = _ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2", "--num-gpus=0",
                    "--include-dashboard=false", "--disable-usage-stats")
     if started.returncode != 0:
@@ -106,14 +99,18 @@ def test_a_matrix_on_ray_into_postgresql(ray_cluster, pg_admin_url):
     assert len(_cells(zoo("runs", "list", "--format", "json", db=db))) == 7
 
 
-def _pg_stored(url: str) -> list[dict]:
-    from sqlalchemy import create_engine, text
+def _stored(db) -> list[dict]:
+    """Each run of the store (a SQLite path or a URL) with its expected, stored and distinct samples,
+    read while a writer may still be creating it."""
+    from sqlalchemy import inspect, text
 
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    from llama_zoo.results.db import make_engine, resolve_url
+
+    engine = make_engine(resolve_url(str(db)))
     try:
+        if not inspect(engine).has_table("samples"):
+            return []  # the store is being created
         with engine.connect() as conn:
-            if conn.execute(text("SELECT to_regclass('samples')")).scalar() is None:
-                return []
             rows = conn.execute(text(
                 "SELECT runs.id, runs.status, runs.n_samples, COUNT(samples.idx), COUNT(DISTINCT samples.idx) "
                 "FROM runs LEFT JOIN samples ON samples.run_id = runs.id GROUP BY runs.id ORDER BY runs.created_at"))
@@ -140,7 +137,7 @@ def test_ctrl_c_on_ray_cancels_the_tasks_and_the_same_command_resumes(ray_cluste
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:  # both cells at work, some samples of each stored
-            rows = _pg_stored(db)
+            rows = _stored(db)
             if len(rows) == 2 and all(0 < r["samples"] < r["n"] for r in rows):
                 break
             if driver.poll() is not None:
@@ -154,15 +151,15 @@ def test_ctrl_c_on_ray_cancels_the_tasks_and_the_same_command_resumes(ray_cluste
         if driver.poll() is None:
             driver.kill()
     assert driver.returncode == 2 and err.strip().startswith("error: interrupted: 0 of 2 cells stored"), err
-    cut = _pg_stored(db)
+    cut = _stored(db)
     time.sleep(3)  # cancelled tasks store nothing more
-    assert [r["samples"] for r in _pg_stored(db)] == [r["samples"] for r in cut]
+    assert [r["samples"] for r in _stored(db)] == [r["samples"] for r in cut]
     assert all(r["samples"] < r["n"] for r in cut)
 
     again = zoo(*args, db=db)
     assert again.returncode == 0, again.stderr
     assert [c["status"] for c in _cells(again)] == ["completed", "completed"]
-    after = _pg_stored(db)
+    after = _stored(db)
     assert [r["id"] for r in after] == [r["id"] for r in cut]  # resumed, not begun anew
     assert all(r["status"] == "completed" and r["samples"] == r["distinct"] == r["n"] for r in after)
 
@@ -170,7 +167,7 @@ def test_ctrl_c_on_ray_cancels_the_tasks_and_the_same_command_resumes(ray_cluste
 def test_an_unreachable_ray_address_is_one_line(tmp_path):
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'llama-zoo[ray]')")
     out = zoo("eval", "--model", "llama-3.2-1b", "--shadow", "--executor", "ray", "--ray-address",
-              f"127.0.0.1:{_free_port()}", db=tmp_path / "r.db")
+              f"127.0.0.1:{free_port()}", db=tmp_path / "r.db")
     assert out.returncode == 2 and out.stderr.startswith("error: cannot reach the Ray cluster at 127.0.0.1:")
     assert len(out.stderr.strip().splitlines()) == 1 and not out.stdout.strip()
 
@@ -217,18 +214,6 @@ def test_parallel_processes_store_what_one_process_does(tmp_path):
     assert [c["status"] for c in both] == ["completed", "completed"]
     assert driver not in _pids(tmp_path / "two.db", [c["run_id"] for c in both])  # worker processes ran them
     assert [c["value"] for c in both] == pytest.approx([c["value"] for c in one], rel=1e-6)
-
-
-def _stored(db: Path) -> list[dict]:
-    import sqlite3
-
-    with sqlite3.connect(db) as conn:
-        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'samples'").fetchone():
-            return []  # the store is being created
-        rows = conn.execute("SELECT runs.id, runs.status, runs.n_samples, COUNT(samples.idx), "
-                            "COUNT(DISTINCT samples.idx) FROM runs LEFT JOIN samples ON samples.run_id = runs.id "
-                            "GROUP BY runs.id ORDER BY runs.created_at").fetchall()
-    return [dict(zip(("id", "status", "n", "samples", "distinct"), r)) for r in rows]
 
 
 @pytest.mark.slow

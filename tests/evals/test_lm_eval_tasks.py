@@ -32,54 +32,35 @@ def zoo(*args: str, db) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "llama_zoo", *args], capture_output=True, text=True, timeout=600, env=env)
 
 
+def _task_yaml(name: str, data: Path, output_type: str, prompt: str, rest: str, version: float = 1.0) -> str:
+    """A task over a local JSON-lines file (an absolute path: lm-eval reads data_files from the
+    working directory, not the YAML's)."""
+    return (f"task: {name}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {data}\n"
+            f"test_split: test\noutput_type: {output_type}\ndoc_to_text: \"{prompt}\"\n{rest}"
+            f"metadata: {{version: {version}}}\n")
+
+
 def _write_tasks(tasks: Path) -> None:
     tasks.mkdir()
-    (tasks / "mc.jsonl").write_text("".join(json.dumps({"question": q, "choices": c, "label": a}) + "\n" for q, c, a in MC))
-    (tasks / "gen.jsonl").write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in GEN))
-    (tasks / "zoo_mc.yaml").write_text(f"""task: zoo_mc
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {tasks / 'mc.jsonl'}
-test_split: test
-output_type: multiple_choice
-doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
-doc_to_choice: "{{{{choices}}}}"
-doc_to_target: label
-metric_list:
-  - {{metric: acc, aggregation: mean, higher_is_better: true}}
-  - {{metric: acc_norm, aggregation: mean, higher_is_better: true}}
-metadata: {{version: 1.0}}
-""")
+    mc, gen = tasks / "mc.jsonl", tasks / "gen.jsonl"
+    mc.write_text("".join(json.dumps({"question": q, "choices": c, "label": a}) + "\n" for q, c, a in MC))
+    gen.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in GEN))
+    acc = "  - {metric: acc, aggregation: mean, higher_is_better: true}\n"
+    (tasks / "zoo_mc.yaml").write_text(_task_yaml(
+        "zoo_mc", mc, "multiple_choice", "Question: {{question}}\\nAnswer:",
+        "doc_to_choice: \"{{choices}}\"\ndoc_to_target: label\nmetric_list:\n" + acc
+        + "  - {metric: acc_norm, aggregation: mean, higher_is_better: true}\n"))
     # MMLU's form: the choices are letters, one token each after the same context (one forward pass)
-    (tasks / "zoo_letters.yaml").write_text(f"""task: zoo_letters
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {tasks / 'mc.jsonl'}
-test_split: test
-output_type: multiple_choice
-doc_to_text: "{{{{question}}}}\nA. {{{{choices[0]}}}}\nB. {{{{choices[1]}}}}\nC. {{{{choices[2]}}}}\nAnswer:"
-doc_to_choice: ["A", "B", "C"]
-doc_to_target: label
-metric_list:
-  - {{metric: acc, aggregation: mean, higher_is_better: true}}
-metadata: {{version: 1.0}}
-""")
-    (tasks / "zoo_gen.yaml").write_text(f"""task: zoo_gen
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {tasks / 'gen.jsonl'}
-test_split: test
-output_type: generate_until
-doc_to_text: "Q: {{{{question}}}}\\nA:"
-doc_to_target: "{{{{answer}}}}"
-generation_kwargs: {{until: ["\\n", "Q:"], max_gen_toks: 12, do_sample: false, temperature: 0.0}}
-metric_list:
-  - {{metric: exact_match, aggregation: mean, higher_is_better: true, ignore_case: true, ignore_punctuation: false}}
-metadata: {{version: 2.0}}
-""")
+    (tasks / "zoo_letters.yaml").write_text(_task_yaml(
+        "zoo_letters", mc, "multiple_choice",
+        "{{question}}\\nA. {{choices[0]}}\\nB. {{choices[1]}}\\nC. {{choices[2]}}\\nAnswer:",
+        "doc_to_choice: [\"A\", \"B\", \"C\"]\ndoc_to_target: label\nmetric_list:\n" + acc))
+    (tasks / "zoo_gen.yaml").write_text(_task_yaml(
+        "zoo_gen", gen, "generate_until", "Q: {{question}}\\nA:",
+        "doc_to_target: \"{{answer}}\"\n"
+        "generation_kwargs: {until: [\"\\n\", \"Q:\"], max_gen_toks: 12, do_sample: false, temperature: 0.0}\n"
+        "metric_list:\n  - {metric: exact_match, aggregation: mean, higher_is_better: true, ignore_case: true, "
+        "ignore_punctuation: false}\n", version=2.0))
 
 
 @pytest.fixture(scope="module")
