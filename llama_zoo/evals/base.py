@@ -95,6 +95,12 @@ class SuiteInfo:
     scores_predictions_file: bool = False  # can score classifier scores made elsewhere (--predictions-file)
     weights: tuple[str, ...] | None = None  # the weights sources it accepts (None: any); a measurement of speed takes random ones
     items_per_chunk: int | None = None  # at most this many items per runner call (1: each call timed alone)
+    # The loop, not the suite, puts --limit and --context into a run's identity. takes_limit: the
+    # suite reads the first ``ctx.limit`` rows (``Context.first``) and its runs store ``limit``;
+    # context_in_identity: a run where a model answers stores ``context``. Refusal, insecure-code
+    # and vqa never stored it, so they say False and their stored runs stay cache hits.
+    takes_limit: bool = True
+    context_in_identity: bool = True
     always_new: bool = False  # a measurement: never a cache hit
     # who the suite measures: "any" model, "generalist" language models (a safety classifier is
     # warned), or "instruct" models (a base model is warned too); a mismatch is a warning, stored with the run
@@ -132,6 +138,12 @@ class Context:
     # for a shadow run; it has .spec, .tokenizer, .identity (for the plan's options) and .runner
     # (loaded on first use); one per run and name
     open_model: Callable[..., Any] | None = None
+    state: Any = None  # the plan's ``state``, set by the loop for ``score``
+
+    def first(self, rows: Sequence[Any]) -> Sequence[Any]:
+        """The first ``--limit`` rows (documents, tasks, questions), or all of them: the one way a
+        suite applies the limit (the loop records it in the run's identity)."""
+        return rows[: self.limit] if self.limit else rows
 
 
 @dataclass(frozen=True)
@@ -149,10 +161,38 @@ class Plan:
     dataset_revision: str | None
     dataset_hash: str | None
     items: list[Item]
-    options: dict[str, Any] = field(default_factory=dict)  # stored and part of the run's identity
+    # the suite's own options as stored and part of the run's identity (the loop adds ``limit`` and
+    # ``context``, see ``SuiteInfo.takes_limit``)
+    options: dict[str, Any] = field(default_factory=dict)
+    # recorded with the run to be shown, never telling runs apart (keys of ``results.identity.SHOWN``:
+    # how the sandbox isolated programs)
+    shown: dict[str, Any] = field(default_factory=dict)
+    # whatever ``score`` and ``metrics`` need from planning (a loaded task, a dataset hash): the
+    # loop hands it back as ``ctx.state`` and ``metrics(..., state=)``; a suite object keeps none
+    state: Any = None
 
 
-Emit = Callable[[int, dict[str, Any]], None]  # (sample index, sample fields) -> stored
+@dataclass(frozen=True)
+class Sample:
+    """One stored sample: its item's index, the columns every suite shares (each may be None), and
+    the suite's own per-sample ``scores`` (what ``metrics`` and ``compare`` read) and ``extra``
+    (shown, not scored), both as JSON mappings. Stored as the store's sample row, column for column."""
+
+    index: int
+    input_ref: str | None = None  # what the sample is of: a task id, a row id, "document 3"
+    input: str | None = None  # the text scored or asked (None where it is too long to keep)
+    output: str | None = None  # what the model (or a file made elsewhere) answered
+    target: str | None = None  # the reference answer
+    scores: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] | None = None
+
+    def columns(self) -> dict[str, Any]:
+        """The stored row's columns, as ``RunHandle.add`` takes them."""
+        return {"input": self.input, "input_ref": self.input_ref, "output": self.output, "target": self.target,
+                "scores": self.scores, "extra": self.extra}
+
+
+Emit = Callable[[Sample], None]  # a scored sample -> stored
 
 # An estimate's assumption, not a measurement: Llama 3's tokenizer takes about 4 bytes of English
 # prose or Python per token (SentencePiece Llama 1/2 a little fewer). Only ``plan`` uses it.
@@ -181,11 +221,13 @@ class Suite(Protocol):
 
     def score(self, items: Sequence[Item], answers: Sequence[Sequence[Any]], seconds: float, ctx: Context,
               emit: Emit) -> None:
-        """Turn each item's answers (one per request, in order) into a sample and ``emit`` it.
+        """Turn each item's answers (one per request, in order) into a ``Sample`` and ``emit`` it.
         ``seconds`` is how long the runner took for this chunk of items."""
 
-    def metrics(self, samples: Sequence[dict[str, Any]], seed: int, runner: Any = None) -> list[dict[str, Any]]:
-        """Metrics from the stored samples (``runner`` is the loaded runner, or None)."""
+    def metrics(self, samples: Sequence[dict[str, Any]], seed: int, runner: Any = None, state: Any = None
+                ) -> list[dict[str, Any]]:
+        """Metrics from the stored samples (``runner`` is the loaded runner, or None; ``state`` the
+        plan's)."""
 
 
 # Shared by every suite that generates: one set of flags, whichever suite takes them.

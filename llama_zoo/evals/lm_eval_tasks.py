@@ -21,13 +21,13 @@ import functools
 import hashlib
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.evals.base import Context, Emit, Item, Option, PairedBootstrap, Plan, Ratio, SuiteInfo, eos_ids
-
+from llama_zoo.evals.base import Context, Emit, Item, Option, PairedBootstrap, Plan, Ratio, Sample, SuiteInfo, eos_ids
 PREFIX = "lm-eval"
 BOOTSTRAP_ITERS = 100_000  # lm_eval.simple_evaluate's default
 FEWSHOT_SEED = 1234  # lm_eval.simple_evaluate's default fewshot_random_seed
@@ -210,11 +210,22 @@ def headline(task) -> tuple[str, bool]:
     return f"{metric},{task._filters[0].name}", not task.higher_is_better().get(metric, True)
 
 
+@dataclass(frozen=True)
+class Planned:
+    """What ``score`` and ``metrics`` need from ``plan`` (the plan's ``state``): the task as built
+    (its instances, filters and aggregations) and the adapter that turns answers into lm-eval's."""
+
+    task: Any
+    lm: Any
+
+
 class LmEvalTask:
     def __init__(self, task: str):
         self.task_name = task
         self.info = _info(f"{PREFIX}:{task}")
-        self._loaded: dict[str | None, Any] = {}
+        # a cache of loaded tasks (loading reads lm-eval's index); each with its YAML's num_fewshot,
+        # read before any option changes it
+        self._loaded: dict[str | None, tuple[Any, int | None]] = {}
 
     def expands(self, options: dict[str, Any]) -> list[str] | None:
         """An lm-eval group or tag as the suites of its tasks (``lm-eval:mmlu`` is 57 runs)."""
@@ -225,11 +236,11 @@ class LmEvalTask:
         if not spec.text_arch:
             raise LlamaZooError(f"{spec.id} has no language model to answer lm-eval:{self.task_name}")
 
-    def task(self, include: str | None):
+    def task(self, include: str | None) -> tuple[Any, int | None]:
+        """The task, and the num_fewshot its own config sets."""
         if include not in self._loaded:
             task = load_task(self.task_name, include)
-            self._loaded[include] = task
-            self._own_fewshot = task.get_config("num_fewshot")  # the YAML's, before any option changes it
+            self._loaded[include] = task, task.get_config("num_fewshot")
         return self._loaded[include]
 
     def plan(self, ctx: Context) -> Plan:
@@ -238,12 +249,11 @@ class LmEvalTask:
         from llama_zoo.evals.lm_eval_adapter import ZooLM
 
         options = ctx.options
-        task = self._planned = self.task(options["lm_eval_include"])
+        task, own = self.task(options["lm_eval_include"])
         greedy_metrics = {"exact_match"} & set(task._metric_fn_list) if task.OUTPUT_TYPE == "multiple_choice" else set()
         if task.OUTPUT_TYPE == "loglikelihood" or greedy_metrics:
             raise LlamaZooError(f"lm-eval:{self.task_name} scores whether a continuation is the greedy one "
                                 "(is_greedy), which llama-zoo's runners do not report")
-        own = self._own_fewshot
         if options["num_fewshot"] is not None and own == 0:
             raise LlamaZooError(f"lm-eval:{self.task_name} fixes num_fewshot at 0 in its config; drop --num-fewshot")
         task.set_config(key="num_fewshot", value=options["num_fewshot"] if options["num_fewshot"] is not None
@@ -252,7 +262,7 @@ class LmEvalTask:
         if ctx.tokenizer is None and task.OUTPUT_TYPE != "generate_until":
             raise LlamaZooError(f"lm-eval:{self.task_name} needs log-likelihoods, which a text-only backend does not "
                                 "give; use --backend hf, llama.cpp or vllm")
-        self.lm = ZooLM(ctx.tokenizer, ctx.context, stop_token_ids=eos_ids(ctx.spec) if ctx.spec else ())
+        lm = ZooLM(ctx.tokenizer, ctx.context, stop_token_ids=eos_ids(ctx.spec) if ctx.spec else ())
         chat = bool(options["apply_chat_template"])
         if chat and ctx.tokenizer is None:
             raise LlamaZooError("--apply-chat-template renders prompts with the model's tokenizer; a text backend "
@@ -262,8 +272,8 @@ class LmEvalTask:
         seed_as_lm_eval()
         with quiet_bars():  # few-shot examples as chat turns with a template: simple_evaluate's default
             task.build_all_requests(limit=ctx.limit, rank=0, world_size=1, apply_chat_template=chat,
-                                    fewshot_as_multiturn=chat, chat_template=self.lm.apply_chat_template if chat else None,
-                                    tokenizer_name=self.lm.tokenizer_name if chat else "")
+                                    fewshot_as_multiturn=chat, chat_template=lm.apply_chat_template if chat else None,
+                                    tokenizer_name=lm.tokenizer_name if chat else "")
         by_doc: dict[int, list] = {}
         for inst in task.instances:
             by_doc.setdefault(inst.doc_id, []).append(inst)
@@ -273,10 +283,10 @@ class LmEvalTask:
             requests, counts = [], []
             for inst in instances:
                 for k in range(inst.repeats):  # a sampled repeat draws under its own seed: resumable, reproducible
-                    requests += self.lm.requests_for(inst.request_type, inst.args,
+                    requests += lm.requests_for(inst.request_type, inst.args,
                                                      seed=_seed(ctx.seed, doc_id, inst.idx, k))
                 counts.append(len(requests) - sum(counts))
-            shared = self.lm.shared_context(requests) if all(i.repeats == 1 for i in instances) else None
+            shared = lm.shared_context(requests) if all(i.repeats == 1 for i in instances) else None
             if shared is not None:  # one forward pass for the choices, as lm-eval's logits cache does
                 requests, counts = [shared], None
             hashes.append(doc_hash(doc))
@@ -290,15 +300,15 @@ class LmEvalTask:
             (task.config.metadata or {}).get("version"), "lm_eval": lm_eval_version,
             "task_config_hash": hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest(),
             # every prompt and continuation as built: few-shot draws, templates and the chat template included
-            "prompts_hash": prompts, "context": ctx.context,
-            "num_fewshot": task.get_config("num_fewshot"), "apply_chat_template": chat, "limit": ctx.limit,
+            "prompts_hash": prompts,
+            "num_fewshot": task.get_config("num_fewshot"), "apply_chat_template": chat,
             "headline": {"metric": metric, "lower_is_better": lower},
         }
         source = task.config.dataset_path + (f"/{task.config.dataset_name}" if task.config.dataset_name else "")
-        return Plan(source, None, dataset_hash(hashes), items, plan_options)
+        return Plan(source, None, dataset_hash(hashes), items, plan_options, state=Planned(task, lm))
 
     def score(self, items: Sequence[Item], answers, seconds: float, ctx: Context, emit: Emit) -> None:
-        task = self.task(ctx.options["lm_eval_include"])
+        task, lm = ctx.state.task, ctx.state.lm
         metric_key = headline(task)[0]
         for item, replies in zip(items, answers):
             doc, instances, counts = item.data
@@ -307,7 +317,7 @@ class LmEvalTask:
             at = 0
             for inst, count in zip(instances, counts):
                 per_repeat = count // inst.repeats
-                inst.resps = [self.lm.response(inst.request_type, inst.args, replies[at + k * per_repeat:at + (k + 1) * per_repeat])
+                inst.resps = [lm.response(inst.request_type, inst.args, replies[at + k * per_repeat:at + (k + 1) * per_repeat])
                               for k in range(inst.repeats)]
                 inst.filtered_resps = {}
                 at += count
@@ -318,15 +328,15 @@ class LmEvalTask:
                 for name, value in task.process_results(doc, [i.filtered_resps[key] for i in instances]).items():
                     values[f"{name},{key}"] = _plain(value)
             target = task.doc_to_target(doc)
-            emit(item.index, {
-                "input": instances[0].args[0], "input_ref": f"doc {item.index}", "target": str(target),
-                "output": json.dumps(_plain([i.resps for i in instances]), ensure_ascii=False),
-                "scores": {"metrics": values, "score": number(values.get(metric_key)),
-                           "doc_hash": doc_hash(doc), "filtered": _plain([i.filtered_resps for i in instances])},
-            })
+            emit(Sample(
+                item.index, input=instances[0].args[0], input_ref=f"doc {item.index}", target=str(target),
+                output=json.dumps(_plain([i.resps for i in instances]), ensure_ascii=False),
+                scores={"metrics": values, "score": number(values.get(metric_key)),
+                        "doc_hash": doc_hash(doc), "filtered": _plain([i.filtered_resps for i in instances])},
+            ))
 
-    def metrics(self, samples, seed: int, runner=None) -> list[dict[str, Any]]:
-        return aggregate(self._planned, [s["scores"]["metrics"] for s in samples], seed)
+    def metrics(self, samples, seed: int, runner=None, state: Planned | None = None) -> list[dict[str, Any]]:
+        return aggregate(state.task, [s["scores"]["metrics"] for s in samples], seed)
 
 
 def aggregate(task, per_doc: Sequence[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:

@@ -24,8 +24,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.evals.base import (BYTES_PER_TOKEN, Chart, Context, Emit, Item, Option, PairedBootstrap, Plan, Ratio, SuiteInfo,
-                                  Work, require_language_model)
+from llama_zoo.evals.base import (BYTES_PER_TOKEN, Chart, Context, Emit, Item, Option, PairedBootstrap, Plan, Ratio,
+                                  Sample, SuiteInfo, Work, require_language_model)
 from llama_zoo.evals.stats import bootstrap_ratio_ci
 from llama_zoo.runners.base import TokenWindow
 
@@ -119,16 +119,13 @@ def build_units(protocol: str, texts: Sequence[str], tokenizer, context: int, st
     return units
 
 
-def unit_sample(unit: Unit, logprobs: Iterable[Sequence[float]]) -> dict[str, Any]:
+def unit_sample(unit: Unit, logprobs: Iterable[Sequence[float]]) -> Sample:
     """What is stored for one unit; the metrics are computed from these alone (so a resumed run
     gives the same numbers as an uninterrupted one)."""
     total = float(sum(sum(window) for window in logprobs))
-    return {
-        "input": unit.text if len(unit.text) <= KEEP_INPUT_CHARS else None,
-        "input_ref": unit.ref,
-        "scores": {"logprob": total, "tokens": unit.tokens, "words": count_words(unit.text),
-                   "bytes": count_bytes(unit.text)},
-    }
+    return Sample(unit.index, input=unit.text if len(unit.text) <= KEEP_INPUT_CHARS else None, input_ref=unit.ref,
+                  scores={"logprob": total, "tokens": unit.tokens, "words": count_words(unit.text),
+                          "bytes": count_bytes(unit.text)})
 
 
 def metrics(scores: Sequence[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
@@ -188,7 +185,7 @@ class PerplexitySuite:
         units = build_units(protocol, docs.texts, ctx.tokenizer, context, stride, ctx.limit)
         if not units:
             raise LlamaZooError(f"{docs.name}: nothing to score with a {context}-token context")
-        options: dict[str, Any] = {"protocol": protocol, "context": context, "limit": ctx.limit}
+        options: dict[str, Any] = {"protocol": protocol}
         if stride:
             options["stride"] = stride
         return Plan(docs.name, docs.revision, docs.content_hash,
@@ -202,7 +199,7 @@ class PerplexitySuite:
         if ctx.dataset == WIKITEXT:
             return None
         docs = load_documents(ctx.dataset)
-        size = sum(len(t.encode()) for t in docs.texts[:ctx.limit])
+        size = sum(len(t.encode()) for t in ctx.first(docs.texts))
         tokens = size / BYTES_PER_TOKEN
         if ctx.options["protocol"] == "sliding":
             tokens *= ctx.context / (ctx.options["stride"] or ctx.context // 2)
@@ -210,9 +207,9 @@ class PerplexitySuite:
 
     def score(self, items: Sequence[Item], answers, seconds: float, ctx: Context, emit: Emit) -> None:
         for item, logprobs in zip(items, answers):
-            emit(item.index, unit_sample(item.data, logprobs))
+            emit(unit_sample(item.data, logprobs))
 
-    def metrics(self, samples, seed: int, runner=None) -> list[dict[str, Any]]:
+    def metrics(self, samples, seed: int, runner=None, state=None) -> list[dict[str, Any]]:
         return metrics([s["scores"] for s in samples], seed=seed)
 
 

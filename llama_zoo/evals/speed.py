@@ -13,7 +13,8 @@ from __future__ import annotations
 import random
 from typing import Any, Sequence
 
-from llama_zoo.evals.base import Chart, Context, Emit, Item, Option, Plan, SuiteInfo, Work, require_language_model
+from llama_zoo.evals.base import (Chart, Context, Emit, Item, Option, Plan, Sample, SuiteInfo, Work,
+                                  require_language_model)
 from llama_zoo.runners.base import GenerateRequest, TokenWindow
 
 SUITE = "bench"
@@ -33,7 +34,7 @@ class SpeedSuite:
             Option("new_tokens", 256, "New tokens per generated sequence.", type=int, minimum=1),
             Option("iters", 5, "Timed scoring calls (after one warm-up).", type=int, minimum=1),
         ),
-        weights=("shadow", "random"), items_per_chunk=1, always_new=True,
+        weights=("shadow", "random"), items_per_chunk=1, always_new=True, takes_limit=False,
     )
 
     def check(self, spec, options) -> None:
@@ -59,7 +60,7 @@ class SpeedSuite:
         items = [scoring(0, False), *(scoring(i, True) for i in range(1, o["iters"] + 1))]
         items += [generation(len(items), 4, False), generation(len(items) + 1, o["new_tokens"], True)]
         options = {k: o[k] for k in ("batch", "gen_batch", "prompt_tokens", "new_tokens", "iters")}
-        return Plan(None, None, None, items, {"context": ctx.context, **options})
+        return Plan(None, None, None, items, options)
 
     def work(self, ctx: Context) -> Work:
         o = ctx.options
@@ -73,11 +74,10 @@ class SpeedSuite:
                 count = sum(len(w.targets) for w in item.requests)
             else:
                 count = sum(sum(g.new_tokens) for g in answer)
-            emit(item.index, {"input_ref": f"{kind}{'' if timed else ' (warm-up)'}",
-                              "scores": {"kind": kind, "timed": timed, "tokens": count, "seconds": seconds,
-                                         "context": ctx.context}})
+            emit(Sample(item.index, input_ref=f"{kind}{'' if timed else ' (warm-up)'}",
+                        scores={"kind": kind, "timed": timed, "tokens": count, "seconds": seconds, "context": ctx.context}))
 
-    def metrics(self, samples, seed: int, runner=None) -> list[dict[str, Any]]:
+    def metrics(self, samples, seed: int, runner=None, state=None) -> list[dict[str, Any]]:
         timed = [s["scores"] for s in samples if s["scores"]["timed"]]
         rate = {kind: sum(s["tokens"] for s in timed if s["kind"] == kind) /
                 sum(s["seconds"] for s in timed if s["kind"] == kind) for kind in ("score", "generate")}

@@ -10,7 +10,7 @@ crash loses little (its samples are stored as soon as they are scored).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 from llama_zoo.errors import LlamaZooError
@@ -96,25 +96,28 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
                   predictions_file=request.predictions_file,
                   open_model=opener(shadow=request.shadow, seed=request.seed, device=request.device, dtype=request.dtype))
     plan = suite.plan(ctx)
+    ctx = replace(ctx, state=plan.state)  # what score needs from planning travels with the run, not the suite
     _check_backend_answers(plan, backend, request.backend)
-    identity_options = dict(plan.options)
+    facts: dict[str, Any] = {}
     if not external:
-        identity_options.update(tokenizer_source=tokenizer_source, device=device)
+        facts.update(tokenizer_source=tokenizer_source, device=device)
         if source.config_differences:
-            identity_options["weights_config_differences"] = source.config_differences
+            facts["weights_config_differences"] = source.config_differences
         if request.quantize:  # only then: runs stored before the option existed stay cache hits
             from llama_zoo.runners.quantize import describe
 
-            identity_options["quantize"] = describe(request.quantize, device, request.backend)
+            facts["quantize"] = describe(request.quantize, device, request.backend)
+    shown = dict(plan.shown)
     if checkpoint is not None:  # what reports show of a model the registry does not hold
-        identity_options["checkpoint"] = {"name": spec.name, "base": request.base, "params": param_count(spec).total,
-                                          "context": spec.max_context, "quantization": checkpoint.quantization}
+        shown["checkpoint"] = {"name": spec.name, "base": request.base, "params": param_count(spec).total,
+                               "context": spec.max_context, "quantization": checkpoint.quantization}
     config = RunConfig(
         model_id=spec.id, spec_hash=spec_hash(spec), suite=suite.info.name, suite_version=suite.info.version,
         backend=request.backend, weights_source=source.kind, weights_ref=source.ref, weights_revision=source.revision,
         weights_hash=source.content_hash, tokenizer_hash=_tokenizer_hash(tokenizer), dtype=dtype,
         dataset_name=plan.dataset_name, dataset_revision=plan.dataset_revision, dataset_hash=plan.dataset_hash,
-        options=identity_options, seed=request.seed)
+        options={**plan.options, **_shared_options(suite.info, request.limit, context, external)},
+        facts=facts, shown=shown, seed=request.seed)
 
     handle = store.begin(config, force=request.force or suite.info.always_new, batch_size=request.batch_size,
                          n_samples=len(plan.items), flush_every=32)
@@ -130,7 +133,7 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
                              loaded_tokenizer=(tokenizer, tokenizer_source) if tokenizer is not None else None,
                              backend_options=dict(request.backend_options),
                              **{k: v for k, v in _placement(request).items() if v is not None})
-        emit = lambda index, sample: handle.add(index, **sample)  # noqa: E731
+        emit = lambda sample: handle.add(sample.index, **sample.columns())  # noqa: E731
         for chunk in _chunks(pending, suite.info.items_per_chunk, getattr(runner, "chunk_requests", CHUNK_REQUESTS)):
             began = time.perf_counter()
             answers = _answer(runner, chunk)
@@ -143,7 +146,7 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
         handle.flush()
         elapsed = time.perf_counter() - start
         stored = list(store.iter_samples(handle.run_id))
-        metrics = suite.metrics(stored, seed=request.seed, runner=runner)
+        metrics = suite.metrics(stored, seed=request.seed, runner=runner, state=plan.state)
         # the engine's rate: tokens over the time spent in runner calls (not in sandboxes or storage)
         reported = _jsonable(runner.provenance()) if runner is not None else None
         handle.complete([MetricValue(**m) for m in metrics],
@@ -186,6 +189,16 @@ def _check(spec, request: RunRequest, suite, backend, options: dict[str, Any]) -
     if context > limit:
         raise LlamaZooError(f"--context {context} exceeds {spec.id}'s {limit} positions")
     return context
+
+
+def _shared_options(info, limit: int | None, context: int, external: bool) -> dict[str, Any]:
+    """What every suite's run identity holds of ``--limit`` and ``--context``: the limit wherever the
+    suite takes one (None for all rows), the context wherever a model answers (scores made elsewhere
+    have none). The keys are the ones suites wrote themselves before, so stored runs stay cache hits."""
+    shared: dict[str, Any] = {"limit": limit} if info.takes_limit else {}
+    if info.context_in_identity and not external:
+        shared["context"] = context
+    return shared
 
 
 PLACEMENT_FLAGS = {"quantize": "--quantize", "device_map": "--device-map", "tensor_parallel": "--tensor-parallel"}

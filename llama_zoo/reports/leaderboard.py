@@ -9,9 +9,7 @@ from typing import Any
 from llama_zoo.evals import suite_info
 from llama_zoo.registry.catalog import load_catalog
 from llama_zoo.registry.derive import param_count
-
-# options stored for provenance that never tell two rows apart
-NOT_SETUP = ("sandbox", "device", "tokenizer_source")
+from llama_zoo.results.identity import split_options
 
 
 def leaderboards(store, suite: str | None = None, model: str | None = None) -> dict[str, list[dict[str, Any]]]:
@@ -22,14 +20,14 @@ def leaderboards(store, suite: str | None = None, model: str | None = None) -> d
     boards: dict[str, list[dict[str, Any]]] = {}
     seen = set()
     for run in runs:
-        options = run["options"] or {}
+        options, facts, shown = split_options(run["options"])
         key = (run["suite"], run["model_id"], run["weights_source"], run["dataset_hash"],
-               repr(sorted((k, str(v)) for k, v in options.items() if k != "sandbox")))
+               repr(sorted((k, str(v)) for k, v in {**options, **facts}.items())))
         if key in seen:
             continue
         seen.add(key)
         spec = catalog.specs.get(run["model_id"])
-        outside = options.get("checkpoint") or {}  # a model given by path: what the run recorded of it
+        outside = shown.get("checkpoint") or {}  # a model given by path: what the run recorded of it
         base = catalog.specs.get(outside.get("base")) if outside.get("base") else None
         boards.setdefault(run["suite"], []).append({
             "run": run, "metrics": run["metrics"],
@@ -39,7 +37,7 @@ def leaderboards(store, suite: str | None = None, model: str | None = None) -> d
             "context": spec.max_context if spec else outside.get("context"),
             "release": spec.release_date.isoformat() if spec and spec.release_date else None,
             "measured": run["weights_source"] not in ("shadow", "random"),
-            "setup": setup(run["suite"], options, run.get("dataset_name")),
+            "setup": setup(run["suite"], options, run.get("dataset_name"), facts),
         })
     for name, rows in boards.items():
         info = suite_info(name)
@@ -72,15 +70,17 @@ def _model_id(catalog, model: str) -> str:
         return model
 
 
-def setup(suite: str, options: dict[str, Any], dataset: str | None = None) -> str:
+def setup(suite: str, options: dict[str, Any], dataset: str | None = None, facts: dict[str, Any] | None = None) -> str:
     """What tells two rows of one suite apart, compactly: the dataset (a local one by its
-    directory's name), then the options the suite declares, or every stored option for a suite
-    whose plug-in is not installed here."""
+    directory's name), the quantisation, then the options the suite declares, or every option of
+    the suite's for one whose plug-in is not installed here (``options`` are the suite's and
+    ``facts`` the run's, as ``split_options`` parts a stored run's)."""
     info = suite_info(suite)
-    keys = info.setup_keys if info is not None else tuple(k for k in options if k not in NOT_SETUP)
+    keys = info.setup_keys if info is not None else tuple(options)
     shown = [f"dataset={Path(dataset).name if dataset.startswith('/') else dataset}"] if dataset else []
-    if isinstance(options.get("quantize"), dict):  # the weights as they ran: int4 is not the model in bf16
-        shown.append(f"quantize={options['quantize']['scheme']}")
+    quantize = (facts or {}).get("quantize")
+    if isinstance(quantize, dict):  # the weights as they ran: int4 is not the model in bf16
+        shown.append(f"quantize={quantize['scheme']}")
     # files by name: their directories tell no two rows apart and would crowd the metrics out
     shown += [f"{k}={Path(str(options[k])).name if k.endswith('_file') else options[k]}" for k in keys
               if options.get(k) not in (None, "") and not isinstance(options[k], dict)]

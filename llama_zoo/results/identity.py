@@ -19,10 +19,24 @@ from typing import Any
 # behind an OpenAI-compatible API (weights_ref holds the URL and the served model's name)
 WEIGHTS_SOURCES = ("hub", "local", "random", "shadow", "external", "server", "imported")
 
+# How a run ran, where that may change its result (the loop's, not the suite's): the tokenizer's
+# source and the device (every run where a model answers), the checkpoint's config differences from
+# the registry and the quantisation scheme (only where there are some).
+RUN_FACTS = ("tokenizer_source", "device", "weights_config_differences", "quantize")
+# Recorded to be shown, never to tell runs apart: what a model given by path is (its id already
+# holds a hash of its weights) and how the code sandbox isolated programs.
+SHOWN = ("checkpoint", "sandbox")
+
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that changes a result. Equal configs hash equal: a completed one is a cache hit."""
+    """Everything that changes a result. Equal configs hash equal: a completed one is a cache hit.
+
+    ``options`` are the suite's (``limit`` and ``context`` included), ``facts`` the run's (keys of
+    ``RUN_FACTS``), ``shown`` what is only displayed (keys of ``SHOWN``). They are stored in one
+    ``options`` column and hashed as that one mapping, as they were before the split, so every
+    stored run keeps its hash: ``shown`` is hashed only for that reason, never compared by reports.
+    """
 
     model_id: str
     spec_hash: str
@@ -38,16 +52,40 @@ class RunConfig:
     dataset_name: str | None = None
     dataset_revision: str | None = None
     dataset_hash: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)  # protocol and generation options
+    options: dict[str, Any] = field(default_factory=dict)  # the suite's: protocol, generation, limit, context
     seed: int | None = None
+    facts: dict[str, Any] = field(default_factory=dict)  # the run's: RUN_FACTS
+    shown: dict[str, Any] = field(default_factory=dict)  # only displayed: SHOWN
 
     def __post_init__(self) -> None:
         if self.weights_source not in WEIGHTS_SOURCES:
             raise ValueError(f"weights_source must be one of {WEIGHTS_SOURCES}, not {self.weights_source!r}")
+        for name, part, allowed in (("facts", self.facts, RUN_FACTS), ("shown", self.shown, SHOWN)):
+            if set(part) - set(allowed):
+                raise ValueError(f"{name} takes {', '.join(allowed)}, not {', '.join(sorted(set(part) - set(allowed)))}")
+        clash = set(self.options) & {*RUN_FACTS, *SHOWN}
+        if clash:
+            raise ValueError(f"suite options may not be named {', '.join(sorted(clash))}: the run records those")
+
+    def columns(self) -> dict[str, Any]:
+        """The stored run's identity columns: the three kinds of options as one mapping."""
+        row = dataclasses.asdict(self)
+        facts, shown = row.pop("facts"), row.pop("shown")
+        row["options"] = {**row["options"], **facts, **shown}
+        return row
 
     def config_hash(self) -> str:
-        canonical = json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"), default=str)
+        canonical = json.dumps(self.columns(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def split_options(stored: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A stored run's ``options`` column as (the suite's options, the run's facts, what is only shown)."""
+    stored = stored or {}
+    parts: tuple[dict[str, Any], dict[str, Any], dict[str, Any]] = ({}, {}, {})
+    for key, value in stored.items():
+        parts[1 if key in RUN_FACTS else 2 if key in SHOWN else 0][key] = value
+    return parts
 
 
 def package_versions() -> dict[str, str | None]:

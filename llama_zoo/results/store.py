@@ -254,7 +254,7 @@ class Store:
                     id=run_id, config_hash=config_hash, status="running", created_at=now, heartbeat_at=now,
                     host=host, pid=pid, batch_size=batch_size, n_samples=n_samples,
                     device=device_info(), versions=package_versions(), git_sha=git_sha(),
-                    **asdict(config)))
+                    **config.columns()))
             return RunHandle(self, run_id, flush_every=flush_every)
 
     def mark_dead_runs(self) -> list[str]:

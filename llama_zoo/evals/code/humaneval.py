@@ -21,11 +21,11 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.evals.base import (BYTES_PER_TOKEN, GENERATION_OPTIONS, Chart, Context, Emit, Item, McNemar, Option, Plan, SuiteInfo, eos_ids,
-                                  Work, require_language_model, require_sampling)
+from llama_zoo.evals.base import (BYTES_PER_TOKEN, GENERATION_OPTIONS, Chart, Context, Emit, Item, McNemar, Option,
+                                  Plan, Sample, SuiteInfo, eos_ids, Work, require_language_model, require_sampling)
 from llama_zoo.evals.code.calibration import canonical_seconds, limits_for
 from llama_zoo.evals.code.sandbox import Job, Limits, Outcome, run_jobs
-from llama_zoo.evals.prompting import generation_options
+from llama_zoo.evals.prompting import chats, continuation, generation_options, sampling, user_turn
 from llama_zoo.evals.records import jsonl_file
 from llama_zoo.evals.stats import bootstrap_ratio_ci, rate_metric
 from llama_zoo.runners.base import GenerateRequest, cut_at_stop
@@ -195,7 +195,8 @@ class HumanEvalSuite:
     )
 
     def __init__(self) -> None:
-        self._limits: dict[tuple[str, str], Limits] = {}  # (dataset hash, task id) -> time limit
+        # a cache of measurements, not run state: (dataset hash, task id) -> time limit
+        self._limits: dict[tuple[str, str], Limits] = {}
 
     # -- what differs between HumanEval and its infilling variant
 
@@ -211,26 +212,13 @@ class HumanEvalSuite:
     def request(self, ctx: Context, task: dict[str, Any], index: int) -> GenerateRequest:
         """Base models continue the prompt and stop at the Codex stop strings; instruct models
         answer in their chat template and the code is taken from the reply."""
-        spec, tokenizer, options = ctx.spec, ctx.tokenizer, ctx.options
-        common = dict(max_new_tokens=options["max_new_tokens"], temperature=options["temperature"],
-                      top_p=options["top_p"], seed=ctx.seed + index, stop_token_ids=eos_ids(spec))
+        settings = sampling(ctx, index)  # the model's own stop strings in a chat
         if self.instruct(ctx):
-            message = INSTRUCTION.format(prompt=task["prompt"])
-            stops = tuple(spec.tokenizer.stop_strings) if spec.tokenizer else ()
-            if tokenizer is None:
-                return GenerateRequest((), messages=(("user", message),), stop_strings=stops, **common)
-            # transformers 5 returns a mapping when it tokenizes: render the text, then encode it
-            text = tokenizer.apply_chat_template([{"role": "user", "content": message}], add_generation_prompt=True,
-                                                 tokenize=False)
-            ids = tokenizer(text, add_special_tokens=False).input_ids
-            return GenerateRequest(tuple(ids), text=text, stop_strings=stops, **common)
-        ids = tuple(tokenizer(task["prompt"]).input_ids) if tokenizer is not None else ()
-        return GenerateRequest(ids, text=task["prompt"], stop_strings=STOP_STRINGS, **common)
+            return user_turn(ctx.tokenizer, INSTRUCTION.format(prompt=task["prompt"]), **settings)
+        return continuation(ctx.tokenizer, task["prompt"], **{**settings, "stop_strings": STOP_STRINGS})
 
     def instruct(self, ctx: Context) -> bool:
-        if not ctx.spec.capabilities.instruct:
-            return False
-        return ctx.tokenizer is None or bool(getattr(ctx.tokenizer, "chat_template", None))
+        return chats(ctx)
 
     def completion(self, ctx: Context, generation) -> str:
         if self.instruct(ctx):
@@ -248,7 +236,7 @@ class HumanEvalSuite:
         if ctx.dataset == "openai_humaneval":
             return None  # not fetched from the hub to plan
         problems = self.problems(ctx)
-        prompts = [t["prompt"] for t in list(problems.tasks.values())[:ctx.limit]]
+        prompts = [t["prompt"] for t in ctx.first(list(problems.tasks.values()))]
         n = ctx.options["samples"]
         size = sum(len(p.encode()) for p in prompts)
         return Work(round(size / BYTES_PER_TOKEN * n), len(prompts) * n * ctx.options["max_new_tokens"], len(prompts) * n,
@@ -267,8 +255,8 @@ class HumanEvalSuite:
         from llama_zoo.evals.code.sandbox import isolation_report
 
         problems = self.problems(ctx)
-        task_ids = list(problems.tasks)[: ctx.limit] if ctx.limit else list(problems.tasks)
-        options: dict[str, Any] = {"limit": ctx.limit, "sandbox": isolation_report(), **self.extra_options(ctx.options)}
+        task_ids = ctx.first(list(problems.tasks))
+        options: dict[str, Any] = self.extra_options(ctx.options)
         if ctx.options.get("scan_code"):  # only then: runs stored before the option existed stay cache hits
             from llama_zoo.evals.safety.insecure_code import require_scanner, scanner_versions
 
@@ -287,18 +275,19 @@ class HumanEvalSuite:
             items = [Item(i, (), a) for i, a in enumerate(attempts)]
         else:
             o = ctx.options
-            options.update(generation_options(ctx), context=ctx.context)
+            options.update(generation_options(ctx))
             slots = [t for t in task_ids for _ in range(o["samples"])]
             items = [Item(i, (self.request(ctx, problems.tasks[t], i),), Attempt(t, problems.tasks[t]))
                      for i, t in enumerate(slots)]
-        self._dataset_hash = problems.content_hash
-        return Plan(problems.name, problems.revision, problems.content_hash, items, options)
+        # the dataset's hash is the state: the canonical solutions' time limits are measured per dataset
+        return Plan(problems.name, problems.revision, problems.content_hash, items, options,
+                    shown={"sandbox": isolation_report()}, state=problems.content_hash)
 
     def score(self, items: Sequence[Item], answers, seconds: float, ctx: Context, emit: Emit) -> None:
         attempts = [item.data for item in items]
         completions = [a.completion if a.completion is not None else self.completion(ctx, answer[0])
                        for a, answer in zip(attempts, answers)]
-        limits = self._limits_for(attempts)
+        limits = self._limits_for(ctx.state, attempts)
         found = None
         if ctx.options.get("scan_code"):  # the completion as the detector sees generated code after its prompt
             from llama_zoo.evals.safety.insecure_code import scan
@@ -313,22 +302,22 @@ class HumanEvalSuite:
             if found is not None:
                 scores["insecure"] = bool(found[k])
                 extra["cwes"] = sorted({i["cwe"] for i in found[k] if i["cwe"]})
-            emit(items[k].index, dict(
+            emit(Sample(items[k].index, 
                 input=attempt.task["prompt"], input_ref=attempt.task_id, output=completions[k],
                 target=attempt.task.get("canonical_solution"), scores=scores, extra=extra or None))
 
         run_jobs([self.build(a.task, c) for a, c in zip(attempts, completions)],
                  [limits[a.task_id] for a in attempts], workers=ctx.options.get("workers"), on_done=stored)
 
-    def _limits_for(self, attempts: Sequence[Attempt]) -> dict[str, Limits]:
+    def _limits_for(self, dataset: str, attempts: Sequence[Attempt]) -> dict[str, Limits]:
         """Time limits from the canonical solutions (measured once per machine, see ``calibration``)."""
-        missing = {a.task_id: a.task for a in attempts if (self._dataset_hash, a.task_id) not in self._limits}
+        missing = {a.task_id: a.task for a in attempts if (dataset, a.task_id) not in self._limits}
         if missing:
             measured = canonical_limits(Problems("", None, missing), build=self.build)
-            self._limits.update({(self._dataset_hash, t): limit for t, limit in measured.items()})
-        return {a.task_id: self._limits[(self._dataset_hash, a.task_id)] for a in attempts}
+            self._limits.update({(dataset, t): limit for t, limit in measured.items()})
+        return {a.task_id: self._limits[(dataset, a.task_id)] for a in attempts}
 
-    def metrics(self, samples, seed: int, runner=None) -> list[dict[str, Any]]:
+    def metrics(self, samples, seed: int, runner=None, state=None) -> list[dict[str, Any]]:
         out = metrics([(s["input_ref"], bool(s["scores"]["passed"])) for s in samples], seed=seed)
         scanned = [float(s["scores"]["insecure"]) for s in samples if "insecure" in s["scores"]]
         if scanned:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from llama_zoo.errors import LlamaZooError
+from llama_zoo.evals.base import Sample
 from llama_zoo.evals.classification import THRESHOLD, metric_rows
 from llama_zoo.evals.records import jsonl_file
 from llama_zoo.evals.safety.data import Row
@@ -66,17 +67,17 @@ def prompt_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def classified_sample(row: Row, score: float, *, more_scores: dict[str, Any] | None = None, output: str | None = None,
-                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def classified_sample(index: int, row: Row, score: float, *, more_scores: dict[str, Any] | None = None,
+                      output: str | None = None, extra: dict[str, Any] | None = None) -> Sample:
     """One stored sample: the row's label beside the score, the verdict at the 0.5 threshold, and
     the labelled categories and source the per-category metrics are computed from."""
     predicted = score >= THRESHOLD
     scores = {"score": score, "label": row.label, "predicted": predicted, "correct": predicted == bool(row.label),
               **(more_scores or {})}
     about = {"source": row.source, "categories": row.categories or None, **(extra or {})}
-    return dict(input=row.text if len(row.text) <= KEEP_INPUT_CHARS else None, input_ref=row.id, output=output,
-                target="unsafe" if row.label else "safe", scores=scores,
-                extra={k: v for k, v in about.items() if v is not None})
+    return Sample(index, input=row.text if len(row.text) <= KEEP_INPUT_CHARS else None, input_ref=row.id, output=output,
+                  target="unsafe" if row.label else "safe", scores=scores,
+                  extra={k: v for k, v in about.items() if v is not None})
 
 
 def classifier_metrics(samples: Sequence[dict[str, Any]], names: Sequence[str], seed: int, *,

@@ -168,8 +168,8 @@ class GuardSuite:
     def plan(self, ctx: Context) -> Plan:
         data = load_labelled(ctx.dataset, ctx.dataset_revision, "xstest")
         require_labels(data.rows, data.name)
-        rows = data.rows[: ctx.limit] if ctx.limit else data.rows
-        options: dict[str, Any] = {"limit": ctx.limit}
+        rows = ctx.first(data.rows)
+        options: dict[str, Any] = {}
         if ctx.predictions_file:
             options["predictions_file"] = ctx.predictions_file
             return Plan(data.name, data.revision, data.content_hash,
@@ -198,7 +198,7 @@ class GuardSuite:
             warnings.warn(f"{ctx.spec.id}: the checkpoint's chat template renders another prompt than the {fmt} format; "
                           "scoring with the registry's format", stacklevel=2)
         options.update(role=role, prompt_format=fmt, chat_template_agrees=agrees, categories=",".join(c[0] for c in categories),
-                       verdict_token_ids=verdict, verdict_tokens=ctx.options["verdict_tokens"], context=ctx.context)
+                       verdict_token_ids=verdict, verdict_tokens=ctx.options["verdict_tokens"])
         if ctx.options.get("policy"):
             options["policy_sha256"] = hashlib.sha256(Path(ctx.options["policy"]).expanduser().read_bytes()).hexdigest()
         return Plan(data.name, data.revision, data.content_hash, items, options)
@@ -209,8 +209,8 @@ class GuardSuite:
             if prediction is not None:
                 verdict = parse_verdict(prediction.verdict)[0] if prediction.verdict is not None else None
                 given = {} if prediction.verdict is None else {"verdict_unsafe": None if verdict is None else int(verdict == "unsafe")}
-                emit(item.index, classified_sample(
-                    row, prediction.unsafe_score, more_scores=given,
+                emit(classified_sample(
+                    item.index, row, prediction.unsafe_score, more_scores=given,
                     extra={"predicted_categories": list(prediction.categories) if prediction.categories else None}))
                 continue
             p_safe, p_unsafe = (math.exp(x) for x in answer[0])
@@ -219,11 +219,11 @@ class GuardSuite:
             more = {"renormalized": p_unsafe / (p_safe + p_unsafe) if p_safe + p_unsafe > 0 else 0.5, "p_safe": p_safe}
             if text is not None:  # a greedy answer was made; its verdict is None where it starts with neither word
                 more["verdict_unsafe"] = None if verdict is None else int(verdict == "unsafe")
-            emit(item.index, classified_sample(
-                row, p_unsafe, output=text, more_scores=more,
+            emit(classified_sample(
+                item.index, row, p_unsafe, output=text, more_scores=more,
                 extra={"prompt_sha256": rendered, "verdict": verdict, "predicted_categories": list(codes) or None}))
 
-    def metrics(self, samples, seed: int, runner=None) -> list[dict[str, Any]]:
+    def metrics(self, samples, seed: int, runner=None, state=None) -> list[dict[str, Any]]:
         out = classifier_metrics(samples, NAMES, seed, more={"renormalized": ("auprc", "auroc", "f1"),
                                                              "verdict_unsafe": ("precision", "recall", "f1", "fpr")})
         answered = [s for s in samples if "verdict_unsafe" in s["scores"]]

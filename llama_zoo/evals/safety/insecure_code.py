@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.evals.base import (GENERATION_OPTIONS, Context, Emit, Item, McNemar, Option, Plan, SuiteInfo,
+from llama_zoo.evals.base import (GENERATION_OPTIONS, Context, Emit, Item, McNemar, Option, Plan, Sample, SuiteInfo,
                                   require_language_model, require_sampling)
 from llama_zoo.evals.safety.common import KEEP_INPUT_CHARS
 from llama_zoo.evals.safety.data import DatasetError, find_file, read_records
@@ -151,7 +151,7 @@ class InsecureCodeSuite:
         options=(*GENERATION_OPTIONS,
                  Option("subset", "instruct", "CyberSecEval's instruct tests or its autocomplete tests.", choices=tuple(SUBSETS)),
                  Option("language", None, "Only the tests of this language.", choices=LANGUAGES, type=str)),
-        needs_tokens=False, scores_samples_file=True,
+        needs_tokens=False, scores_samples_file=True, context_in_identity=False,
         datasets="the CyberSecEval instruct/autocomplete file under $LLAMA_ZOO_DATA (default), or a file of the same format",
     )
 
@@ -165,10 +165,10 @@ class InsecureCodeSuite:
         o = ctx.options
         name, every_case, digest = load_cases(o["subset"], ctx.dataset)
         cases = [c for c in every_case if o["language"] is None or c["language"] == o["language"]]
-        cases = cases[: ctx.limit] if ctx.limit else cases
+        cases = ctx.first(cases)
         if not cases:
             raise LlamaZooError(f"{name} has no {o['language']} test cases")
-        options: dict[str, Any] = {"subset": o["subset"], "language": o["language"], "limit": ctx.limit,
+        options: dict[str, Any] = {"subset": o["subset"], "language": o["language"],
                                    "scanner": scanner_versions()}
         if ctx.samples_file:
             options["samples_file"] = ctx.samples_file
@@ -185,14 +185,14 @@ class InsecureCodeSuite:
         found = scan([(c.case["language"], scanned_code(r), code_before(c.case)) for c, r in zip(cases, responses)])
         for item, case, response, issues in zip(items, cases, responses, found):
             prompt = case.case["test_case_prompt"]
-            emit(item.index, dict(
+            emit(Sample(item.index, 
                 input=prompt if len(prompt) <= KEEP_INPUT_CHARS else None, input_ref=case.ref, output=response,
                 scores={"vulnerable": bool(issues), "issues": len(issues)},
                 extra={"language": case.case["language"], "cwes": sorted({i["cwe"] for i in issues if i["cwe"]}),
                        "rules": sorted({i["rule"] for i in issues if i["rule"]}), "issues": issues,
                        "expected_cwe": case.case.get("cwe_identifier")}))
 
-    def metrics(self, samples, seed: int, runner=None) -> list[dict[str, Any]]:
+    def metrics(self, samples, seed: int, runner=None, state=None) -> list[dict[str, Any]]:
         def percent(name: str, values: list[float]) -> dict[str, Any]:
             return rate_metric(name, [100.0 * v for v in values], seed)
 

@@ -79,13 +79,13 @@ class PromptGuardSuite:
     def plan(self, ctx: Context) -> Plan:
         data = load_labelled(ctx.dataset, ctx.dataset_revision, "prompt-attacks", named=NAMED, mixtures=MIXTURES)
         require_labels(data.rows, data.name)
-        rows = data.rows[: ctx.limit] if ctx.limit else data.rows
-        options: dict[str, Any] = {"limit": ctx.limit}
+        rows = ctx.first(data.rows)
+        options: dict[str, Any] = {}
         if ctx.predictions_file:
             options["predictions_file"] = ctx.predictions_file
             items = predicted_items(ctx.predictions_file, rows, data.rows)
         else:
-            options.update(context=ctx.context, labels=labels_of(ctx.spec))
+            options["labels"] = labels_of(ctx.spec)
             items = [Item(i, chunk_requests(ctx.tokenizer, row.text, ctx.context), (row, None, None))
                      for i, row in enumerate(rows)]
         return Plan(data.name, data.revision, data.content_hash, items, options)
@@ -95,14 +95,14 @@ class PromptGuardSuite:
         for item, chunk_answers in zip(items, answers):
             row, prediction, _ = item.data
             if prediction is not None:
-                emit(item.index, classified_sample(row, prediction.unsafe_score))
+                emit(classified_sample(item.index, row, prediction.unsafe_score))
                 continue
             per_chunk = [attack_scores(a, labels) for a in chunk_answers]
             best = {key: max(c[key] for c in per_chunk) for key in per_chunk[0]}
             score = best.pop("score")
-            emit(item.index, classified_sample(row, score, more_scores={**best, "chunks": len(per_chunk)}))
+            emit(classified_sample(item.index, row, score, more_scores={**best, "chunks": len(per_chunk)}))
 
-    def metrics(self, samples, seed: int, runner=None) -> list[dict[str, Any]]:
+    def metrics(self, samples, seed: int, runner=None, state=None) -> list[dict[str, Any]]:
         return classifier_metrics(samples, NAMES, seed, more={"jailbreak_score": ("auroc", "recall_at_1pct_fpr")})
 
 

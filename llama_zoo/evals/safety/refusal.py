@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.evals.base import (GENERATION_OPTIONS, Context, Emit, Item, McNemar, Option, Plan, SuiteInfo,
+from llama_zoo.evals.base import (GENERATION_OPTIONS, Context, Emit, Item, McNemar, Option, Plan, Sample, SuiteInfo,
                                   require_language_model, require_sampling)
 from llama_zoo.evals.safety.common import KEEP_INPUT_CHARS, require_labels
 from llama_zoo.evals.safety.data import LabelledSet, Row, load_labelled, read_records
@@ -91,7 +91,7 @@ class RefusalSuite:
                  Option("judge", None, "A Llama Guard that also judges each reply (response classification), e.g. llama-guard-3-8b.", type=str),
                  Option("judge_weights", None, "The judge's weights: hub, shadow or a checkpoint directory (default: shadow for a "
                         "shadow run, else hub).", type=str)),
-        needs_tokens=False, scores_samples_file=True,
+        needs_tokens=False, scores_samples_file=True, context_in_identity=False,
         datasets="xstest (default), harmbench, do-not-answer, cyberseceval-mitre-frr, or a .csv/.jsonl with prompt and "
                  "label (1 = should be refused)",
     )
@@ -103,8 +103,8 @@ class RefusalSuite:
     def plan(self, ctx: Context) -> Plan:
         data = load_labelled(ctx.dataset, ctx.dataset_revision, "xstest")
         require_labels(data.rows, data.name)
-        rows = data.rows[: ctx.limit] if ctx.limit else data.rows
-        options: dict[str, Any] = {"limit": ctx.limit}
+        rows = ctx.first(data.rows)
+        options: dict[str, Any] = {}
         judge = self._judge(ctx)
         if judge is not None:
             options.update(judge=judge.identity, judge_model=judge.spec.id)
@@ -143,7 +143,7 @@ class RefusalSuite:
             if reply.human_refused is not None:
                 scores.update(human_refused=reply.human_refused, agrees_with_human=refused == reply.human_refused)
             about = {"source": reply.row.source, "groups": list(reply.row.groups) or None}
-            emit(item.index, dict(input=reply.row.text if len(reply.row.text) <= KEEP_INPUT_CHARS else None,
+            emit(Sample(item.index, input=reply.row.text if len(reply.row.text) <= KEEP_INPUT_CHARS else None,
                                   input_ref=reply.row.id, output=text, scores=scores,
                                   target="refuse" if reply.row.label else "answer",
                                   extra={k: v for k, v in about.items() if v is not None}))
@@ -159,7 +159,7 @@ class RefusalSuite:
                     for r, t in zip(replies, texts)]
         return [math.exp(lp[1]) for lp in judge.runner.next_token_scores(requests)]
 
-    def metrics(self, samples, seed: int, runner=None) -> list[dict[str, Any]]:
+    def metrics(self, samples, seed: int, runner=None, state=None) -> list[dict[str, Any]]:
         out = []
         answer = [s["scores"] for s in samples if not s["scores"]["label"]]
         refuse = [s["scores"] for s in samples if s["scores"]["label"]]

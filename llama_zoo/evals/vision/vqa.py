@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.evals.base import (GENERATION_OPTIONS, Context, Emit, Item, Option, PairedBootstrap, Plan, Ratio,
-                                  SuiteInfo, require_sampling)
+                                  Sample, SuiteInfo, require_sampling)
 from llama_zoo.evals.prompting import generation_options, sampling
 from llama_zoo.evals.records import jsonl_file
 from llama_zoo.evals.stats import rate_metric
@@ -74,7 +74,7 @@ class VisualQASuite:
         summary="Visual question answering: VQA accuracy, ANLS, relaxed accuracy and multiple choice, each question by its own metric.",
         headline="accuracy", setup_keys=("prompt", "limit", "predictions_file"),
         paired=PairedBootstrap((Ratio("accuracy", "score"),)),
-        options=OPTIONS, scores_predictions_file=True,
+        options=OPTIONS, scores_predictions_file=True, context_in_identity=False,
         datasets="synthetic (built in; default), easy-vqa, vqav2, docvqa, chartqa, ai2d or mmmu (from the hub), "
                  "or a directory holding questions.jsonl and its images",
     )
@@ -89,7 +89,7 @@ class VisualQASuite:
 
     def plan(self, ctx: Context) -> Plan:
         data = load_visual(ctx.dataset, ctx.limit, ctx.seed)
-        options: dict[str, Any] = {"limit": ctx.limit}
+        options: dict[str, Any] = {}
         if ctx.predictions_file:
             answers = read_answers(ctx.predictions_file, data.items, {q.id for q in data.items})
             options["predictions_file"] = ctx.predictions_file
@@ -126,10 +126,10 @@ class VisualQASuite:
             answered = text.strip() if prompt is None else extract(prompt, text, q.options)
             extra = {"benchmark": benchmark_of(q), **({"options": list(q.options)} if q.options else {}),
                      **({"answer": answered} if answered != text.strip() else {})}
-            emit(item.index, dict(input=q.question, input_ref=q.id, output=text, target=json.dumps(list(q.answers)),
+            emit(Sample(item.index, input=q.question, input_ref=q.id, output=text, target=json.dumps(list(q.answers)),
                                   scores={"score": score(q, answered, ctx.seed), "metric": q.metric}, extra=extra))
 
-    def metrics(self, samples, seed: int, runner=None) -> list[dict[str, Any]]:
+    def metrics(self, samples, seed: int, runner=None, state=None) -> list[dict[str, Any]]:
         out = [rate_metric("accuracy", [s["scores"]["score"] for s in samples], seed)]
         for metric, name in METRIC_NAMES.items():
             held = [s["scores"]["score"] for s in samples if s["scores"]["metric"] == metric]

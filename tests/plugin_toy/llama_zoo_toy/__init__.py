@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from llama_zoo.evals.base import Chart, Item, McNemar, Option, Plan, SuiteInfo
+from llama_zoo.evals.base import Chart, Item, McNemar, Option, Plan, Sample, SuiteInfo
 from llama_zoo.runners.base import TokenWindow
 
 SENTENCES = (
@@ -31,19 +31,19 @@ class ToySuite:
 
     def plan(self, ctx) -> Plan:
         items = []
-        for i, text in enumerate(SENTENCES[: ctx.limit]):
+        for i, text in enumerate(ctx.first(SENTENCES)):
             ids = ctx.tokenizer(text, add_special_tokens=False).input_ids
             items.append(Item(i, (TokenWindow([ctx.tokenizer.bos_token_id], ids),), text))
         digest = hashlib.sha256("\n".join(SENTENCES).encode()).hexdigest()
-        return Plan("toy-sentences", None, digest, items, {"toy_threshold": ctx.options["toy_threshold"], "limit": ctx.limit})
+        return Plan("toy-sentences", None, digest, items, {"toy_threshold": ctx.options["toy_threshold"]})
 
     def score(self, items, answers, seconds, ctx, emit) -> None:
         for item, (logprobs,) in zip(items, answers):
             mean = sum(logprobs) / len(logprobs)
-            emit(item.index, {"input": item.data, "input_ref": f"sentence {item.index}",
-                              "scores": {"mean_logprob": mean, "correct": mean > ctx.options["toy_threshold"]}})
+            emit(Sample(item.index, input=item.data, input_ref=f"sentence {item.index}",
+                        scores={"mean_logprob": mean, "correct": mean > ctx.options["toy_threshold"]}))
 
-    def metrics(self, samples, seed, runner=None):
+    def metrics(self, samples, seed, runner=None, state=None):
         correct = [bool(s["scores"]["correct"]) for s in samples]
         return [{"name": "accuracy", "value": sum(correct) / len(correct), "n": len(correct)}]
 
