@@ -47,3 +47,29 @@ def test_a_stored_mapping_splits_back_into_its_parts():
 def test_each_key_belongs_to_one_part(parts, message):
     with pytest.raises(ValueError, match=message):
         RunConfig(**COMMON, **parts)
+
+
+@pytest.mark.parametrize("suite,external,stored", [
+    ("perplexity", False, {"limit": 3, "context": 512}),
+    ("humaneval", False, {"limit": 3, "context": 512}),
+    ("humaneval", True, {"limit": 3}),  # a samples file: no model, no context
+    ("bench", False, {"context": 512}),  # bench takes no limit
+    ("vqa", False, {"limit": 3}),  # stored without context before the loop owned it
+    ("refusal", False, {"limit": 3}),
+])
+def test_the_loop_writes_limit_and_context_where_suites_did(suite, external, stored):
+    from llama_zoo.evals import SUITES
+    from llama_zoo.orchestration.loop import _shared_options
+
+    assert _shared_options(SUITES.get(suite).info, 3, 512, external) == stored
+
+
+def test_a_suite_takes_the_first_rows_of_the_limit():
+    from llama_zoo.evals.base import Context, Sample
+
+    rows = list(range(10))
+    assert Context(spec=None, options={}, tokenizer=None, context=8, limit=3).first(rows) == [0, 1, 2]
+    assert Context(spec=None, options={}, tokenizer=None, context=8).first(rows) == rows
+    sample = Sample(4, input_ref="task 4", scores={"passed": True})
+    assert sample.columns() == {"input": None, "input_ref": "task 4", "output": None, "target": None,
+                                "scores": {"passed": True}, "extra": None}

@@ -302,7 +302,7 @@ class HumanEvalSuite:
             if found is not None:
                 scores["insecure"] = bool(found[k])
                 extra["cwes"] = sorted({i["cwe"] for i in found[k] if i["cwe"]})
-            emit(Sample(items[k].index, 
+            emit(Sample(items[k].index,
                 input=attempt.task["prompt"], input_ref=attempt.task_id, output=completions[k],
                 target=attempt.task.get("canonical_solution"), scores=scores, extra=extra or None))
 

@@ -185,7 +185,7 @@ class InsecureCodeSuite:
         found = scan([(c.case["language"], scanned_code(r), code_before(c.case)) for c, r in zip(cases, responses)])
         for item, case, response, issues in zip(items, cases, responses, found):
             prompt = case.case["test_case_prompt"]
-            emit(Sample(item.index, 
+            emit(Sample(item.index,
                 input=prompt if len(prompt) <= KEEP_INPUT_CHARS else None, input_ref=case.ref, output=response,
                 scores={"vulnerable": bool(issues), "issues": len(issues)},
                 extra={"language": case.case["language"], "cwes": sorted({i["cwe"] for i in issues if i["cwe"]}),
