@@ -98,7 +98,7 @@ def eval_command(**kwargs: Any) -> None:
     given = {name: run[name] if name in run else kwargs.pop(name) for name in declared}
     for name in declared:  # old spellings of suite flags (bench's --new-tokens)
         for alias in _suite_aliases(declared[name]):
-            old = kwargs.pop(alias_parameter(declared[name][0], alias))
+            old = kwargs.pop(alias_parameter(alias))
             if old is not None and old is not False:
                 note(f"--{alias.replace('_', '-')} is deprecated: use {declared[name][0].flag}")
                 given[name] = old if given[name] is None else given[name]
@@ -324,7 +324,7 @@ def _parameters() -> list[inspect.Parameter]:
             option.default if kind is bool else None, option.flag, help=shown,
             rich_help_panel=f"{', '.join(owners)} options")))
         for alias in _suite_aliases((option, owners, variants)):
-            suites.append(parameter(alias_parameter(option, alias), bool if kind is bool else Optional[kind], typer.Option(
+            suites.append(parameter(alias_parameter(alias), bool if kind is bool else Optional[kind], typer.Option(
                 False if kind is bool else None, "--" + alias.replace("_", "-"), hidden=True)))
     return loop + suites
 

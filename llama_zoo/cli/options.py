@@ -83,7 +83,8 @@ def _typer_option(option: Option, default: Any, decls: Iterable[str], *, hidden:
     return typer.Option(default, *decls, help=option.help if help is None else help, hidden=hidden, **extra)
 
 
-def alias_parameter(option: Option, alias: str) -> str:
+def alias_parameter(alias: str) -> str:
+    """The parameter name of an old spelling's hidden flag."""
     return f"{alias}__old_spelling"
 
 
@@ -96,18 +97,18 @@ def parameters(options: Iterable[Option], command: str | None, *, helps: Mapping
         decls = (option.flag, option.short) if option.short else (option.flag,)
         help_ = (helps or {}).get(option.name)
         made = _typer_option(option, default, decls, help=help_, old_values=(old_values or {}).get(option.name))
-        out.append(_parameter(option.name, _annotation(option), made))
+        out.append(parameter(option.name, _annotation(option), made))
         for alias, flag in zip(option.aliases, option.alias_flags):
             hidden = _typer_option(option, False if option.value_type is bool else None, (flag,), hidden=True,
                                    old_values=(old_values or {}).get(option.name))
             annotation = bool if option.value_type is bool else _annotation(option) if option.many else Optional[option.value_type]
-            out.append(_parameter(alias_parameter(option, alias), annotation, hidden))
+            out.append(parameter(alias_parameter(alias), annotation, hidden))
     return out
 
 
 def names(options: Iterable[Option]) -> tuple[str, ...]:
     """Every parameter name ``parameters`` gives ``options``: theirs and their old spellings'."""
-    return tuple(n for o in options for n in (o.name, *(alias_parameter(o, a) for a in o.aliases)))
+    return tuple(n for o in options for n in (o.name, *(alias_parameter(a) for a in o.aliases)))
 
 
 def take(kwargs: dict[str, Any], options: Iterable[Option], command: str | None) -> dict[str, Any]:
@@ -117,7 +118,7 @@ def take(kwargs: dict[str, Any], options: Iterable[Option], command: str | None)
     for option in options:
         value = kwargs.pop(option.name)
         for alias, flag in zip(option.aliases, option.alias_flags):
-            old = kwargs.pop(alias_parameter(option, alias))
+            old = kwargs.pop(alias_parameter(alias))
             if old is None or old is False:
                 continue
             note(f"{flag} is deprecated: use {option.flag}")
@@ -131,10 +132,6 @@ def for_command(options: Iterable[Option], command: str) -> tuple[Option, ...]:
     return tuple(o for o in options if command in o.commands)
 
 
-def _parameter(name: str, annotation: Any, default: Any) -> inspect.Parameter:
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
-
-
 def parameter(name: str, annotation: Any, default: Any) -> inspect.Parameter:
-    """A flag written out by hand (``--format``, ``--db``): output, not a run option."""
-    return _parameter(name, annotation, default)
+    """A keyword parameter as typer reads it from a signature (also for flags written out by hand: ``--format``)."""
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
