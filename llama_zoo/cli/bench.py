@@ -3,40 +3,54 @@
 
 from __future__ import annotations
 
-from typing import Optional
+import inspect
+from dataclasses import replace
+from typing import Any, Optional
 
 import typer
 from rich.table import Table
 
 from llama_zoo.cli.common import DB_OPTION, Format, console, print_json
+from llama_zoo.cli.options import BENCH, SELECTION, for_command, parameter, parameters, take
+from llama_zoo.errors import LlamaZooError
+from llama_zoo.options import Option
+from llama_zoo.orchestration.loop import RUN_OPTIONS
+
+SUITE = BENCH  # the command runs the suite of its name
 
 
-def bench_command(
-    model: str = typer.Option(..., "--model", "-m", help="Registry id or Hugging Face repo id."),
-    random_weights: bool = typer.Option(False, "--random-weights", help="The full-size architecture with random weights."),
-    shadow: bool = typer.Option(False, "--shadow", help="A tiny model of the same family (a CPU smoke test)."),
-    context: int = typer.Option(2048, "--context", min=2, help="Window length for scoring."),
-    batch: int = typer.Option(8, "--batch", min=1, help="Windows per scoring forward pass."),
-    gen_batch: int = typer.Option(32, "--gen-batch", min=1, help="Sequences generated at once."),
-    prompt_tokens: int = typer.Option(128, "--prompt-tokens", min=1, help="Prompt length for generation."),
-    new_tokens: int = typer.Option(256, "--new-tokens", min=1, help="New tokens per generated sequence."),
-    iters: int = typer.Option(5, "--iters", min=1, help="Timed scoring iterations (after one warm-up)."),
-    backend: str = typer.Option("hf", "--backend", help="The engine measured."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16, float16."),
-    fmt: Format = typer.Option(Format.table, "--format", help="table or json."),
-    db: Optional[str] = DB_OPTION,
-) -> None:
+def _options() -> tuple[tuple[Option, ...], tuple[Option, ...], frozenset[str]]:
+    """The run options ``bench`` takes, the suite's other options, and the names both declare (the
+    scoring ``--batch-size``: the flag takes the suite's default and help, and its value goes to both)."""
+    from llama_zoo.evals import SUITES
+
+    suite = {o.name: o for o in SUITES.get(SUITE).info.options}
+    run = tuple(replace(o, default=suite[o.name].default, help=suite[o.name].help, defaults=()) if o.name in suite else o
+                for o in for_command(RUN_OPTIONS, BENCH))
+    shared = frozenset(suite) & {o.name for o in run}
+    return run, tuple(o for name, o in suite.items() if name not in shared), shared
+
+
+RUN, SUITE_OPTIONS, SHARED = _options()
+
+
+def bench_command(**kwargs: Any) -> None:
     """Scored tokens/s and model-FLOP utilisation when scoring windows, new tokens/s when generating, peak memory."""
     from llama_zoo.orchestration import RunRequest, evaluate
     from llama_zoo.results.store import Store
 
+    models, fmt, db = kwargs.pop("model") or [], kwargs.pop("fmt"), kwargs.pop("db")
+    if len(models) != 1:
+        raise LlamaZooError("missing option --model" if not models else "bench measures one model: give --model once")
+    model = models[0]
+    run = take(kwargs, RUN, BENCH)
+    options = {**take(kwargs, SUITE_OPTIONS, BENCH), **{name: run[name] for name in SHARED}}
     store = Store.open(db)
-    options = dict(batch=batch, gen_batch=gen_batch, prompt_tokens=prompt_tokens, new_tokens=new_tokens, iters=iters)
-    outcome = evaluate(RunRequest(model=model, suite="bench", suite_options=options, backend=backend, context=context,
-                                  shadow=shadow, random_weights=random_weights, device=device, dtype=dtype,
-                                  # one call per timed item: all its windows, or all its sequences, in one batch
-                                  batch_size=max(batch, gen_batch)), store)
+    # one call per timed item: all its windows, or all its sequences, in one batch
+    outcome = evaluate(RunRequest(model=model, suite=SUITE, suite_options=options,
+                                  **{**run, "batch_size": max(run["batch_size"], options["gen_batch"])}), store)
+    batch, gen_batch, new_tokens, context, shadow = (run["batch_size"], options["gen_batch"], options["max_new_tokens"],
+                                                     run["context"], run["shadow"])
     results = {m["name"]: m["value"] for m in outcome.metrics}
     results.update(run_id=outcome.run_id, device=outcome.provenance.get("device_name"), dtype=outcome.provenance.get("dtype"),
                    weights_source=outcome.provenance.get("weights_source"))
@@ -57,3 +71,12 @@ def bench_command(
     if shadow:
         console.print(f"[yellow]shadow: not a measurement of the real model (a tiny model of the family); these rates "
                       f"are not {model}'s.[/yellow]")
+
+
+bench_command.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+    *parameters(for_command(SELECTION, BENCH), BENCH, helps={"model": "Registry id or Hugging Face repo id."}),
+    *parameters(RUN, BENCH),
+    *parameters(SUITE_OPTIONS, BENCH),
+    parameter("fmt", Format, typer.Option(Format.table, "--format", help="table or json.")),
+    parameter("db", Optional[str], DB_OPTION),
+])

