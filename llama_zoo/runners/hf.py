@@ -8,10 +8,12 @@ the largest batch that fits is found once per model and window length and rememb
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import functools
+from typing import Any, Callable, Sequence, TypeVar
 
 from llama_zoo.registry.schema import ModelSpec
 from llama_zoo.runners.base import (
+    BackendInfo,
     Generation,
     GenerateRequest,
     GenerateWithImageRequest,
@@ -28,6 +30,22 @@ from llama_zoo.runners.weights import WeightsSource, load_model
 
 # Rows of fp32 logits computed at once: about 512 MB whatever the vocabulary.
 LOGIT_BYTES_PER_CHUNK = 512 * 2**20
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def without_autograd(method: _Method) -> _Method:
+    """Run ``method`` with autograd off: only around the runner's own work, so that the process (a
+    test, a notebook, a training script that evaluates) keeps autograd as it had it."""
+    @functools.wraps(method)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        with torch.no_grad():
+            return method(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
 
 
 def pick_device(device: str = "auto") -> str:
@@ -49,10 +67,12 @@ def pick_dtype(dtype: str, device: str):
 
 
 class HFRunner:
-    backend = "hf"
-    inputs = TOKENS
-    summary = "transformers, in this process (CPU or CUDA)"
-    placement = frozenset({"quantize", "device_map"})
+    info = BackendInfo(
+        name="hf", summary="transformers, in this process (CPU or CUDA)", inputs=TOKENS,
+        answers=frozenset({TokenWindow, GenerateRequest, GenerateWithImageRequest, NextTokenRequest, ClassifyRequest}),
+        placement=frozenset({"quantize", "device_map"}), quantize=("int8", "int4", "fp8"),
+        # requests the loop hands over at once: enough to fill a GPU, few enough to store progress often
+        chunk_requests=64, chunk_requests_on={"cuda": 1024})
 
     @staticmethod
     def check_quantize(scheme: str) -> None:
@@ -73,10 +93,11 @@ class HFRunner:
 
     def __init__(self, spec: ModelSpec, source: WeightsSource, *, device: str = "auto", dtype: str = "auto",
                  batch_size: int | None = None, max_length: int | None = None, tokenizer: str | None = None,
-                 loaded_tokenizer: tuple[Any, str] | None = None, quantize: str | None = None,
-                 device_map: str | None = None, **_: Any):
+                 loaded_tokenizer: tuple[Any, str] | None = None, options: dict[str, Any] | None = None,
+                 quantize: str | None = None, device_map: str | None = None):
         import torch
 
+        self.info.resolve_options(options or {})  # it takes none: one meant for another backend is refused
         self.spec, self.source = spec, source
         self.model_id = spec.id
         self.device = pick_device(device)
@@ -92,14 +113,12 @@ class HFRunner:
         self.max_length = min(max_length or limit, limit)
         self.batch_size = batch_size
         self._fitted_batch: dict[int, int] = {}  # window length -> largest batch that fit
-        # requests the loop hands over at once: enough to fill a GPU, few enough to store progress often
-        self.chunk_requests = 1024 if self.device == "cuda" else 64
-        torch.set_grad_enabled(False)
         if self.device == "cuda":  # peak memory from here on: the weights and what runs, not loading's transients
             torch.cuda.reset_peak_memory_stats()
 
     # -- scoring
 
+    @without_autograd
     def loglikelihood_rolling(self, windows: Sequence[TokenWindow]) -> list[list[float]]:
         for w in windows:
             if w.length > self.max_length:
@@ -150,6 +169,7 @@ class HFRunner:
             pos += n
         return out
 
+    @without_autograd
     def next_token_scores(self, requests: Sequence[NextTokenRequest]) -> list[list[float]]:
         """One forward pass per prompt (batched, right-padded): the log-probabilities of the candidate
         next tokens after its last token."""
@@ -164,6 +184,7 @@ class HFRunner:
 
         return self._by_length(requests, lambda r: len(r.prompt), run)
 
+    @without_autograd
     def classify(self, requests: Sequence[ClassifyRequest]) -> list[list[float]]:
         """Class log-probabilities of a sequence classifier, batched and right-padded."""
         import torch
@@ -224,6 +245,7 @@ class HFRunner:
     # columns are dropped only from caches of plain full-attention layers.) On CUDA the cache is
     # static and the decode step is compiled with CUDA graphs (_generate_static).
 
+    @without_autograd
     def generate(self, requests: Sequence[GenerateRequest]) -> list[Generation]:
         """Continue each prompt ``n`` times, all requests batched together.
 
@@ -415,6 +437,7 @@ class HFRunner:
             fitted[bucket] = max(1, min(256, int(free * 0.5 // per_row)))
         return bucket, fitted[bucket]
 
+    @without_autograd
     def generate_with_image(self, requests: Sequence[GenerateWithImageRequest]) -> list[Generation]:
         """Image + text: the checkpoint's own processor places the image tokens and tiles (shadow
         and random weights: one built from the registry, see ``image_inputs``). Greedy requests
@@ -512,7 +535,7 @@ class HFRunner:
 
     def provenance(self) -> dict[str, Any]:
         return {
-            "backend": self.backend,
+            "backend": self.info.name,
             "weights_source": self.source.kind,
             "weights_ref": self.source.ref,
             "weights_revision": self.source.revision,
@@ -541,6 +564,7 @@ class HFRunner:
 
     # -- speed facts, for the bench suite
 
+    @without_autograd
     def speed_facts(self, context: int) -> dict[str, Any]:
         """Forward FLOPs per scored token at mid-context, the device's measured dense matmul peak in
         this dtype (the ceiling model-FLOP utilisation is quoted against) and peak GPU memory."""
