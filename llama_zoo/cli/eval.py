@@ -30,6 +30,7 @@ def _suite_options() -> dict[str, tuple[Any, list[str], list[tuple[str, Any]]]]:
     from llama_zoo.evals import SUITES
 
     found: dict[str, tuple[Any, list[str], list[tuple[str, Any]]]] = {}
+    backend_flags = _backend_options()
     for name in SUITES.names():
         try:
             info = SUITES.get(name).info
@@ -40,7 +41,7 @@ def _suite_options() -> dict[str, tuple[Any, list[str], list[tuple[str, Any]]]]:
             run = RUN.get(option.name)
             # a shared flag needs one value type; a shared switch, one default (the switch passes it on);
             # a run option's flag gives its value to the suites that declare it too (bench's --batch-size)
-            clash = (run.value_type != option.value_type if run is not None else option.name in TAKEN) or first is not None and (
+            clash = (run.value_type != option.value_type if run is not None else option.name in TAKEN or option.name in backend_flags) or first is not None and (
                 first[0].value_type != option.value_type or option.value_type is bool and first[0].default != option.default)
             if clash:  # the first declaration (or the loop's own flag) keeps the name; say why the other has none
                 print(f"warning: suite {name} declares option {option.flag}, which is taken; it is not offered",
@@ -51,6 +52,39 @@ def _suite_options() -> dict[str, tuple[Any, list[str], list[tuple[str, Any]]]]:
             if all(option != other for _, other in entry[2]):
                 entry[2].append((name, option))
     return found
+
+
+def _backend_options() -> dict[str, tuple[Any, list[str]]]:
+    """Every option some backend declares (``BackendInfo.options``): name -> (the first declaration,
+    the backends that take it). The loop refuses one given to a backend that does not declare it."""
+    from llama_zoo.runners import BACKENDS
+
+    found: dict[str, tuple[Any, list[str]]] = {}
+    for name in BACKENDS.names():
+        try:
+            info = BACKENDS.get(name).info
+        except (LlamaZooError, AttributeError):
+            continue  # a broken plug-in must not take the whole command down; `eval --backend` names it
+        for option in info.options:
+            if option.name in LOOP_FLAGS and option.name not in SERVER_FLAGS or (
+                    option.name in found and found[option.name][0].value_type != option.value_type):
+                print(f"warning: backend {name} declares option {option.flag}, which is taken; it is not offered",
+                      file=sys.stderr)
+                continue
+            found.setdefault(option.name, (option, []))[1].append(info.name)
+    return found
+
+
+def _backend_parameters() -> list[inspect.Parameter]:
+    """A flag per backend option, in a panel per backend; unset (None) unless given, so that only
+    what the user gave reaches the loop (which fills the backend's defaults)."""
+    params = []
+    for name, (option, owners) in _backend_options().items():
+        kind = option.value_type
+        flag = typer.Option(None, option.flag, help=_option_help(option),  # bounds: checked by the loop, in one line
+                            rich_help_panel=f"--backend {' / '.join(owners)} options")
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[kind], default=flag))
+    return params
 
 
 def _option_help(option) -> str:
@@ -113,8 +147,8 @@ def eval_command(**kwargs: Any) -> None:
         taken = name in run or any(name in {o.name for o in info.options} for info in infos.values())
         if not taken and value is not None and (option.value_type is not bool or value != option.default):
             raise LlamaZooError(f"{option.flag} is an option of {', '.join(declared[name][1])}, not of {', '.join(suites)}")
-    server = {"base_url": kwargs.pop("base_url"), "server_model": kwargs.pop("server_model"),
-              "concurrency": kwargs.pop("concurrency"), "timeout_s": kwargs.pop("timeout")}
+    backend_given = {name: kwargs.pop(name) for name in _backend_options()}
+    backend_given = {name: value for name, value in backend_given.items() if value is not None}
     store = Store.open(db)  # before anything loads: a bad --db fails at once
 
     def request_for(model: str, suite: str):
@@ -122,7 +156,7 @@ def eval_command(**kwargs: Any) -> None:
 
         mine = {o.name for o in infos[suite].options}
         return RunRequest(model=model, suite=suite, suite_options={k: v for k, v in given.items() if k in mine},
-                          backend_options=server, **run)
+                          backend_options=backend_given, **run)
 
     quiet = fmt is TableOrJson.json
     if len(models) * len(suites) > 1 or scale.spread:
@@ -279,7 +313,7 @@ def show_outcome(outcome, suite: str) -> None:
 EVAL_RUN = for_command(RUN_OPTIONS, EVAL)
 EVAL_SCALE = for_command(SCALE_OPTIONS, EVAL)
 RUN = {o.name: o for o in EVAL_RUN}
-SERVER_FLAGS = ("base_url", "server_model", "concurrency", "timeout")
+SERVER_FLAGS = ("base_url", "server_model", "concurrency", "timeout")  # the openai backend's, declared there
 # every name the command's own flags take (old spellings included): a suite option may not take one
 LOOP_FLAGS = (*names(SELECTION), "fail_fast", *names(EVAL_SCALE), *names(EVAL_RUN), *SERVER_FLAGS, "fmt", "format", "db")
 TAKEN = frozenset((*LOOP_FLAGS, *(a for o in (*SELECTION, *EVAL_SCALE, *EVAL_RUN) for a in o.aliases)))  # as flags
@@ -304,12 +338,6 @@ def _parameters() -> list[inspect.Parameter]:
         parameter("fail_fast", bool, typer.Option(False, "--fail-fast", help="In a matrix, stop at the first failed cell (default: record it and go on).")),
         *parameters(EVAL_SCALE, EVAL),
         *parameters(EVAL_RUN, EVAL, helps=helps),
-        parameter("base_url", Optional[str], typer.Option(None, "--base-url", rich_help_panel="server backends",
-                                                           help="An OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1 (key from $LLAMA_ZOO_API_KEY or $OPENAI_API_KEY, never stored).")),
-        parameter("server_model", Optional[str], typer.Option(None, "--server-model", rich_help_panel="server backends",
-                                                               help="The model name the server knows (default: the one it serves, or the registry's hub id).")),
-        parameter("concurrency", int, typer.Option(8, "--concurrency", min=1, rich_help_panel="server backends", help="Requests in flight at once.")),
-        parameter("timeout", float, typer.Option(120.0, "--timeout", min=1.0, rich_help_panel="server backends", help="Seconds to wait for one answer.")),
         parameter("fmt", TableOrJson, typer.Option(TableOrJson.table, "--format", help="table, or json (run id and metrics).")),
         parameter("db", Optional[str], DB_OPTION),
     ]
@@ -326,7 +354,7 @@ def _parameters() -> list[inspect.Parameter]:
         for alias in _suite_aliases((option, owners, variants)):
             suites.append(parameter(alias_parameter(alias), bool if kind is bool else Optional[kind], typer.Option(
                 False if kind is bool else None, "--" + alias.replace("_", "-"), hidden=True)))
-    return loop + suites
+    return loop + _backend_parameters() + suites
 
 
 eval_command.__signature__ = inspect.Signature(_parameters())  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, cast
 
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.options import Option, declare, declared
@@ -22,10 +22,10 @@ from llama_zoo.registry.catalog import spec_hash
 from llama_zoo.registry.checkpoint import find_model
 from llama_zoo.registry.derive import param_count
 from llama_zoo.runners import BACKENDS
-from llama_zoo.runners.base import METHOD_FOR, TEXT, ClassifyRequest, NextTokenRequest
+from llama_zoo.runners.base import (METHOD_FOR, TEXT, ClassifyRequest, Generation, NextTokenRequest, Runner, ServerRunner,
+                                    TokenWindow, ask)
 
 DEFAULT_CONTEXT = 2048
-CHUNK_REQUESTS = 256  # requests per runner call unless the runner asks otherwise (``chunk_requests``)
 
 
 EVAL, BENCH, PLAN = "eval", "bench", "plan"
@@ -108,7 +108,7 @@ class RunRequest:
     tensor_parallel: int | None = declare(Option(
         "tensor_parallel", None, "vllm: GPUs per model (default: as many as its weights and KV cache need, a power of "
         "two).", type=int, minimum=1, commands=(EVAL,), identity=False, panel="scale"))
-    backend_options: Mapping[str, Any] = field(default_factory=dict)  # a server's base_url, server_model, ...
+    backend_options: Mapping[str, Any] = field(default_factory=dict)  # the backend's own (BackendInfo.options)
 
 
 RUN_OPTIONS = declared(RunRequest)
@@ -139,13 +139,15 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
     from llama_zoo.results.store import MetricValue
 
     suite = SUITES.get(request.suite)
-    backend = BACKENDS.get(request.backend)
+    backend: type[Runner] = BACKENDS.get(request.backend)
+    backend_options = _backend_options(request, backend)
     spec, checkpoint = find_model(request.model, request.base)
     options = suite.info.resolve_options(request.suite_options)
     context = _check(spec, request, suite, backend, options)
 
     external = request.samples_file is not None or request.predictions_file is not None
-    source, tokenizer, tokenizer_source, device, dtype = _what_runs(spec, checkpoint, request, backend, external)
+    source, tokenizer, tokenizer_source, device, dtype = _what_runs(spec, checkpoint, request, backend,
+                                                                    backend_options, external)
     _check_placement(request, backend, source)
     ctx = Context(spec=spec, options=options, tokenizer=tokenizer, context=context, seed=request.seed, limit=request.limit, dataset=request.dataset,
                   dataset_revision=request.dataset_revision, samples_file=request.samples_file,
@@ -153,10 +155,12 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
                   open_model=opener(shadow=request.shadow, seed=request.seed, device=request.device, dtype=request.dtype))
     plan = suite.plan(ctx)
     ctx = replace(ctx, state=plan.state)  # what score needs from planning travels with the run, not the suite
-    _check_backend_answers(plan, backend, request.backend)
+    _check_backend_answers(plan, backend)
     facts: dict[str, Any] = {}
     if not external:
         facts.update(tokenizer_source=tokenizer_source, device=device)
+        if backend.info.identity(backend_options):  # only then: runs of backends without such options stay cache hits
+            facts["backend_options"] = backend.info.identity(backend_options)
         if source.config_differences:
             facts["weights_config_differences"] = source.config_differences
         if request.quantize:  # only then: runs stored before the option existed stay cache hits
@@ -187,10 +191,10 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
             runner = backend(spec, source, device=request.device, dtype=request.dtype, batch_size=request.batch_size,
                              max_length=context, tokenizer=request.tokenizer,
                              loaded_tokenizer=(tokenizer, tokenizer_source) if tokenizer is not None else None,
-                             backend_options=dict(request.backend_options),
+                             options=backend_options,
                              **{k: v for k, v in _placement(request).items() if v is not None})
         emit = lambda sample: handle.add(sample.index, **sample.columns())  # noqa: E731
-        for chunk in _chunks(pending, suite.info.items_per_chunk, getattr(runner, "chunk_requests", CHUNK_REQUESTS)):
+        for chunk in _chunks(pending, suite.info.items_per_chunk, backend.info.chunk_for(device)):
             began = time.perf_counter()
             answers = _answer(runner, chunk)
             seconds = time.perf_counter() - began
@@ -234,7 +238,7 @@ def _check(spec, request: RunRequest, suite, backend, options: dict[str, Any]) -
             flags = " or ".join({"shadow": "--shadow", "random": "--random-weights", "local": "--weights PATH"}.get(w, w)
                                 for w in suite.info.weights)
             raise LlamaZooError(f"the {suite.info.name} suite takes {', '.join(suite.info.weights)} weights only: pass {flags}")
-        if suite.info.needs_tokens and backend.inputs == TEXT:
+        if suite.info.needs_tokens and backend.info.inputs == TEXT:
             raise LlamaZooError(f"the {suite.info.name} suite builds token-id requests; the {request.backend} "
                                 "backend takes text only")
         suite.check(spec, options)
@@ -257,42 +261,68 @@ def _shared_options(info, limit: int | None, context: int, external: bool) -> di
     return shared
 
 
-PLACEMENT_FLAGS = {"quantize": "--quantize", "device_map": "--device-map", "tensor_parallel": "--tensor-parallel"}
-
-
 def _placement(request: RunRequest) -> dict[str, Any]:
-    return {name: getattr(request, name) for name in PLACEMENT_FLAGS}
+    return {"quantize": request.quantize, "device_map": request.device_map, "tensor_parallel": request.tensor_parallel}
 
 
-def _check_placement(request: RunRequest, backend, source) -> None:
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _infos():
+    """Every registered backend's description, for messages that name the backends that do take something."""
+    for name in BACKENDS.names():
+        try:
+            yield BACKENDS.get(name).info
+        except LlamaZooError:  # a broken plug-in is named when it is asked for, not in another's message
+            continue
+
+
+def _backend_options(request: RunRequest, backend: type[Runner]) -> dict[str, Any]:
+    """The backend's own options, checked and with defaults; one declared by another backend is refused."""
+    mine = {o.name for o in backend.info.options}
+    for name in request.backend_options:
+        if name not in mine:
+            owners = [info.name for info in _infos() if name in {o.name for o in info.options}]
+            owned = f"an option of --backend {' or '.join(owners)}" if owners else "an option of no backend"
+            raise LlamaZooError(f"{_flag(name)} is {owned}, not of {backend.info.name}")
+    return backend.info.resolve_options(request.backend_options)
+
+
+def _check_placement(request: RunRequest, backend: type[Runner], source) -> None:
     """Quantisation and spreading over GPUs: only where the backend does them, only on a
     checkpoint (a shadow or random model, a GGUF file and a server's model are not quantised here)."""
-    taken = getattr(backend, "placement", frozenset())
     for name, value in _placement(request).items():
-        if value is not None and name not in taken:
-            takers = sorted(n for n in BACKENDS.names() if name in getattr(BACKENDS.get(n), "placement", ()))
-            raise LlamaZooError(f"{PLACEMENT_FLAGS[name]} is for --backend {' or '.join(takers)}, not {request.backend}")
+        if value is not None and name not in backend.info.placement:
+            takers = sorted(info.name for info in _infos() if name in info.placement)
+            raise LlamaZooError(f"{_flag(name)} is for --backend {' or '.join(takers)}, not {request.backend}")
     if request.quantize is None:
         return
     if source.kind not in ("hub", "local") or source.gguf_file:
         what = {"shadow": "a shadow model", "random": "random weights", "external": "scores made elsewhere"}.get(
             source.kind, "a GGUF file (quantised already; its type is in the run's provenance)")
         raise LlamaZooError(f"--quantize quantises a checkpoint as it loads (--weights DIR or the hub), not {what}")
-    if hasattr(backend, "check_quantize"):
-        backend.check_quantize(request.quantize)
+    if request.quantize not in backend.info.quantize:
+        takers = sorted(info.name for info in _infos() if request.quantize in info.quantize)
+        raise LlamaZooError(f"--quantize {request.quantize}: --backend {request.backend} takes "
+                            f"{' or '.join(backend.info.quantize)}" + (f"; {' or '.join(takers)} takes {request.quantize}"
+                                                                       if takers else ""))
+    backend.check_quantize(request.quantize)
 
 
-def _check_backend_answers(plan: Plan, backend, name: str) -> None:
+def _check_backend_answers(plan: Plan, backend: type[Runner]) -> None:
     """Refuse, before any weights load, a backend without a method for a request type the plan uses."""
     for kind in {type(r) for item in plan.items for r in item.requests}:
         if kind not in METHOD_FOR:
             raise TypeError(f"no runner method answers {kind.__name__}")
-        if not hasattr(backend, METHOD_FOR[kind]):
-            raise LlamaZooError(f"the {name} backend cannot answer {kind.__name__}s ({METHOD_FOR[kind]}); "
-                                "this suite runs with --backend hf")
+        if kind not in backend.info.answers:
+            takers = sorted(info.name for info in _infos() if kind in info.answers)
+            raise LlamaZooError(f"the {backend.info.name} backend cannot answer {kind.__name__}s ({METHOD_FOR[kind]}); "
+                                f"this suite runs with --backend {' or '.join(takers)}")
 
 
-def _what_runs(spec, checkpoint, request: RunRequest, backend, external: bool):
+def _what_runs(spec, checkpoint, request: RunRequest, backend: type[Runner], backend_options: dict[str, Any],
+               external: bool):
     """The weights source, the tokenizer the backend will use (and where it came from), the device
     and the dtype: everything of a run's identity that depends on how it runs, without loading weights."""
     from llama_zoo.runners.weights import WeightsSource, choose_source
@@ -309,16 +339,16 @@ def _what_runs(spec, checkpoint, request: RunRequest, backend, external: bool):
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         return WeightsSource("external", ref=given, content_hash=digest), None, None, None, None
     device, dtype = backend.resolve(request.device, request.dtype)
-    if hasattr(backend, "weights_source"):  # a server: the weights are wherever it serves them from
+    if backend.info.server:  # the weights are wherever it serves them from
         if request.shadow or request.random_weights or request.weights:
             raise LlamaZooError(f"--backend {request.backend} evaluates the model the server serves: drop --shadow, "
                                 "--random-weights and --weights")
-        source = backend.weights_source(spec, dict(request.backend_options))
+        source = cast(ServerRunner, backend).weights_source(spec, backend_options)
     else:
         source = choose_source(spec, shadow=request.shadow, random_weights=request.random_weights,
                                weights=request.weights, revision=request.revision, seed=request.seed,
                                checkpoint=checkpoint)
-    if backend.inputs == TEXT:
+    if backend.info.inputs == TEXT:
         return source, None, f"{request.backend}:server", device, dtype
     tokenizer, tokenizer_source = backend.load_tokenizer(spec, source, request.tokenizer)
     return source, tokenizer, tokenizer_source, device, dtype
@@ -345,7 +375,7 @@ def _chunks(items: Sequence[Item], items_per_chunk: int | None, requests_per_chu
         yield chunk
 
 
-def _answer(runner, chunk: Sequence[Item]) -> list[list[Any]]:
+def _answer(runner: Runner, chunk: Sequence[Item]) -> list[list[Any]]:
     """Every request of the chunk answered, by one runner call per request type."""
     by_type: dict[type, list[tuple[int, int]]] = {}
     for i, item in enumerate(chunk):
@@ -353,9 +383,7 @@ def _answer(runner, chunk: Sequence[Item]) -> list[list[Any]]:
             by_type.setdefault(type(req), []).append((i, j))
     answers: list[list[Any]] = [[None] * len(item.requests) for item in chunk]
     for kind, slots in by_type.items():
-        if kind not in METHOD_FOR:
-            raise TypeError(f"no runner method answers {kind.__name__}")
-        replies = getattr(runner, METHOD_FOR[kind])([chunk[i].requests[j] for i, j in slots])
+        replies = ask(runner, kind, [chunk[i].requests[j] for i, j in slots])
         for (i, j), reply in zip(slots, replies):
             answers[i][j] = reply
     return answers
@@ -365,15 +393,14 @@ def _tokens(item: Item, answers: Sequence[Any]) -> int:
     """Tokens scored (windows), generated, or read by a classifier, for the rate shown and stored."""
     total = 0
     for req, answer in zip(item.requests, answers):
-        targets = getattr(req, "targets", None)
-        if targets is not None:
-            total += len(targets)
+        if isinstance(req, TokenWindow):
+            total += len(req.targets)
         elif isinstance(req, ClassifyRequest):
             total += len(req.tokens)
         elif isinstance(req, NextTokenRequest):
             total += len(req.prompt)
-        else:
-            total += sum(getattr(answer, "new_tokens", ()) or ())
+        elif isinstance(answer, Generation):  # GenerateRequest and GenerateWithImageRequest
+            total += sum(answer.new_tokens)
     return total
 
 

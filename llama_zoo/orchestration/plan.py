@@ -164,7 +164,9 @@ def gpus_for_request(request, suite: str, gpu: str) -> int:
     spec, _ = find_model(request.model, request.base)
     context = request.context or min(2048, spec.max_context or 2048)
     dtype = request.quantize or {"float32": "fp32", "float16": "fp16"}.get(request.dtype, "bf16")
-    if request.backend == "vllm":
+    from llama_zoo.runners import BACKENDS
+
+    if "tensor_parallel" in BACKENDS.get(request.backend).info.placement:  # vLLM: a power of two dividing the heads
         size = tensor_parallel_size(spec, context, GPUS[gpu], dtype=dtype)
         if size is None:
             raise LlamaZooError(f"{spec.id} fits no power-of-two tensor-parallel size on {gpu} in {dtype}")

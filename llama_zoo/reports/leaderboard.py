@@ -21,7 +21,7 @@ def leaderboards(store, suite: str | None = None, model: str | None = None) -> d
     seen = set()
     for run in runs:
         options, facts, shown = split_options(run["options"])
-        key = (run["suite"], run["model_id"], run["weights_source"], run["dataset_hash"],
+        key = (run["suite"], run["model_id"], run["weights_source"], run.get("backend"), run["dataset_hash"],
                repr(sorted((k, str(v)) for k, v in {**options, **facts}.items())))
         if key in seen:
             continue
@@ -84,6 +84,7 @@ def setup(suite: str, options: dict[str, Any], dataset: str | None = None, facts
     # files by name: their directories tell no two rows apart and would crowd the metrics out
     shown += [f"{k}={Path(str(options[k])).name if k.endswith('_file') else options[k]}" for k in keys
               if options.get(k) not in (None, "") and not isinstance(options[k], dict)]
+    shown += [f"{k}={v}" for k, v in (options.get("backend_options") or {}).items()]  # a backend's, that change results
     return " ".join(shown)
 
 

@@ -21,8 +21,8 @@ WEIGHTS_SOURCES = ("hub", "local", "random", "shadow", "external", "server", "im
 
 # How a run ran, where that may change its result (the loop's, not the suite's): the tokenizer's
 # source and the device (every run where a model answers), the checkpoint's config differences from
-# the registry and the quantisation scheme (only where there are some).
-RUN_FACTS = ("tokenizer_source", "device", "weights_config_differences", "quantize")
+# the registry, the quantisation scheme and a backend's own identifying options (only where there are some).
+RUN_FACTS = ("tokenizer_source", "device", "weights_config_differences", "quantize", "backend_options")
 # Recorded to be shown, never to tell runs apart: what a model given by path is (its id already
 # holds a hash of its weights) and how the code sandbox isolated programs.
 SHOWN = ("checkpoint", "sandbox")

@@ -7,9 +7,13 @@ Token ids travel, not text, wherever windows matter: a suite decides how a text 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol, Sequence
 
 from llama_zoo.errors import LlamaZooError
+from llama_zoo.options import Option
+
+if TYPE_CHECKING:
+    from llama_zoo.registry.schema import ModelSpec
 
 
 class RunnerError(LlamaZooError):
@@ -96,25 +100,123 @@ METHOD_FOR: dict[type, str] = {
 }
 
 TOKENS, TEXT = "tokens", "text"
+PLACEMENTS = ("quantize", "device_map", "tensor_parallel")  # how a checkpoint is loaded and spread (RunRequest fields)
 
 
-@runtime_checkable
-class Runner(Protocol):
-    """What every backend offers. ``max_length`` is the longest window it scores.
+@dataclass(frozen=True)
+class BackendInfo:
+    """A backend described as data, as ``SuiteInfo`` describes a suite: the loop, the CLI and the
+    docs read this and never probe the class.
 
-    A backend class also declares, as class attributes, ``backend`` (its name), ``inputs``
-    (``TOKENS``: it takes token ids and the run's tokenizer is the one it uses; ``TEXT``: it takes
-    text and tokenizes on its own, like an OpenAI-compatible server), ``summary`` (one line for
-    ``--help``), and offers ``resolve(device, dtype) -> (device, dtype)``, a classmethod that says
-    what a run will really use without loading anything (both are part of a run's identity).
+    ``inputs``: ``TOKENS`` (it takes token ids, and the run's tokenizer is the one it uses) or
+    ``TEXT`` (it tokenizes on its own, as an OpenAI-compatible server does: token-id suites refuse
+    it and no tokenizer is loaded). ``answers``: the request types it has a method for (see
+    ``METHOD_FOR``). ``server``: its weights are wherever a server serves them from (the class then
+    offers ``weights_source(spec, options)``); otherwise the loop picks them (hub, --weights,
+    --shadow, --random-weights). ``placement``: which of ``PLACEMENTS`` it takes; ``quantize``: the
+    ``--quantize`` schemes it takes (each still checked by ``check_quantize`` where a library is
+    needed). ``chunk_requests``: requests the loop hands over per call (``chunk_requests_on`` per
+    resolved device where that differs). ``options``: its own typed options, refused for any other
+    backend; ``identity_options`` names those that change results (part of the run's identity).
     """
 
+    name: str
+    summary: str
+    inputs: str
+    answers: frozenset[type]
+    server: bool = False
+    placement: frozenset[str] = frozenset()
+    quantize: tuple[str, ...] = ()
+    chunk_requests: int = 256
+    chunk_requests_on: Mapping[str, int] = field(default_factory=dict)
+    options: tuple[Option, ...] = ()
+    identity_options: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.inputs not in (TOKENS, TEXT):
+            raise ValueError(f"backend {self.name}: inputs must be {TOKENS!r} or {TEXT!r}, not {self.inputs!r}")
+        unknown = {kind for kind in self.answers if kind not in METHOD_FOR} | (set(self.placement) - set(PLACEMENTS))
+        if unknown:
+            raise ValueError(f"backend {self.name}: unknown request types or placements {sorted(map(str, unknown))}")
+        if bool(self.quantize) != ("quantize" in self.placement):
+            raise ValueError(f"backend {self.name}: quantize schemes go with 'quantize' in placement")
+        names = {o.name for o in self.options}
+        if not set(self.identity_options) <= names:
+            raise ValueError(f"backend {self.name}: identity_options {sorted(set(self.identity_options) - names)} "
+                             "are not among its options")
+
+    def chunk_for(self, device: str | None) -> int:
+        return self.chunk_requests_on.get(device or "", self.chunk_requests)
+
+    def resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Its options, defaults filled in and each value checked; one it does not declare is refused
+        (``backend_owners`` names the backend that takes it, for the message)."""
+        mine = {o.name: o for o in self.options}
+        for name in given:
+            if name not in mine:
+                raise LlamaZooError(f"{_flag(name)} is not an option of --backend {self.name}"
+                                    + (f" (its options: {', '.join(o.flag for o in self.options)})" if self.options else ""))
+        return {name: (option.default if given.get(name) is None else option.checked(given[name]))
+                for name, option in mine.items()}
+
+    def identity(self, resolved: Mapping[str, Any]) -> dict[str, Any]:
+        """The options that change results, as the run's identity stores them."""
+        return {name: resolved[name] for name in self.identity_options}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def ask(runner: "Runner", kind: type, requests: list[Any]) -> list[Any]:
+    """The runner's answers to ``requests`` (all of type ``kind``), through the method for that type."""
+    if kind is TokenWindow:
+        return runner.loglikelihood_rolling(requests)
+    if kind is GenerateRequest:
+        return runner.generate(requests)
+    if kind is GenerateWithImageRequest:
+        return runner.generate_with_image(requests)
+    if kind is NextTokenRequest:
+        return runner.next_token_scores(requests)
+    if kind is ClassifyRequest:
+        return runner.classify(requests)
+    raise TypeError(f"no runner method answers {kind.__name__}")
+
+
+class Runner(Protocol):
+    """What every backend offers: its description (``info``), what a run will use before anything
+    loads (``resolve``, ``load_tokenizer``), the methods for the request types ``info.answers``
+    names, and what it reports about how it ran (``provenance``).
+
+    The loop builds one as ``Backend(spec, source, device=, dtype=, batch_size=, max_length=,
+    tokenizer=, loaded_tokenizer=, options=, **placement)``: ``options`` its own options resolved
+    (``info.resolve_options``), ``placement`` only the ``info.placement`` keywords the run sets.
+    """
+
+    info: ClassVar[BackendInfo]
     model_id: str
-    max_length: int
-    tokenizer: Any
+    max_length: int  # the longest window it scores
+    tokenizer: Any  # the run's tokenizer (None for a text backend)
+
+    @classmethod
+    def resolve(cls, device: str, dtype: str) -> tuple[str, str]:
+        """The device and dtype a run will really use, without loading anything (part of its identity)."""
+        ...
+
+    @classmethod
+    def load_tokenizer(cls, spec: ModelSpec, source: Any, tokenizer: str | None = None) -> tuple[Any, str]:
+        """The tokenizer that will run and where it came from (a token backend; ``tokenizer`` is --tokenizer)."""
+        ...
+
+    @classmethod
+    def check_quantize(cls, scheme: str) -> None:
+        """Refuse, before anything loads, a scheme of ``info.quantize`` it cannot run here (a library
+        missing). Called only when ``info.placement`` holds ``quantize``."""
+        ...
 
     def loglikelihood_rolling(self, windows: Sequence[TokenWindow]) -> list[list[float]]:
         """Per-token log-probabilities of each window's targets (natural log)."""
+        ...
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[Generation]: ...
 
@@ -126,3 +228,13 @@ class Runner(Protocol):
 
     def provenance(self) -> dict[str, Any]:
         """What a run must record about how this model was loaded and run."""
+        ...
+
+
+class ServerRunner(Runner, Protocol):
+    """A backend whose ``info.server`` is true: the weights are the served model's."""
+
+    @classmethod
+    def weights_source(cls, spec: ModelSpec, options: Mapping[str, Any]) -> Any:
+        """The server and the model it serves (a ``WeightsSource`` of kind ``server``), asked before a run starts."""
+        ...

@@ -15,11 +15,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from llama_zoo.registry.schema import ModelSpec
+from llama_zoo.options import Option
 from llama_zoo.runners.base import (
     TOKENS,
+    BackendInfo,
     Generation,
     GenerateRequest,
-    GenerateWithImageRequest,
     NextTokenRequest,
     RunnerError,
     TokenWindow,
@@ -100,10 +101,11 @@ def _int(value: Any) -> int | None:
 
 
 class LlamaCppRunner:
-    backend = "llama.cpp"
-    inputs = TOKENS
-    summary = "llama.cpp (extra llamacpp): a GGUF file as quantised, on the CPU"
-    chunk_requests = 64
+    info = BackendInfo(
+        name="llama.cpp", summary="llama.cpp (extra llamacpp): a GGUF file as quantised, on the CPU", inputs=TOKENS,
+        answers=frozenset({TokenWindow, GenerateRequest, NextTokenRequest}), chunk_requests=64,
+        # how fast, not what: the thread count is recorded in the run's provenance, outside its identity
+        options=(Option("threads", None, "llama.cpp: CPU threads (default: every core).", type=int, minimum=1),))
 
     @classmethod
     def resolve(cls, device: str, dtype: str) -> tuple[str, str]:
@@ -121,8 +123,12 @@ class LlamaCppRunner:
             raise RunnerError("--backend llama.cpp tokenizes with the GGUF file's own vocabulary: drop --tokenizer")
         return GGUFTokenizer(path), f"gguf:{path}"
 
-    def __init__(self, spec: ModelSpec, source: WeightsSource, *, max_length: int | None = None,
-                 loaded_tokenizer: tuple[Any, str] | None = None, threads: int | None = None, **_: Any):
+    def __init__(self, spec: ModelSpec, source: WeightsSource, *, device: str = "auto", dtype: str = "auto",
+                 batch_size: int | None = None, max_length: int | None = None, tokenizer: str | None = None,
+                 loaded_tokenizer: tuple[Any, str] | None = None, options: dict[str, Any] | None = None):
+        # resolve and load_tokenizer have refused a --device, --dtype or --tokenizer it cannot honour;
+        # it evaluates one sequence at a time, so batch_size is unused
+        threads = self.info.resolve_options(options or {})["threads"]
         llama_cpp = import_llama_cpp()
         self.spec, self.source, self.model_id = spec, source, spec.id
         limit = spec.max_context or 2048
@@ -183,9 +189,6 @@ class LlamaCppRunner:
                     break
         return tokens
 
-    def generate_with_image(self, requests: Sequence[GenerateWithImageRequest]) -> list[Generation]:
-        raise RunnerError("--backend llama.cpp runs text models only here")
-
     def next_token_scores(self, requests: Sequence[NextTokenRequest]) -> list[list[float]]:
         out = []
         for req in requests:
@@ -194,7 +197,7 @@ class LlamaCppRunner:
         return out
 
     def provenance(self) -> dict[str, Any]:
-        return {"backend": self.backend, "weights_source": self.source.kind, "weights_ref": self.source.ref,
+        return {"backend": self.info.name, "weights_source": self.source.kind, "weights_ref": self.source.ref,
                 "weights_hash": self.source.content_hash, "quantization": self.source.quantization,
                 "tokenizer_source": self.tokenizer_source, "dtype": "gguf", "kv_cache": "f32",
                 "threads": self.threads, "llama_cpp_python": self._version, "device_name": "cpu",

@@ -24,15 +24,14 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
+from llama_zoo.options import Option
 from llama_zoo.registry.schema import ModelSpec
 from llama_zoo.runners.base import (
     TEXT,
+    BackendInfo,
     Generation,
     GenerateRequest,
-    GenerateWithImageRequest,
-    NextTokenRequest,
     RunnerError,
-    TokenWindow,
     cut_at_stop,
 )
 from llama_zoo.runners.weights import WeightsSource
@@ -87,10 +86,18 @@ class Client:
 
 
 class OpenAIRunner:
-    backend = "openai"
-    inputs = TEXT
-    summary = "an OpenAI-compatible server at --base-url (vLLM, llama.cpp, hosted endpoints); text suites only"
-    chunk_requests = 64
+    info = BackendInfo(
+        name="openai", inputs=TEXT, server=True, answers=frozenset({GenerateRequest}), chunk_requests=64,
+        summary="an OpenAI-compatible server at --base-url (vLLM, llama.cpp, hosted endpoints); text suites only",
+        # the server and its model are the run's weights source (its identity); the rest is how, not what
+        options=(
+            Option("base_url", None, "An OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1 (key from "
+                   "$LLAMA_ZOO_API_KEY or $OPENAI_API_KEY, never stored).", type=str),
+            Option("server_model", None, "The model name the server knows (default: the one it serves, or the "
+                   "registry's hub id).", type=str),
+            Option("concurrency", 8, "Requests in flight at once.", minimum=1),
+            Option("timeout", 120.0, "Seconds to wait for one answer.", minimum=1.0),
+        ))
 
     @classmethod
     def resolve(cls, device: str, dtype: str) -> tuple[str, str]:
@@ -102,24 +109,28 @@ class OpenAIRunner:
     def weights_source(cls, spec: ModelSpec, options: dict[str, Any]) -> WeightsSource:
         """The server and the model it serves: asked once, before a run starts, so a server that is
         down or a key it refuses is one clear line and nothing is stored."""
-        base_url = options.get("base_url")
+        options = cls.info.resolve_options(options)
+        base_url = options["base_url"]
         if not base_url:
             raise RunnerError("--backend openai needs --base-url (for example http://127.0.0.1:8000/v1)")
-        client = Client(base_url, options.get("timeout_s") or 120.0)
+        client = Client(base_url, options["timeout"])
         served = [m.get("id") for m in client.call("models").get("data", [])]
-        model = options.get("server_model") or (served[0] if len(served) == 1 else spec.hf_repo)
+        model = options["server_model"] or (served[0] if len(served) == 1 else spec.hf_repo)
         if served and model not in served:
             raise RunnerError(f"{base_url} serves {', '.join(map(str, served[:5]))}, not {model!r}: give --server-model")
         return WeightsSource("server", ref=f"{client.base_url} {model}", revision=None, content_hash=None)
 
-    def __init__(self, spec: ModelSpec, source: WeightsSource, *, max_length: int | None = None,
-                 backend_options: dict[str, Any] | None = None, **_: Any):
-        options = backend_options or {}
+    def __init__(self, spec: ModelSpec, source: WeightsSource, *, device: str = "auto", dtype: str = "auto",
+                 batch_size: int | None = None, max_length: int | None = None, tokenizer: str | None = None,
+                 loaded_tokenizer: tuple[Any, str] | None = None, options: dict[str, Any] | None = None):
+        # the server places, batches and tokenizes (resolve refused --device and --dtype; a text backend
+        # is handed no tokenizer): only its own options and the context matter here
+        options = self.info.resolve_options(options or {})
         self.spec, self.source, self.model_id = spec, source, spec.id
         self.max_length = max_length or spec.max_context or 2048
         base_url, self.model = source.ref.split(" ", 1)
-        self.client = Client(base_url, options.get("timeout_s") or 120.0)
-        self.concurrency = options.get("concurrency") or 8
+        self.client = Client(base_url, options["timeout"])
+        self.concurrency = options["concurrency"]
         self.tokenizer = None
         self.reported_models: set[str] = set()
         self.extensions = True  # send EXTENSIONS until a server refuses them
@@ -170,17 +181,8 @@ class OpenAIRunner:
             self.extensions = False
             return self.client.call(path, {k: v for k, v in body.items() if k not in EXTENSIONS})
 
-    def loglikelihood_rolling(self, windows: Sequence[TokenWindow]) -> list[list[float]]:
-        raise RunnerError("--backend openai does not score token windows (see llama_zoo/runners/openai_api.py)")
-
-    def next_token_scores(self, requests: Sequence[NextTokenRequest]) -> list[list[float]]:
-        raise RunnerError("--backend openai does not score next tokens")
-
-    def generate_with_image(self, requests: Sequence[GenerateWithImageRequest]) -> list[Generation]:
-        raise RunnerError("--backend openai does not send images yet")
-
     def provenance(self) -> dict[str, Any]:
-        return {"backend": self.backend, "weights_source": "server", "base_url": self.client.base_url,
+        return {"backend": self.info.name, "weights_source": "server", "base_url": self.client.base_url,
                 "server_model": self.model, "reported_models": sorted(self.reported_models),
                 "concurrency": self.concurrency, "extensions_sent": self.extensions, "dtype": "server",
                 "device_name": "server"}

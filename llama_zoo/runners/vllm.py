@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 from llama_zoo.registry.schema import ModelSpec
 from llama_zoo.runners.base import (
+    BackendInfo,
     Generation,
     GenerateRequest,
     GenerateWithImageRequest,
@@ -47,12 +48,12 @@ def import_vllm():
 
 
 class VLLMRunner:
-    backend = "vllm"
-    inputs = TOKENS
-    summary = "vLLM on CUDA (extra vllm); written against its documented API, untested here"
-    chunk_requests = 4096  # vLLM schedules continuously: the more it sees at once, the better
-    placement = frozenset({"quantize", "tensor_parallel"})
     QUANTIZATION = {"fp8": "fp8", "int4": "bitsandbytes"}  # vLLM's in-flight schemes: dynamic FP8, bitsandbytes 4-bit
+    info = BackendInfo(
+        name="vllm", summary="vLLM on CUDA (extra vllm); written against its documented API, untested here",
+        inputs=TOKENS, answers=frozenset({TokenWindow, GenerateRequest, GenerateWithImageRequest, NextTokenRequest}),
+        placement=frozenset({"quantize", "tensor_parallel"}), quantize=tuple(QUANTIZATION),
+        chunk_requests=4096)  # vLLM schedules continuously: the more it sees at once, the better
 
     @classmethod
     def check_quantize(cls, scheme: str) -> None:
@@ -74,9 +75,13 @@ class VLLMRunner:
                               "use --backend hf for --shadow and --random-weights")
         return load_tokenizer(spec, source, tokenizer)
 
-    def __init__(self, spec: ModelSpec, source: WeightsSource, *, dtype: str = "auto",
-                 max_length: int | None = None, tensor_parallel: int | None = None, tokenizer: str | None = None,
-                 quantize: str | None = None, **_: Any):
+    def __init__(self, spec: ModelSpec, source: WeightsSource, *, device: str = "auto", dtype: str = "auto",
+                 batch_size: int | None = None, max_length: int | None = None, tokenizer: str | None = None,
+                 loaded_tokenizer: tuple[Any, str] | None = None, options: dict[str, Any] | None = None,
+                 tensor_parallel: int | None = None, quantize: str | None = None):
+        # vLLM places, batches and tokenizes itself (the tokenizer it loads is the one hashed): device,
+        # batch_size and loaded_tokenizer are the loop's common keywords, unused here
+        self.info.resolve_options(options or {})
         vllm = import_vllm()
         self.spec, self.source, self.model_id = spec, source, spec.id
         self.max_length = min(max_length or spec.max_context or 4096, spec.max_context or 4096)
@@ -139,7 +144,7 @@ class VLLMRunner:
         return scores
 
     def provenance(self) -> dict[str, Any]:
-        return {"backend": self.backend, "weights_source": self.source.kind, "weights_ref": self.source.ref,
+        return {"backend": self.info.name, "weights_source": self.source.kind, "weights_ref": self.source.ref,
                 "weights_revision": self.source.revision, "weights_hash": self.source.content_hash,
                 "tokenizer_hash": tokenizer_hash(self.tokenizer), "dtype": "auto", "config_differences": {},
                 "tensor_parallel": self.tensor_parallel}
