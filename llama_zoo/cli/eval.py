@@ -86,7 +86,7 @@ def _backend_options() -> dict[str, tuple[Any, list[str]]]:
         except (LlamaZooError, AttributeError):
             continue  # a broken plug-in must not take the whole command down; `eval --backend` names it
         for option in info.options:
-            if option.name in LOOP_FLAGS and option.name not in SERVER_FLAGS or (
+            if option.name in LOOP_FLAGS or (
                     option.name in found and found[option.name][0].value_type != option.value_type):
                 print(f"warning: backend {name} declares option {option.flag}, which is taken; it is not offered",
                       file=sys.stderr)
@@ -363,11 +363,9 @@ def show_outcome(outcome, suite: str) -> None:
                       highlight=False)
 
 
-SERVER_FLAGS = ("base_url", "server_model", "concurrency", "timeout")  # the openai backend's, declared there
 LOOP_FLAGS = ("model", "models", "where", "fail_fast", "executor", "ray_address", "parallel", "gpu", "quantize",
               "device_map", "tensor_parallel", "base", "suite", "dataset", "dataset_revision", "context", "limit", "shadow", "random_weights",
-              "weights", "revision", "tokenizer", "backend", "dtype", "device", "batch_size", "base_url",
-              "server_model", "concurrency", "timeout", "seed", "samples_file", "predictions_file", "force", "fmt", "format", "db")
+              "weights", "revision", "tokenizer", "backend", "dtype", "device", "batch_size", "seed", "samples_file", "predictions_file", "force", "fmt", "format", "db")
 
 
 def _parameters() -> list[inspect.Parameter]:
