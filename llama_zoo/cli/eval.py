@@ -66,7 +66,7 @@ def _backend_options() -> dict[str, tuple[Any, list[str]]]:
         except (LlamaZooError, AttributeError):
             continue  # a broken plug-in must not take the whole command down; `eval --backend` names it
         for option in info.options:
-            if option.name in LOOP_FLAGS and option.name not in SERVER_FLAGS or (
+            if option.name in LOOP_FLAGS or (
                     option.name in found and found[option.name][0].value_type != option.value_type):
                 print(f"warning: backend {name} declares option {option.flag}, which is taken; it is not offered",
                       file=sys.stderr)
@@ -313,9 +313,8 @@ def show_outcome(outcome, suite: str) -> None:
 EVAL_RUN = for_command(RUN_OPTIONS, EVAL)
 EVAL_SCALE = for_command(SCALE_OPTIONS, EVAL)
 RUN = {o.name: o for o in EVAL_RUN}
-SERVER_FLAGS = ("base_url", "server_model", "concurrency", "timeout")  # the openai backend's, declared there
 # every name the command's own flags take (old spellings included): a suite option may not take one
-LOOP_FLAGS = (*names(SELECTION), "fail_fast", *names(EVAL_SCALE), *names(EVAL_RUN), *SERVER_FLAGS, "fmt", "format", "db")
+LOOP_FLAGS = (*names(SELECTION), "fail_fast", *names(EVAL_SCALE), *names(EVAL_RUN), "fmt", "format", "db")
 TAKEN = frozenset((*LOOP_FLAGS, *(a for o in (*SELECTION, *EVAL_SCALE, *EVAL_RUN) for a in o.aliases)))  # as flags
 
 
