@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -14,6 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.zoo import zoo_process
 
 TOY = Path(__file__).parent / "plugin_toy"
 
@@ -27,19 +28,16 @@ def toy_installed(tmp_path_factory):
     installed = subprocess.run([*pip, "install", "--no-deps", *isolation, str(source)], capture_output=True, text=True,
                                timeout=600)
     assert installed.returncode == 0, installed.stderr
+    importlib.invalidate_caches()  # this process imports it too (the in-process ``zoo`` fixture)
     yield
     subprocess.run([*pip, "uninstall", "-y", "llama-zoo-toy"], capture_output=True, text=True, timeout=300)
 
 
-def zoo(*args: str, db: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "llama_zoo", *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "LLAMA_ZOO_DB": str(db)})
-
-
 @pytest.mark.slow
-def test_a_plugin_suite_runs_reports_and_compares(toy_installed, tmp_path):
+@pytest.mark.xdist_group("pip-install")
+def test_a_plugin_suite_runs_reports_and_compares(zoo, toy_installed, tmp_path):
     db = tmp_path / "r.db"
-    shown = zoo("eval", "--help", db=db)
+    shown = zoo_process("eval", "--help", db=db)  # a fresh interpreter finds it, as a user's does
     assert "--toy-threshold" in shown.stdout and "toy options" in shown.stdout  # its option, in its own panel
 
     runs = {}

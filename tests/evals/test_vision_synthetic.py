@@ -1,10 +1,9 @@
 """The synthetic visual questions: the same items on every run, answers that follow from the
-generator's parameters, and fast enough for a few hundred items in seconds."""
+generator's parameters, and a few hundred of them distinct."""
 
 from __future__ import annotations
 
 import re
-import time
 
 from llama_zoo.evals.vision.synthetic import KINDS, LETTERS, generate
 
@@ -45,7 +44,8 @@ def test_answers_follow_from_the_parameters():
             assert len(set(q.options)) == len(q.options)
 
 
-def test_a_few_hundred_items_in_seconds():
-    start = time.perf_counter()
+def test_a_few_hundred_items_are_distinct_and_cover_every_kind():
+    """How long they take (about 6 s on the 2-core machine) is benchmarks/build_speeds.py's to measure."""
     items = list(generate(300, seed=0))
-    assert len(items) == 300 and time.perf_counter() - start < 60  # about 6 s on this 2-core machine
+    assert len(items) == 300 and len({q.id for q in items}) == 300
+    assert {q.metric for q in items} == {"vqa", "anls", "relaxed", "mcq"}
