@@ -31,9 +31,16 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SERVICE_GROUPS = {"ray_cluster": "ray", "pg_admin_url": "postgresql"}
 
 
+# What the quick tier (-m "not slow") leaves out whatever a test's own marks say: the real model
+# (converted once, seconds to load) and the servers.
+SLOW_FIXTURES = ("smollm2_gguf", "smollm2_dir", "smollm2_f32_gguf", "pg_admin_url", "ray_cluster")
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items):
     for item in items:
+        if any(f in item.fixturenames for f in SLOW_FIXTURES) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
         if item.get_closest_marker("xdist_group"):
             continue
         group = next((g for fixture, g in SERVICE_GROUPS.items() if fixture in item.fixturenames), None)

@@ -56,6 +56,7 @@ def test_bad_input_is_one_line(zoo, args, message, tmp_path):
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_bench_on_a_shadow_measures_and_stores(zoo, tmp_path):
     db = tmp_path / "r.db"
     result = zoo("bench", "--model", "llama-3.2-1b", "--shadow", "--context", "128", "--batch", "2", "--gen-batch", "2",
@@ -73,6 +74,7 @@ def test_bench_on_a_shadow_measures_and_stores(zoo, tmp_path):
     assert refused.returncode == 2 and "--random-weights" in refused.stderr
 
 
+@pytest.mark.slow
 def test_an_unreachable_hub_dataset_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "llama_zoo", "eval", "--model", "llama-3.2-1b", "--shadow",
                              "--dataset", "wikitext-2", "--db", str(tmp_path / "r.db")], capture_output=True, text=True,

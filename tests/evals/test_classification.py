@@ -22,6 +22,7 @@ def random_case(rng):
     return scores, labels
 
 
+@pytest.mark.slow
 def test_metrics_equal_scikit_learn_on_random_scores_with_ties():
     rng = np.random.default_rng(7)
     for _ in range(200):
@@ -101,6 +102,7 @@ def test_bad_predictions_file_is_one_line_and_nothing_is_stored(zoo, lines, mess
     assert runs == []
 
 
+@pytest.mark.slow
 def test_per_category_metrics_use_the_rows_that_label_the_category(zoo, shared, tmp_path):
     """OpenAI moderation: a category is scored on the prompts that label it (a missing key is unlabelled)."""
     import gzip

@@ -19,6 +19,7 @@ def limits(humaneval_problems):
     return humaneval.canonical_limits(humaneval_problems)
 
 
+@pytest.mark.slow
 def test_all_164_canonical_solutions_pass_and_empty_completions_pass_none(humaneval_problems, limits):
     assert len(humaneval_problems.tasks) == 164
     # how long this takes is benchmarks/humaneval_canonical.py's to measure, not a test's to assert

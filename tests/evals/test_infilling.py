@@ -40,6 +40,7 @@ def test_random_span_files_cut_humaneval_solutions(humaneval_problems, shared, s
             assert f"def {problem['entry_point']}(" in task["prompt"] and task["entry_point"] == problem["entry_point"]
 
 
+@pytest.mark.slow
 def test_all_canonical_infills_pass(humaneval_problems, shared):
     total = 0
     for subset in infilling.SUBSETS:

@@ -25,6 +25,7 @@ INSECURE = [
 CLEAN = ("python", "def add(a, b):\n    return a + b\n")
 
 
+@pytest.mark.slow
 def test_the_scanner_is_not_silent():
     from llama_zoo.evals.safety.insecure_code import scan
 
@@ -49,6 +50,7 @@ def detector_issues(language, response, before):
     return sorted(((i.cwe_id or None, str(i.pattern_id).rsplit(".", 1)[-1], i.line) for i in issues), key=str)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("subset,file", [("instruct", "instruct-v2.json.gz"), ("autocomplete", "autocomplete.json.gz")])
 def test_stored_issues_equal_the_detectors_own(zoo, subset, file, shared, tmp_path):
     known = cases(shared, file)

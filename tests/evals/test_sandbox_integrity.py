@@ -142,6 +142,7 @@ def test_canonical_solutions_still_pass(first_20, humaneval_problems, limits):
     assert [o.outcome for o in outcomes] == ["passed"] * 20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(FORGERIES))
 def test_a_forgery_scores_zero(first_20, humaneval_problems, name, limits):
     capped = {t: Limits(timeout_s=min(limits[t].timeout_s, 5.0)) for t in first_20}
