@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from llama_zoo.evals.vision.synthetic import KINDS, LETTERS, generate
 
 
