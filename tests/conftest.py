@@ -26,8 +26,10 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 # Servers a test process starts for the tests that ask for them. Under pytest-xdist every worker
-# would start its own, and `ray stop --force` stops every Ray node on the machine: the tests that use
-# one go to one worker (`--dist loadgroup`), side by side with nothing that shares it.
+# would start its own, and `ray stop --force` stops every Ray node on the machine: with
+# `--dist loadgroup` the tests that use one go to one worker. (The README's command uses
+# `--dist loadfile`, since xdist 3.8's loadgroup does not group under pytest 9; each of these
+# fixtures' users but PostgreSQL's sits in one file, and each worker may start its own PostgreSQL.)
 SERVICE_GROUPS = {"ray_cluster": "ray", "pg_admin_url": "postgresql"}
 
 
