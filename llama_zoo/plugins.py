@@ -34,6 +34,11 @@ class PluginTable:
             self._targets = found
         return self._targets
 
+    def reset(self) -> None:
+        """Forget the scan and what was loaded, as a new process would (tests run many commands in one)."""
+        self._loaded.clear()
+        self._targets = None
+
     def names(self) -> list[str]:
         return list(self.targets())
 

@@ -3,13 +3,51 @@ need it skip with a reason where it is absent."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.pg import pg_admin_url  # noqa: F401 - the session's PostgreSQL server, for every test directory
 
+# No test reaches a model hub. huggingface_hub and datasets read these when they are imported, so
+# they are set here, before any test imports them: in-process CLI calls run offline as their
+# subprocesses did.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# Under pytest-xdist the workers share the cores: torch's (and OpenMP's) default of one thread per
+# core in every worker oversubscribes them, and spinning threads make a run several times slower.
+# Set before torch is imported; the processes the tests start inherit it.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+# Servers a test process starts for the tests that ask for them. Under pytest-xdist every worker
+# would start its own, and `ray stop --force` stops every Ray node on the machine: with
+# `--dist loadgroup` the tests that use one go to one worker. (The README's command uses
+# `--dist loadfile`, since xdist 3.8's loadgroup does not group under pytest 9; each of these
+# fixtures' users but PostgreSQL's sits in one file, and each worker may start its own PostgreSQL.)
+SERVICE_GROUPS = {"ray_cluster": "ray", "pg_admin_url": "postgresql"}
+
+
+# What the quick tier (-m "not slow") leaves out whatever a test's own marks say: the real model
+# (converted once, seconds to load) and the servers.
+SLOW_FIXTURES = ("smollm2_gguf", "smollm2_dir", "smollm2_f32_gguf", "pg_admin_url", "ray_cluster")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if any(f in item.fixturenames for f in SLOW_FIXTURES) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("xdist_group"):
+            continue
+        group = next((g for fixture, g in SERVICE_GROUPS.items() if fixture in item.fixturenames), None)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +55,33 @@ def shared() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"{SHARED} is absent: the shared test data (real tokenizers, datasets) is not here")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def zoo():
+    """``llama-zoo`` in this process: ``zoo("eval", "--model", ..., db=path, env={"VAR": "value"})``
+    gives ``returncode``, ``stdout`` and ``stderr`` as ``subprocess.run`` would (see tests/zoo.py for
+    what is reset around each call). Session-scoped, so module fixtures may use it too."""
+    from tests.zoo import zoo as run
+
+    return run
+
+
+@pytest.fixture(autouse=True)
+def _autograd_restored():
+    """The hf backend turns autograd off for the whole process; a test after it must not inherit that."""
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None and not torch.is_grad_enabled():
+        torch.set_grad_enabled(True)
+
+
+@pytest.fixture(scope="session")
+def humaneval_problems():
+    """HumanEval's 164 problems, read once per test process (not at import: collecting stays fast)."""
+    from llama_zoo.evals.code import humaneval
+
+    return humaneval.load_problems()
 
 
 @pytest.fixture(scope="session")

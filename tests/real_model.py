@@ -10,6 +10,7 @@ the checkout:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -31,19 +32,25 @@ def cache_dir(gguf: Path) -> Path:
 
 
 def _build_once(target: Path, build) -> Path:
-    """Build into a temporary sibling and rename: a concurrent or interrupted build never leaves half a model."""
+    """Build into a temporary sibling and rename: a concurrent or interrupted build never leaves half
+    a model. A lock beside it makes a second process (another xdist worker) wait for the first
+    build rather than convert the same model at the same time on the same cores."""
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
-    try:
-        build(scratch)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        if target.exists():  # built while this process waited
+            return target
+        scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
         try:
-            scratch.rename(target)
-        except OSError:  # another process won the race
-            pass
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+            build(scratch)
+            try:
+                scratch.rename(target)
+            except OSError:  # another process won the race (one that takes no lock)
+                pass
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     return target
 
 

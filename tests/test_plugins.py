@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -14,6 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.zoo import zoo_process
 
 TOY = Path(__file__).parent / "plugin_toy"
 
@@ -31,13 +32,12 @@ def toy_installed(tmp_path_factory):
     subprocess.run([*pip, "uninstall", "-y", "llama-zoo-toy"], capture_output=True, text=True, timeout=300)
 
 
-def zoo(*args: str, db: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "llama_zoo", *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "LLAMA_ZOO_DB": str(db)})
-
-
 @pytest.mark.slow
+@pytest.mark.xdist_group("pip-install")
 def test_a_plugin_suite_runs_reports_and_compares(toy_installed, tmp_path):
+    # every command in a fresh interpreter, as a user's: `eval` builds its flags from the suites it
+    # finds when it is imported, so a test process that imported it before the install has no --toy-threshold
+    zoo = zoo_process
     db = tmp_path / "r.db"
     shown = zoo("eval", "--help", db=db)
     assert "--toy-threshold" in shown.stdout and "toy options" in shown.stdout  # its option, in its own panel

@@ -1,4 +1,6 @@
-"""``llama-zoo eval`` end to end on CPU with shadow models, and every way to call it wrongly."""
+"""``llama-zoo eval`` end to end on CPU with shadow models, and every way to call it wrongly (in
+this process through the ``zoo`` fixture; start-up imports and environment read at import time in a
+subprocess)."""
 
 from __future__ import annotations
 
@@ -10,14 +12,9 @@ import sys
 import pytest
 
 
-def zoo(*args: str, db) -> subprocess.CompletedProcess:
-    env = {**os.environ, "LLAMA_ZOO_DB": str(db)}
-    return subprocess.run([sys.executable, "-m", "llama_zoo", *args], capture_output=True, text=True, timeout=600, env=env)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["llama-3.2-1b", "llama-2-7b", "code-llama-7b"])
-def test_shadow_perplexity_completes_is_stored_and_rerun_is_a_cache_hit(model, tmp_path):
+def test_shadow_perplexity_completes_is_stored_and_rerun_is_a_cache_hit(zoo, model, tmp_path):
     db = tmp_path / "results.db"
     args = ("eval", "--model", model, "--suite", "perplexity", "--shadow", "--limit", "4")
     first = zoo(*args, db=db)
@@ -51,7 +48,7 @@ def test_shadow_perplexity_completes_is_stored_and_rerun_is_a_cache_hit(model, t
     (("--model", "llama-3.2-1b", "--shadow", "--suite", "humaneval", "--top-p", "1.5"), "--top-p must be between 0.0 and 1.0"),
     (("--model", "llama-3.2-1b", "--suite", "bench", "--weights", "/tmp"), "the bench suite takes shadow, random weights only"),
 ])
-def test_bad_input_is_one_line(args, message, tmp_path):
+def test_bad_input_is_one_line(zoo, args, message, tmp_path):
     result = zoo("eval", "--shadow", *args, db=tmp_path / "r.db") if "--weights" not in args and "--shadow" not in args \
         else zoo("eval", *args, db=tmp_path / "r.db")
     assert result.returncode == 2, result.stdout
@@ -59,7 +56,8 @@ def test_bad_input_is_one_line(args, message, tmp_path):
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_bench_on_a_shadow_measures_and_stores(tmp_path):
+@pytest.mark.slow
+def test_bench_on_a_shadow_measures_and_stores(zoo, tmp_path):
     db = tmp_path / "r.db"
     result = zoo("bench", "--model", "llama-3.2-1b", "--shadow", "--context", "128", "--batch", "2", "--gen-batch", "2",
                  "--new-tokens", "8", "--iters", "1", "--format", "json", db=db)
@@ -76,6 +74,7 @@ def test_bench_on_a_shadow_measures_and_stores(tmp_path):
     assert refused.returncode == 2 and "--random-weights" in refused.stderr
 
 
+@pytest.mark.slow
 def test_an_unreachable_hub_dataset_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "llama_zoo", "eval", "--model", "llama-3.2-1b", "--shadow",
                              "--dataset", "wikitext-2", "--db", str(tmp_path / "r.db")], capture_output=True, text=True,
@@ -97,7 +96,7 @@ def test_a_bad_database_fails_before_anything_loads(tmp_path):
     assert not {m for m in imported if m.split(".")[0] in ("torch", "transformers")}
 
 
-def test_scoring_a_samples_file_imports_no_model_library(tmp_path):
+def test_scoring_a_samples_file_imports_no_model_library(zoo, tmp_path):
     """Start-up is what the suite needs: scoring completions made elsewhere loads no model, so
     neither torch nor transformers is imported, nor alembic for a database already up to date."""
     samples = tmp_path / "samples.jsonl"
@@ -113,7 +112,7 @@ def test_scoring_a_samples_file_imports_no_model_library(tmp_path):
     assert not {m for m in imported if m.split(".")[0] in ("torch", "transformers", "alembic", "datasets")}
 
 
-def test_a_suite_that_does_not_suit_the_model_is_a_warning_stored_with_the_run(tmp_path):
+def test_a_suite_that_does_not_suit_the_model_is_a_warning_stored_with_the_run(zoo, tmp_path):
     samples = tmp_path / "samples.jsonl"
     samples.write_text(json.dumps({"task_id": "HumanEval/0", "completion": "    return False\n"}) + "\n")
     out = zoo("eval", "--model", "llama-guard-3-8b", "--suite", "humaneval", "--samples-file", str(samples), db=tmp_path / "r.db")

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from llama_zoo.orchestration.matrix import select_models
-from tests.cli.test_eval_cli import zoo
+from tests.zoo import zoo
 
 MATRIX = ("eval", "--model", "llama-3.2-1b", "--model", "llama-2-7b", "--model", "llama-3.2-11b-vision-instruct",
           "--suite", "perplexity", "--suite", "vqa", "--shadow", "--limit", "2", "--format", "json")

@@ -1,22 +1,18 @@
-"""``llama-zoo models`` end to end, as a user runs it: a real subprocess, real exit codes."""
+"""``llama-zoo models`` end to end, as a user runs it: ``main()`` in this process (the ``zoo``
+fixture), real exit codes; the import-time checks and the console script itself in a subprocess."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
 
-def zoo(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "llama_zoo", *args], capture_output=True, text=True, timeout=120)
-
-
-def test_list_json_rows_carry_ids_repos_and_counts():
+def test_list_json_rows_carry_ids_repos_and_counts(zoo):
     result = zoo("models", "list", "--format", "json")
     assert result.returncode == 0, result.stderr
     rows = {r["id"]: r for r in json.loads(result.stdout)}
@@ -27,7 +23,7 @@ def test_list_json_rows_carry_ids_repos_and_counts():
     assert rows["llama-4-behemoth-288b-16e"]["params"] is None
 
 
-def test_list_where_sort_and_csv():
+def test_list_where_sort_and_csv(zoo):
     result = zoo("models", "list", "--where", "max_position_embeddings >= 131072 and not instruct and not safety",
                  "--sort", "-params", "--format", "csv")
     assert result.returncode == 0, result.stderr
@@ -39,13 +35,13 @@ def test_list_where_sort_and_csv():
     assert rows[0]["id"] == "llama-3.1-405b"
 
 
-def test_list_by_family_and_capability():
+def test_list_by_family_and_capability(zoo):
     result = zoo("models", "list", "--family", "code-llama", "--capability", "fim", "--format", "json")
     ids = {r["id"] for r in json.loads(result.stdout)}
     assert {"code-llama-7b", "code-llama-13b-instruct"} <= ids and not any("python" in i for i in ids)
 
 
-def test_show_accepts_hub_ids_and_reports_derived_numbers():
+def test_show_accepts_hub_ids_and_reports_derived_numbers(zoo):
     result = zoo("models", "show", "meta-llama/Llama-3.2-1B", "--format", "json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
@@ -70,20 +66,20 @@ def test_show_accepts_hub_ids_and_reports_derived_numbers():
     (("models", "show", "llama-3.1-8b", "--context", "0"), "greater than or equal to 1"),
     (("models", "show"), "Missing argument"),
 ])
-def test_user_errors_are_one_line_without_traceback(args, message):
+def test_user_errors_are_one_line_without_traceback(zoo, args, message):
     result = zoo(*args)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_validate_passes():
+def test_validate_passes(zoo):
     result = zoo("models", "validate")
     assert result.returncode == 0, result.stdout
     assert "registry valid" in result.stdout
 
 
-def test_diff_names_the_differences():
+def test_diff_names_the_differences(zoo):
     result = zoo("models", "diff", "llama-3.2-1b", "llama-guard-3-1b", "--format", "json")
     fields = {r["field"]: r for r in json.loads(result.stdout)}
     assert fields["architecture.tie_word_embeddings"] == {
@@ -91,13 +87,13 @@ def test_diff_names_the_differences():
     assert "architecture.hidden_size" not in fields
 
 
-def test_tree_shows_lineage():
+def test_tree_shows_lineage(zoo):
     result = zoo("models", "tree", "llama-3.2-1b")
     assert result.returncode == 0
     assert "llama-guard-3-1b-int4" in result.stdout and "llama-3.2-1b-instruct" in result.stdout
 
 
-def test_export_hf_config_prints_a_config_json():
+def test_export_hf_config_prints_a_config_json(zoo):
     result = zoo("models", "export", "code-llama-7b")
     config = json.loads(result.stdout)
     assert config["architectures"] == ["LlamaForCausalLM"]
@@ -130,15 +126,14 @@ def test_importtime_of_the_cli_shows_no_torch():
     assert not {m for m in imported if m.split(".")[0] in ("torch", "transformers")}
 
 
-def test_user_registry_entries_inherit_from_packaged_ones_and_are_validated(tmp_path):
+def test_user_registry_entries_inherit_from_packaged_ones_and_are_validated(zoo, tmp_path):
     own = tmp_path / "mine"
     own.mkdir()
     entry = ("family: my-finetunes\nmodels:\n  - id: my-llama-3.1-8b-medical\n    name: My Llama 3.1 8B Medical\n"
              "    base: llama-3.1-8b-instruct\n    hf_repo: me/llama-3.1-8b-medical\n"
              "    derived_from: {how: fine-tuned, note: SFT on medical QA}\n    training: {data: medical QA pairs}\n")
     (own / "mine.yaml").write_text(entry)
-    run = lambda *a, **env: subprocess.run([sys.executable, "-m", "llama_zoo", *a], capture_output=True,  # noqa: E731
-                                           text=True, timeout=120, env={**os.environ, **env})
+    run = lambda *a, **env: zoo(*a, env=env)  # noqa: E731
     shown = json.loads(run("--registry", str(own), "models", "show", "me/llama-3.1-8b-medical", "--format", "json").stdout)
     assert shown["id"] == "my-llama-3.1-8b-medical" and shown["architecture"]["hidden_size"] == 4096
     assert shown["derived_from"]["parent"] == "llama-3.1-8b-instruct" and shown["tokenizer"]["chat_format"] == "llama3-header"
@@ -153,3 +148,17 @@ def test_user_registry_entries_inherit_from_packaged_ones_and_are_validated(tmp_
     assert clash.returncode == 2 and "duplicate id 'llama-3.1-8b'" in clash.stderr
     missing = run("--registry", str(tmp_path / "nowhere"), "models", "list")
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_the_console_script_prints_and_fails_as_in_process():
+    """Once through a real interpreter: ``python -m llama_zoo`` answers, and a user error is one
+    line with exit code 2 (the in-process ``zoo`` fixture runs the same ``main()``)."""
+    run = lambda *a: subprocess.run([sys.executable, "-m", "llama_zoo", *a], capture_output=True,  # noqa: E731
+                                    text=True, timeout=120)
+    shown = run("models", "show", "llama-3.2-1b", "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["derived"]["params"] == 1_235_814_400
+    wrong = run("models", "show", "llama-3.1-8")
+    assert wrong.returncode == 2 and wrong.stdout == ""
+    assert wrong.stderr.startswith("error: ") and "did you mean 'llama-3.1-8b'" in wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 1 and "Traceback" not in wrong.stderr

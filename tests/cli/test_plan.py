@@ -10,7 +10,7 @@ import pytest
 
 from llama_zoo.registry.catalog import load_catalog
 from llama_zoo.registry.derive import GPUS, fit_on_gpu, weight_bytes
-from tests.cli.test_eval_cli import zoo
+from tests.zoo import zoo
 
 
 def test_405b_in_bf16_at_8k_needs_the_h100s_its_derived_memory_says(tmp_path):

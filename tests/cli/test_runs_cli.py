@@ -6,20 +6,11 @@ import csv
 import io
 import json
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 
 from llama_zoo.results.identity import RunConfig
 from llama_zoo.results.store import MetricValue, Store
-
-
-def zoo(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    import os
-
-    return subprocess.run([sys.executable, "-m", "llama_zoo", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
 
 
 @pytest.fixture
@@ -39,7 +30,7 @@ def filled(tmp_path):
     return path, ids
 
 
-def test_list_show_export(filled, tmp_path):
+def test_list_show_export(zoo, filled, tmp_path):
     path, (first, second) = filled
     listed = json.loads(zoo("runs", "list", "--db", str(path), "--format", "json").stdout)
     assert [r["id"] for r in listed] == [second, first]
@@ -66,13 +57,13 @@ def test_list_show_export(filled, tmp_path):
     assert list(frame["idx"]) == list(range(5)) and list(frame["scores.tokens"]) == [10] * 5
 
 
-def test_env_var_picks_the_database(filled):
+def test_env_var_picks_the_database(zoo, filled):
     path, ids = filled
     listed = json.loads(zoo("runs", "list", "--format", "json", env={"LLAMA_ZOO_DB": str(path)}).stdout)
     assert {r["id"] for r in listed} == set(ids)
 
 
-def test_rm_and_gc(filled):
+def test_rm_and_gc(zoo, filled):
     path, (first, second) = filled
     result = zoo("runs", "rm", first, "nonexistent", "--db", str(path))
     assert result.returncode == 2 and "no run 'nonexistent'" in result.stderr
@@ -82,7 +73,7 @@ def test_rm_and_gc(filled):
     assert "removed 0 runs" in zoo("runs", "gc", "--db", str(path)).stdout
 
 
-def test_db_upgrade_and_info(tmp_path):
+def test_db_upgrade_and_info(zoo, tmp_path):
     from llama_zoo.results.db import head_revision
 
     head = head_revision()
@@ -101,14 +92,14 @@ def test_db_upgrade_and_info(tmp_path):
     ("://nonsense", "malformed database URL"),
     ("sqlite:////no/such/directory/x.db", "directory /no/such/directory does not exist"),
 ])
-def test_bad_database_urls_are_one_line(url, message):
+def test_bad_database_urls_are_one_line(zoo, url, message):
     result = zoo("runs", "list", "--db", url)
     assert result.returncode == 2
     assert message in result.stderr and "secret" not in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_non_database_and_foreign_files_are_refused_untouched(tmp_path):
+def test_non_database_and_foreign_files_are_refused_untouched(zoo, tmp_path):
     text_file = tmp_path / "notes.txt"
     text_file.write_text("not a database\n" * 100)
     foreign = tmp_path / "foreign.db"
@@ -124,7 +115,7 @@ def test_non_database_and_foreign_files_are_refused_untouched(tmp_path):
         assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(path.name)) == [path.name]
 
 
-def test_unknown_run_id_changes_nothing(filled):
+def test_unknown_run_id_changes_nothing(zoo, filled):
     path, ids = filled
     for args in (("runs", "show", "zzzz"), ("runs", "rm", "zzzz"), ("runs", "export", "zzzz")):
         result = zoo(*args, "--db", str(path))

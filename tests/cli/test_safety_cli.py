@@ -8,19 +8,12 @@ import json
 
 import pytest
 
-from tests.cli.test_eval_cli import zoo as run_zoo
+from tests.zoo import data_env
+
+# one xdist worker for the module: every shadow classifier is run once, by the module fixture `store`
+pytestmark = pytest.mark.xdist_group("safety-cli")
 
 LIMIT = "50"  # XSTest's first 50 prompts: 25 safe homonyms, then 25 unsafe contrasts
-
-
-def zoo(*args, db, shared):
-    import os
-
-    os.environ["LLAMA_ZOO_DATA"] = str(shared)
-    try:
-        return run_zoo(*args, db=db)
-    finally:
-        del os.environ["LLAMA_ZOO_DATA"]
 
 
 GUARDS = [
@@ -32,26 +25,26 @@ GUARDS = [
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, shared):
+def store(zoo, tmp_path_factory, shared):
     """Every shadow classifier run once into one database."""
     db = tmp_path_factory.mktemp("safety") / "r.db"
     outcomes = {}
     for model, extra in GUARDS:
         extra = tuple(str(shared / "tokenizers" / a) if a.startswith("llama") else a for a in extra)
         out = zoo("eval", "--model", model, "--suite", "guard", "--dataset", "xstest", "--shadow", "--limit", LIMIT,
-                  *extra, "--format", "json", db=db, shared=shared)
+                  *extra, "--format", "json", db=db, env=data_env(shared))
         assert out.returncode == 0, out.stderr
         outcomes[model] = json.loads(out.stdout)
     for model in ("prompt-guard-86m", "prompt-guard-2-86m", "prompt-guard-2-22m"):
         out = zoo("eval", "--model", model, "--suite", "prompt-guard", "--shadow", "--limit", "40", "--format", "json",
-                  db=db, shared=shared)
+                  db=db, env=data_env(shared))
         assert out.returncode == 0, out.stderr
         outcomes[model] = json.loads(out.stdout)
     return db, outcomes
 
 
 @pytest.mark.slow
-def test_shadow_classifiers_complete_and_are_stored(store, shared):
+def test_shadow_classifiers_complete_and_are_stored(zoo, store, shared):
     db, outcomes = store
     for model, _ in GUARDS:
         metrics = outcomes[model]["metrics"]
@@ -64,17 +57,17 @@ def test_shadow_classifiers_complete_and_are_stored(store, shared):
         assert {"source/jailbreaks-in-the-wild/tpr@0.5", "source/cyberseceval-mitre-frr/fpr@0.5"} <= set(metrics)
     assert "jailbreak_score_auroc" in outcomes["prompt-guard-86m"]["metrics"]  # Prompt Guard 1's second score
     assert "jailbreak_score_auroc" not in outcomes["prompt-guard-2-86m"]["metrics"]
-    runs = json.loads(zoo("runs", "list", "--format", "json", db=db, shared=shared).stdout)
+    runs = json.loads(zoo("runs", "list", "--format", "json", db=db, env=data_env(shared)).stdout)
     assert len(runs) == 7 and {r["status"] for r in runs} == {"completed"} and {r["weights_source"] for r in runs} == {"shadow"}
-    shown = json.loads(zoo("runs", "show", outcomes["llama-guard-3-1b"]["run_id"], "--format", "json", db=db, shared=shared).stdout)
+    shown = json.loads(zoo("runs", "show", outcomes["llama-guard-3-1b"]["run_id"], "--format", "json", db=db, env=data_env(shared)).stdout)
     assert shown["options"]["prompt_format"] == "guard-3" and shown["options"]["categories"].split(",")[-1] == "S13"
     assert shown["dataset_name"] == "xstest" and shown["options"]["verdict_token_ids"]["single_tokens"] is False  # byte stand-in
 
 
 @pytest.mark.slow
-def test_report_has_a_leaderboard_per_suite_sorted_by_its_headline(store, shared):
+def test_report_has_a_leaderboard_per_suite_sorted_by_its_headline(zoo, store, shared):
     db, outcomes = store
-    report = zoo("report", "--format", "md", db=db, shared=shared).stdout
+    report = zoo("report", "--format", "md", db=db, env=data_env(shared)).stdout
     for suite, headline, higher in (("guard", "f1", True), ("prompt-guard", "auroc", True)):
         section = report.split(f"### {suite}\n", 1)[1].split("###", 1)[0]
         header, _, *rows = [line for line in section.splitlines() if line.startswith("|")]
@@ -85,10 +78,10 @@ def test_report_has_a_leaderboard_per_suite_sorted_by_its_headline(store, shared
 
 
 @pytest.mark.slow
-def test_compare_uses_mcnemar_on_verdicts_and_a_paired_bootstrap(store, shared):
+def test_compare_uses_mcnemar_on_verdicts_and_a_paired_bootstrap(zoo, store, shared):
     db, outcomes = store
     for a, b, statistic in (("llama-guard-3-1b", "llama-guard-4-12b", "auprc"), ("prompt-guard-86m", "prompt-guard-2-22m", "auroc")):
-        out = zoo("compare", outcomes[a]["run_id"], outcomes[b]["run_id"], "--format", "json", db=db, shared=shared)
+        out = zoo("compare", outcomes[a]["run_id"], outcomes[b]["run_id"], "--format", "json", db=db, env=data_env(shared))
         assert out.returncode == 0, out.stderr
         rows = {r["metric"]: r for r in json.loads(out.stdout)["rows"]}
         assert rows["accuracy at 0.5"]["test"].startswith("McNemar exact")
@@ -108,7 +101,7 @@ def test_compare_uses_mcnemar_on_verdicts_and_a_paired_bootstrap(store, shared):
     (("--model", "llama-guard-3-1b", "--suite", "guard", "--policy", "/no/policy.yaml"), "--policy /no/policy.yaml: no such file"),
     (("--model", "llama-3.2-1b", "--suite", "perplexity", "--predictions-file", "PREDICTIONS"), "the perplexity suite takes none"),
 ])
-def test_bad_input_is_one_line(args, message, shared, tmp_path):
+def test_bad_input_is_one_line(zoo, args, message, shared, tmp_path):
     unlabelled = tmp_path / "unlabelled.csv"
     unlabelled.write_text("prompt\nHow do I bake bread?\n")
     predictions = tmp_path / "p.jsonl"
@@ -117,8 +110,8 @@ def test_bad_input_is_one_line(args, message, shared, tmp_path):
     if "--predictions-file" not in args:
         args += ("--shadow",)
     db = tmp_path / "r.db"
-    out = zoo("eval", *args, db=db, shared=shared)
+    out = zoo("eval", *args, db=db, env=data_env(shared))
     assert out.returncode == 2, out.stdout
     assert message in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
-    assert json.loads(zoo("runs", "list", "--format", "json", db=db, shared=shared).stdout) == []
+    assert json.loads(zoo("runs", "list", "--format", "json", db=db, env=data_env(shared)).stdout) == []

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_eval_cli import zoo
 from tests.pg import free_port, new_pg_database
 
 VISION = ("llama-3.2-11b-vision-instruct", "llama-3.2-90b-vision-instruct", "llama-4-scout-17b-16e-instruct")
@@ -50,7 +49,9 @@ def ray_cluster():
 
 
 def _driven(*args: str, db) -> tuple[subprocess.CompletedProcess, int]:
-    """``zoo``, also giving the driver's pid."""
+    """The command in a driver process of its own, also giving the driver's pid (which must not be
+    the pid of a stored run: workers ran them). Ray stays out of the test process: ``ray.init``
+    would hold it."""
     env = {**os.environ, "LLAMA_ZOO_DB": str(db)}
     proc = subprocess.Popen([sys.executable, "-m", "llama_zoo", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
@@ -71,7 +72,7 @@ def _cells(out: subprocess.CompletedProcess) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_a_matrix_on_ray_into_postgresql(ray_cluster, pg_admin_url):
+def test_a_matrix_on_ray_into_postgresql(zoo, ray_cluster, pg_admin_url):
     db = new_pg_database(pg_admin_url)
     on_ray = ("--executor", "ray", "--ray-address", ray_cluster)
     first, driver = _driven(*MATRIX, *on_ray, db=db)
@@ -84,12 +85,12 @@ def test_a_matrix_on_ray_into_postgresql(ray_cluster, pg_admin_url):
     assert all(r["status"] == "completed" for r in runs)
     assert driver not in _pids(db, [r["id"] for r in runs])  # Ray's workers ran them, not the driver
 
-    again = _cells(zoo(*MATRIX, *on_ray, db=db))
+    again = _cells(_driven(*MATRIX, *on_ray, db=db)[0])
     assert [c["status"] for c in again] == ["cached"] * 6
     assert [c["run_id"] for c in again] == [c["run_id"] for c in cells]
 
     # a text-only model added: its vqa cell is refused and reported, every other cell is stored or cached
-    wider = zoo(*MATRIX, "--model", "llama-3.2-1b", *on_ray, db=db)
+    wider, _ = _driven(*MATRIX, "--model", "llama-3.2-1b", *on_ray, db=db)
     assert wider.returncode == 1, wider.stderr
     status = {(c["model"], c["suite"]): c for c in _cells(wider)}
     assert status[("llama-3.2-1b", "vqa")]["status"] == "failed"
@@ -156,7 +157,7 @@ def test_ctrl_c_on_ray_cancels_the_tasks_and_the_same_command_resumes(ray_cluste
     assert [r["samples"] for r in _stored(db)] == [r["samples"] for r in cut]
     assert all(r["samples"] < r["n"] for r in cut)
 
-    again = zoo(*args, db=db)
+    again, _ = _driven(*args, db=db)
     assert again.returncode == 0, again.stderr
     assert [c["status"] for c in _cells(again)] == ["completed", "completed"]
     after = _stored(db)
@@ -166,8 +167,8 @@ def test_ctrl_c_on_ray_cancels_the_tasks_and_the_same_command_resumes(ray_cluste
 
 def test_an_unreachable_ray_address_is_one_line(tmp_path):
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'llama-zoo[ray]')")
-    out = zoo("eval", "--model", "llama-3.2-1b", "--shadow", "--executor", "ray", "--ray-address",
-              f"127.0.0.1:{free_port()}", db=tmp_path / "r.db")
+    out, _ = _driven("eval", "--model", "llama-3.2-1b", "--shadow", "--executor", "ray", "--ray-address",
+                     f"127.0.0.1:{free_port()}", db=tmp_path / "r.db")
     assert out.returncode == 2 and out.stderr.startswith("error: cannot reach the Ray cluster at 127.0.0.1:")
     assert len(out.stderr.strip().splitlines()) == 1 and not out.stdout.strip()
 
@@ -176,13 +177,13 @@ def test_an_unreachable_ray_address_is_one_line(tmp_path):
     (("--ray-address", "127.0.0.1:6379"), "--ray-address is for --executor ray"),
     (("--executor", "ray", "--parallel", "2"), "--parallel is for --executor local"),
 ])
-def test_scale_options_that_do_not_go_together(args, message, tmp_path):
+def test_scale_options_that_do_not_go_together(zoo, args, message, tmp_path):
     out = zoo("eval", "--model", "llama-3.2-1b", "--shadow", *args, db=tmp_path / "r.db")
     assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.slow
-def test_sqlite_is_refused_when_a_worker_is_on_another_host(ray_cluster, tmp_path):
+def test_sqlite_is_refused_when_a_worker_is_on_another_host(zoo, ray_cluster, tmp_path):
     """A second node whose hostname differs (a UTS namespace: another host as far as a store's path
     is concerned) joins the cluster; a SQLite store, or a PostgreSQL one on loopback, is refused."""
     if os.geteuid() != 0 or shutil.which("unshare") is None:
@@ -194,8 +195,8 @@ def test_sqlite_is_refused_when_a_worker_is_on_another_host(ray_cluster, tmp_pat
     if joined.returncode != 0:
         pytest.skip(f"a second node could not join: {joined.stderr.strip()[-300:]}")
     db = tmp_path / "r.db"
-    out = zoo("eval", "--model", "llama-3.2-1b", "--model", "llama-2-7b", "--shadow", "--executor", "ray",
-              "--ray-address", ray_cluster, db=db)
+    out, _ = _driven("eval", "--model", "llama-3.2-1b", "--model", "llama-2-7b", "--shadow", "--executor", "ray",
+                     "--ray-address", ray_cluster, db=db)
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip() == (f"error: --db {db} is a SQLite file on this host and the Ray cluster at {ray_cluster} "
                                   "has workers on other hosts (zoo-other-host): give a shared PostgreSQL store, "
@@ -204,7 +205,7 @@ def test_sqlite_is_refused_when_a_worker_is_on_another_host(ray_cluster, tmp_pat
 
 
 @pytest.mark.slow
-def test_parallel_processes_store_what_one_process_does(tmp_path):
+def test_parallel_processes_store_what_one_process_does(zoo, tmp_path):
     args = ("eval", "--model", "llama-3.2-1b", "--model", "llama-2-7b", "--suite", "perplexity", "--shadow",
             "--limit", "3", "--format", "json")
     one = _cells(zoo(*args, db=tmp_path / "one.db"))
@@ -217,7 +218,7 @@ def test_parallel_processes_store_what_one_process_does(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_driver_killed_mid_matrix_resumes_with_each_sample_once(tmp_path):
+def test_a_driver_killed_mid_matrix_resumes_with_each_sample_once(zoo, tmp_path):
     db, corpus = tmp_path / "r.db", _corpus(tmp_path / "docs.jsonl")
     args = ("eval", "--model", "llama-3.2-1b", "--model", "llama-2-7b", "--suite", "perplexity", "--shadow",
             "--context", "64", "--dataset", str(corpus), "--format", "json")

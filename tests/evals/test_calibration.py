@@ -10,8 +10,8 @@ from llama_zoo.evals.code import calibration, humaneval
 
 
 @pytest.fixture
-def three_tasks():
-    problems = humaneval.load_problems()
+def three_tasks(humaneval_problems):
+    problems = humaneval_problems
     return humaneval.Problems("three", None, {t: problems.tasks[t] for t in list(problems.tasks)[:3]})
 
 

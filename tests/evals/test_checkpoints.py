@@ -7,19 +7,12 @@ import json
 import math
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from llama_zoo.evals.corpora import stdlib_docs
 from llama_zoo.evals.perplexity import build_units
 from llama_zoo.registry.checkpoint import from_path
-
-
-def zoo(*args: str, db) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "llama_zoo", *args], capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "LLAMA_ZOO_DB": str(db)})
 
 
 def test_a_gguf_file_describes_itself(smollm2_gguf):
@@ -46,7 +39,7 @@ def test_a_checkpoint_directory_describes_itself_and_a_base_adds_lineage(smollm2
 
 
 @pytest.mark.slow
-def test_perplexity_of_a_checkpoint_directory_equals_plain_transformers(smollm2_dir, tmp_path):
+def test_perplexity_of_a_checkpoint_directory_equals_plain_transformers(zoo, smollm2_dir, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -78,7 +71,7 @@ def test_perplexity_of_a_checkpoint_directory_equals_plain_transformers(smollm2_
 
 
 @pytest.mark.slow
-def test_humaneval_through_the_checkpoints_own_chat_template(smollm2_gguf, tmp_path):
+def test_humaneval_through_the_checkpoints_own_chat_template(zoo, smollm2_gguf, tmp_path):
     done = zoo("eval", "--model", str(smollm2_gguf), "--suite", "humaneval", "--limit", "2", "--max-new-tokens", "96",
                "--format", "json", db=tmp_path / "r.db")
     assert done.returncode == 0, done.stderr
@@ -90,7 +83,7 @@ def test_humaneval_through_the_checkpoints_own_chat_template(smollm2_gguf, tmp_p
         assert "<|im_start|>" not in sample["output"] and "<|im_end|>" not in sample["output"]
 
 
-def test_bad_checkpoints_are_one_line(smollm2_dir, tmp_path):
+def test_bad_checkpoints_are_one_line(zoo, smollm2_dir, tmp_path):
     fake = tmp_path / "model.gguf"
     fake.write_bytes(b"not a gguf file at all")
     no_config = tmp_path / "empty"

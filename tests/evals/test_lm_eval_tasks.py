@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("lm_eval", reason="lm-eval tasks need the lm-eval package (a dev extra)")
+# one xdist worker for the module: lm-eval's own run and ours are made once (module fixtures `work`, `ours`)
+pytestmark = pytest.mark.xdist_group("lm-eval")
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 MC = [("What color is the sky?", ["blue", "green", "red"], 0), ("2+2=?", ["3", "4", "5"], 1),
@@ -25,11 +27,6 @@ MC = [("What color is the sky?", ["blue", "green", "red"], 0), ("2+2=?", ["3", "
       ("Spiders have how many legs?", ["six", "eight", "ten"], 1), ("Grass is?", ["blue", "red", "green"], 2)]
 GEN = [("1+1", "2"), ("2+3", "5"), ("10-4", "6"), ("3*3", "9"), ("8/2", "4"), ("7+1", "8"), ("9-9", "0"),
        ("2*2", "4"), ("5+5", "10"), ("6/3", "2")]
-
-
-def zoo(*args: str, db) -> subprocess.CompletedProcess:
-    env = {**os.environ, **OFFLINE, "LLAMA_ZOO_DB": str(db)}
-    return subprocess.run([sys.executable, "-m", "llama_zoo", *args], capture_output=True, text=True, timeout=600, env=env)
 
 
 def _task_yaml(name: str, data: Path, output_type: str, prompt: str, rest: str, version: float = 1.0) -> str:
@@ -99,12 +96,12 @@ json.dump({{"results": res["results"], "samples": samples}}, open({str(root / 'r
 
 
 @pytest.fixture(scope="module")
-def ours(work):
+def ours(zoo, work):
     root, _ = work
     db = root / "zoo.db"
     out = zoo("eval", "--model", str(root / "ckpt"), "--suite", "lm-eval:zoo_mc", "--suite", "lm-eval:zoo_letters",
               "--suite", "lm-eval:zoo_gen",
-              "--lm-eval-include", str(root / "tasks"), "--dtype", "float32", "--format", "json", db=db)
+              "--lm-eval-include", str(root / "tasks"), "--dtype", "float32", "--format", "json", db=db, env=OFFLINE)
     assert out.returncode == 0, out.stderr
     return db, {c["suite"].split(":")[1]: c for c in json.loads(out.stdout)}
 
@@ -146,16 +143,16 @@ def test_the_same_documents_and_metrics_as_lm_eval_with_its_hf_model(work, ours)
 
 
 @pytest.mark.slow
-def test_lm_evals_own_output_imported_is_reported_and_paired_without_a_difference(work, ours):
+def test_lm_evals_own_output_imported_is_reported_and_paired_without_a_difference(zoo, work, ours):
     root, reference = work
     db, cells = ours
-    out = zoo("import", "lm-eval", str(root / "out"), "--format", "json", db=db)
+    out = zoo("import", "lm-eval", str(root / "out"), "--format", "json", db=db, env=OFFLINE)
     assert out.returncode == 0, out.stderr
     imported = {r["task"]: r for r in json.loads(out.stdout)}
     assert imported["zoo_mc"]["samples"] == len(MC) and not imported["zoo_mc"]["cached"]
     assert imported["zoo_mc"]["model_id"] == json.loads(zoo("runs", "show", cells["zoo_mc"]["run_id"], "--format",
-                                                            "json", db=db).stdout)["model_id"]
-    again = json.loads(zoo("import", "lm-eval", str(root / "out"), "--format", "json", db=db).stdout)
+                                                            "json", db=db, env=OFFLINE).stdout)["model_id"]
+    again = json.loads(zoo("import", "lm-eval", str(root / "out"), "--format", "json", db=db, env=OFFLINE).stdout)
     assert all(r["cached"] for r in again)  # stored once
 
     run, _ = _stored(db, imported["zoo_mc"]["run_id"])
@@ -163,12 +160,12 @@ def test_lm_evals_own_output_imported_is_reported_and_paired_without_a_differenc
     assert run["runner"]["lm_eval_version"] and "pretrained" in run["runner"]["model_args"]
     assert {m["name"]: m["value"] for m in run["metrics"]}["acc,none"] == reference["results"]["zoo_mc"]["acc,none"]
 
-    board = zoo("report", "--format", "md", db=db).stdout
+    board = zoo("report", "--format", "md", db=db, env=OFFLINE).stdout
     section = board[board.index("### lm-eval:zoo_mc"):]
     assert "| imported |" in section and "| local |" in section
 
     for task in ("zoo_mc", "zoo_gen"):
-        compared = zoo("compare", cells[task]["run_id"], imported[task]["run_id"], "--format", "json", db=db)
+        compared = zoo("compare", cells[task]["run_id"], imported[task]["run_id"], "--format", "json", db=db, env=OFFLINE)
         assert compared.returncode == 0, compared.stderr
         result = json.loads(compared.stdout)
         assert result["shared_samples"] == len(MC if task == "zoo_mc" else GEN)
@@ -176,40 +173,40 @@ def test_lm_evals_own_output_imported_is_reported_and_paired_without_a_differenc
         assert row["difference"] == 0 and row["p_value"] == 1.0 and not row["significant"]
 
 
-def test_an_unknown_task_is_one_line_with_lm_evals_nearest_names(tmp_path):
-    out = zoo("eval", "--model", "llama-3.2-1b", "--shadow", "--suite", "lm-eval:arc_chalenge", db=tmp_path / "r.db")
+def test_an_unknown_task_is_one_line_with_lm_evals_nearest_names(zoo, tmp_path):
+    out = zoo("eval", "--model", "llama-3.2-1b", "--shadow", "--suite", "lm-eval:arc_chalenge", db=tmp_path / "r.db", env=OFFLINE)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
     assert "unknown lm-eval task 'arc_chalenge'; did you mean arc_challenge" in out.stderr
 
 
-def test_a_task_whose_data_is_on_the_unreachable_hub_is_one_line(tmp_path):
-    out = zoo("eval", "--model", "llama-3.2-1b", "--shadow", "--suite", "lm-eval:arc_easy", db=tmp_path / "r.db")
+def test_a_task_whose_data_is_on_the_unreachable_hub_is_one_line(zoo, tmp_path):
+    out = zoo("eval", "--model", "llama-3.2-1b", "--shadow", "--suite", "lm-eval:arc_easy", db=tmp_path / "r.db", env=OFFLINE)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert "lm-eval task arc_easy cannot load its data" in out.stderr
 
 
 @pytest.mark.parametrize("make", ["empty", "not-json", "missing"])
-def test_a_path_that_is_not_lm_eval_output_is_one_line(make, tmp_path):
+def test_a_path_that_is_not_lm_eval_output_is_one_line(zoo, make, tmp_path):
     path = tmp_path / "out"
     if make == "empty":
         path.mkdir()
     elif make == "not-json":
         path.mkdir()
         (path / "results_2026.json").write_text("{not json")
-    out = zoo("import", "lm-eval", str(path), db=tmp_path / "r.db")
+    out = zoo("import", "lm-eval", str(path), db=tmp_path / "r.db", env=OFFLINE)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert ("is not lm-eval output" if make != "missing" else "no such file or directory") in out.stderr
 
 
 @pytest.mark.slow
-def test_a_group_runs_as_its_tasks_and_options_make_other_runs(work, ours):
+def test_a_group_runs_as_its_tasks_and_options_make_other_runs(zoo, work, ours):
     root, _ = work
     db, cells = ours
     (root / "tasks" / "zoo_group.yaml").write_text("group: zoo_group\ntask: [zoo_mc, zoo_gen]\n"
                                                    "aggregate_metric_list:\n  - {metric: acc, aggregation: mean}\n")
     args = ("eval", "--model", str(root / "ckpt"), "--lm-eval-include", str(root / "tasks"), "--dtype", "float32",
             "--format", "json")
-    grouped = json.loads(zoo(*args, "--suite", "lm-eval:zoo_group", db=db).stdout)
+    grouped = json.loads(zoo(*args, "--suite", "lm-eval:zoo_group", db=db, env=OFFLINE).stdout)
     assert [(c["suite"], c["status"]) for c in grouped] == [("lm-eval:zoo_mc", "cached"), ("lm-eval:zoo_gen", "cached")]
     base, _ = _stored(db, cells["zoo_mc"]["run_id"])
     assert base["options"]["task_version"] == 1.0 and len(base["options"]["task_config_hash"]) == 64
@@ -217,7 +214,7 @@ def test_a_group_runs_as_its_tasks_and_options_make_other_runs(work, ours):
 
     for extra, check in ((("--num-fewshot", "2"), lambda s: s["input"].count("Question:") == 3),
                          (("--apply-chat-template",), lambda s: "<|start_header_id|>user<|end_header_id|>" in s["input"])):
-        out = zoo(*args, "--suite", "lm-eval:zoo_mc", *extra, db=db)
+        out = zoo(*args, "--suite", "lm-eval:zoo_mc", *extra, db=db, env=OFFLINE)
         assert out.returncode == 0, out.stderr
         result = json.loads(out.stdout)
         assert not result["cached"] and result["run_id"] != cells["zoo_mc"]["run_id"]
@@ -227,7 +224,7 @@ def test_a_group_runs_as_its_tasks_and_options_make_other_runs(work, ours):
 
 
 @pytest.mark.slow
-def test_llama_cpp_answers_lm_eval_as_transformers_does(work, smollm2_f32_gguf):
+def test_llama_cpp_answers_lm_eval_as_transformers_does(zoo, work, smollm2_f32_gguf):
     """The real SmolLM2-135M as an F32 GGUF (exactly the weights transformers holds): llama.cpp and
     transformers give every choice the same log-likelihood to float32 precision (4e-5 the most,
     measured), through each engine's own tokenizer, and so the same answers."""
@@ -237,7 +234,7 @@ def test_llama_cpp_answers_lm_eval_as_transformers_does(work, smollm2_f32_gguf):
     runs = {}
     for backend in ("hf", "llama.cpp"):
         out = zoo("eval", "--model", str(smollm2_f32_gguf), "--suite", "lm-eval:zoo_mc", "--lm-eval-include",
-                  str(root / "tasks"), "--backend", backend, "--format", "json", db=db)
+                  str(root / "tasks"), "--backend", backend, "--format", "json", db=db, env=OFFLINE)
         assert out.returncode == 0, out.stderr
         runs[backend] = _stored(db, json.loads(out.stdout)["run_id"])[1]
     assert len(runs["hf"]) == len(MC)

@@ -12,7 +12,10 @@ import pytest
 
 from llama_zoo.evals.safety.refusal import cohen_kappa
 from llama_zoo.evals.safety.refusal_rules import is_refusal
-from tests.cli.test_safety_cli import zoo
+from tests.zoo import data_env, zoo
+
+# one xdist worker for the module: the shadow refusal runs are made once, by the module fixture `refusal_runs`
+pytestmark = pytest.mark.xdist_group("refusal")
 
 
 @pytest.mark.parametrize("reply,refused", [
@@ -42,7 +45,7 @@ def test_agreement_with_xstest_human_labels(shared, tmp_path):
     sklearn = pytest.importorskip("sklearn.metrics")
     completions = shared / "safety" / "xstest" / "xstest_v2_completions_llama2orig.csv"
     out = zoo("eval", "--model", "llama-2-70b-chat", "--suite", "refusal", "--dataset", "xstest", "--samples-file",
-              str(completions), "--format", "json", db=tmp_path / "r.db", shared=shared)
+              str(completions), "--format", "json", db=tmp_path / "r.db", env=data_env(shared))
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)["metrics"]
     with open(completions, newline="") as f:
@@ -63,7 +66,7 @@ def refusal_runs(tmp_path_factory, shared):
     runs = {}
     for model in ("llama-3.2-1b-instruct", "llama-3.1-8b-instruct"):
         out = zoo("eval", "--model", model, "--suite", "refusal", "--shadow", "--tokenizer", str(shared / "tokenizers" / "llama3_1"),
-                  "--limit", "40", "--max-new-tokens", "12", "--judge", "llama-guard-3-1b", "--format", "json", db=db, shared=shared)
+                  "--limit", "40", "--max-new-tokens", "12", "--judge", "llama-guard-3-1b", "--format", "json", db=db, env=data_env(shared))
         assert out.returncode == 0, out.stderr
         runs[model] = json.loads(out.stdout)
     return db, runs
@@ -77,12 +80,12 @@ def test_shadow_refusal_runs_are_judged_stored_reported_and_compared(refusal_run
         assert {"over_refusal_rate", "compliance_rate", "judge_harmful_rate"} <= set(metrics), model
         assert metrics["over_refusal_rate"]["n"] == 25 and metrics["compliance_rate"]["n"] == 15
         assert "group/homonyms/refusal_rate" in metrics
-    shown = json.loads(zoo("runs", "show", runs["llama-3.2-1b-instruct"]["run_id"], "--format", "json", db=db, shared=shared).stdout)
+    shown = json.loads(zoo("runs", "show", runs["llama-3.2-1b-instruct"]["run_id"], "--format", "json", db=db, env=data_env(shared)).stdout)
     assert shown["options"]["judge"]["model"] == "llama-guard-3-1b" and shown["options"]["judge"]["weights_source"] == "shadow"
-    report = zoo("report", "--format", "md", db=db, shared=shared).stdout
+    report = zoo("report", "--format", "md", db=db, env=data_env(shared)).stdout
     assert "### refusal" in report and "llama-3.1-8b-instruct" in report
     out = zoo("compare", runs["llama-3.2-1b-instruct"]["run_id"], runs["llama-3.1-8b-instruct"]["run_id"], "--format", "json",
-              db=db, shared=shared)
+              db=db, env=data_env(shared))
     assert out.returncode == 0, out.stderr
     row = json.loads(out.stdout)["rows"][0]
     assert row["metric"] == "refusal rate" and row["test"].startswith("McNemar exact")
@@ -97,7 +100,7 @@ def test_bad_input_is_one_line(args, message, shared, tmp_path):
     unknown.write_text('{"id": "no-such", "prompt": "never asked", "completion": "ok"}\n')
     args = tuple(str(unknown) if a == "UNKNOWN" else a for a in args)
     extra = () if "--samples-file" in args else ("--shadow", "--judge-weights", "shadow")
-    out = zoo("eval", "--model", "llama-3.2-1b-instruct", "--suite", "refusal", *args, *extra, db=tmp_path / "r.db", shared=shared)
+    out = zoo("eval", "--model", "llama-3.2-1b-instruct", "--suite", "refusal", *args, *extra, db=tmp_path / "r.db", env=data_env(shared))
     assert out.returncode == 2, out.stdout
     assert message in out.stderr and "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
@@ -121,7 +124,7 @@ def test_false_refusal_rate_on_mitre_questions(shared, tmp_path):
     samples = tmp_path / "frr.jsonl"
     samples.write_text("".join(json.dumps({"prompt": q["mutated_prompt"], "completion": r}) + "\n" for q, r in zip(questions, replies)))
     out = zoo("eval", "--model", "llama-3.1-8b-instruct", "--suite", "refusal", "--dataset", "cyberseceval-mitre-frr",
-              "--samples-file", str(samples), "--format", "json", db=tmp_path / "r.db", shared=shared)
+              "--samples-file", str(samples), "--format", "json", db=tmp_path / "r.db", env=data_env(shared))
     assert out.returncode == 0, out.stderr
     metrics = json.loads(out.stdout)["metrics"]
     assert metrics["false_refusal_rate"]["value"] == pytest.approx(2 / 6) and metrics["false_refusal_rate"]["n"] == 6

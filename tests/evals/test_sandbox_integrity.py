@@ -14,8 +14,11 @@ import pytest
 from llama_zoo.evals.code import humaneval
 from llama_zoo.evals.code.sandbox import Limits
 
-PROBLEMS = humaneval.load_problems()
-FIRST_20 = list(PROBLEMS.tasks)[:20]
+
+
+@pytest.fixture(scope="module")
+def first_20(humaneval_problems) -> list[str]:
+    return list(humaneval_problems.tasks)[:20]
 
 
 def body(code: str) -> str:
@@ -130,36 +133,37 @@ FORGERIES = {
 
 
 @pytest.fixture(scope="module")
-def limits():
-    return humaneval.canonical_limits(PROBLEMS)
+def limits(humaneval_problems):
+    return humaneval.canonical_limits(humaneval_problems)
 
 
-def test_canonical_solutions_still_pass(limits):
-    outcomes = humaneval.score(PROBLEMS, [(t, PROBLEMS.tasks[t]["canonical_solution"]) for t in FIRST_20], limits)
+def test_canonical_solutions_still_pass(first_20, humaneval_problems, limits):
+    outcomes = humaneval.score(humaneval_problems, [(t, humaneval_problems.tasks[t]["canonical_solution"]) for t in first_20], limits)
     assert [o.outcome for o in outcomes] == ["passed"] * 20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(FORGERIES))
-def test_a_forgery_scores_zero(name, limits):
-    capped = {t: Limits(timeout_s=min(limits[t].timeout_s, 5.0)) for t in FIRST_20}
-    outcomes = humaneval.score(PROBLEMS, [(t, FORGERIES[name]) for t in FIRST_20], capped)
-    assert not any(o.passed for o in outcomes), [(t, o) for t, o in zip(FIRST_20, outcomes) if o.passed]
+def test_a_forgery_scores_zero(first_20, humaneval_problems, name, limits):
+    capped = {t: Limits(timeout_s=min(limits[t].timeout_s, 5.0)) for t in first_20}
+    outcomes = humaneval.score(humaneval_problems, [(t, FORGERIES[name]) for t in first_20], capped)
+    assert not any(o.passed for o in outcomes), [(t, o) for t, o in zip(first_20, outcomes) if o.passed]
     assert all(o.detail for o in outcomes)  # each failure says why
 
 
-def test_a_forgery_mixed_with_honest_code_changes_nothing_else(limits):
+def test_a_forgery_mixed_with_honest_code_changes_nothing_else(first_20, humaneval_problems, limits):
     """The pool's judges are reused: a hostile program before an honest one leaves no trace."""
-    task = FIRST_20[0]
-    samples = [(task, FORGERIES["patched builtins"]), (task, PROBLEMS.tasks[task]["canonical_solution"]),
-               (task, FORGERIES["forged messages on every descriptor"]), (task, PROBLEMS.tasks[task]["canonical_solution"])]
-    assert [o.passed for o in humaneval.score(PROBLEMS, samples, limits, workers=1)] == [False, True, False, True]
+    task = first_20[0]
+    samples = [(task, FORGERIES["patched builtins"]), (task, humaneval_problems.tasks[task]["canonical_solution"]),
+               (task, FORGERIES["forged messages on every descriptor"]), (task, humaneval_problems.tasks[task]["canonical_solution"])]
+    assert [o.passed for o in humaneval.score(humaneval_problems, samples, limits, workers=1)] == [False, True, False, True]
 
 
-def test_helpers_come_from_the_dataset_not_the_completion(limits):
+def test_helpers_come_from_the_dataset_not_the_completion(humaneval_problems, limits):
     """HumanEval/38's test calls encode_cyclic, defined in the prompt: a completion redefining it
     (so that its own decode_cyclic looks right) does not change what the test uses."""
     task = "HumanEval/38"
     cheat = module_level("def encode_cyclic(s):\n    return s\ndef decode_cyclic(s):\n    return s")
-    assert humaneval.score(PROBLEMS, [(task, cheat)], limits)[0].outcome == "failed"
-    honest = humaneval.score(PROBLEMS, [(task, PROBLEMS.tasks[task]["canonical_solution"])], limits)[0]
+    assert humaneval.score(humaneval_problems, [(task, cheat)], limits)[0].outcome == "failed"
+    honest = humaneval.score(humaneval_problems, [(task, humaneval_problems.tasks[task]["canonical_solution"])], limits)[0]
     assert honest.passed

@@ -9,7 +9,7 @@ import pytest
 
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.evals.vision.prompts import META, SHORT, extract, prompt_for, render
-from tests.cli.test_eval_cli import zoo
+from tests.zoo import zoo
 
 
 def test_every_meta_prompt_places_the_image_once_and_asks_the_question():

@@ -1,14 +1,16 @@
 """The synthetic visual questions: the same items on every run, answers that follow from the
-generator's parameters, and fast enough for a few hundred items in seconds."""
+generator's parameters, and a few hundred of them distinct."""
 
 from __future__ import annotations
 
 import re
-import time
+
+import pytest
 
 from llama_zoo.evals.vision.synthetic import KINDS, LETTERS, generate
 
 
+@pytest.mark.slow
 def test_items_are_deterministic_and_every_kind_appears():
     first, again = list(generate(24, seed=3)), list(generate(24, seed=3))
     assert [(q.id, q.question, q.answers, q.options, q.image.size) for q in first] == \
@@ -17,6 +19,7 @@ def test_items_are_deterministic_and_every_kind_appears():
     assert {q.metric for q in first} == {"vqa", "anls", "relaxed", "mcq"} and len(first) == 4 * len(KINDS)
 
 
+@pytest.mark.slow
 def test_answers_follow_from_the_parameters():
     for q in generate(60, seed=1):
         if q.metric == "relaxed" and "sold" in q.question:
@@ -45,7 +48,9 @@ def test_answers_follow_from_the_parameters():
             assert len(set(q.options)) == len(q.options)
 
 
-def test_a_few_hundred_items_in_seconds():
-    start = time.perf_counter()
+@pytest.mark.slow
+def test_a_few_hundred_items_are_distinct_and_cover_every_kind():
+    """How long they take (about 6 s on the 2-core machine) is benchmarks/build_speeds.py's to measure."""
     items = list(generate(300, seed=0))
-    assert len(items) == 300 and time.perf_counter() - start < 60  # about 6 s on this 2-core machine
+    assert len(items) == 300 and len({q.id for q in items}) == 300
+    assert {q.metric for q in items} == {"vqa", "anls", "relaxed", "mcq"}

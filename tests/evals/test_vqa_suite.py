@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.cli.test_eval_cli import zoo
+from tests.zoo import zoo
 from llama_zoo.evals.vision.synthetic import generate
 
 

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -48,7 +44,7 @@ def test_pass_fail_runs_use_mcnemar(store):
     assert row["significant"]
 
 
-def test_perplexity_runs_use_a_paired_bootstrap_and_models_resolve_to_their_newest_run(store, tmp_path):
+def test_perplexity_runs_use_a_paired_bootstrap_and_models_resolve_to_their_newest_run(zoo, store, tmp_path):
     config = dataclasses.replace(BASE, model_id="llama-2-7b", suite="perplexity", weights_source="shadow")
     docs = [(f"document {i}", t) for i, t in enumerate([120, 300, 80, 500, 210])]
     store_run(store, config, [(ref, {"logprob": -2.0 * t, "tokens": t, "words": t // 2, "bytes": 4 * t}) for ref, t in docs])
@@ -60,12 +56,9 @@ def test_perplexity_runs_use_a_paired_bootstrap_and_models_resolve_to_their_newe
     assert rows["token_perplexity"]["difference"] == pytest.approx(2.718281828 ** 1.8 - 2.718281828 ** 2.0)
     assert rows["bits_per_byte"]["ci_high"] < 0 and rows["bits_per_byte"]["p_value"] < 0.05
 
-    env = {**os.environ, "LLAMA_ZOO_DB": str(tmp_path / "r.db")}
-    md = subprocess.run([sys.executable, "-m", "llama_zoo", "compare", "llama-2-7b", "llama-3.1-8b", "--format", "md"],
-                        capture_output=True, text=True, env=env)
+    md = zoo("compare", "llama-2-7b", "llama-3.1-8b", "--format", "md", db=tmp_path / "r.db")
     assert md.returncode == 0 and "| word_perplexity |" in md.stdout
-    bad = subprocess.run([sys.executable, "-m", "llama_zoo", "compare", "llama-2-7b", "code-llama-34b"],
-                         capture_output=True, text=True, env=env)
+    bad = zoo("compare", "llama-2-7b", "code-llama-34b", db=tmp_path / "r.db")
     assert bad.returncode == 2 and "no completed run of code-llama-34b" in bad.stderr
 
 

@@ -6,9 +6,6 @@ import dataclasses
 import io
 import json
 import shutil
-import subprocess
-import sys
-import os
 
 import pytest
 
@@ -17,6 +14,10 @@ from llama_zoo.reports.html import render_html
 from llama_zoo.reports.tables import flat_rows, render_csv, render_markdown
 from llama_zoo.results.identity import RunConfig
 from llama_zoo.results.store import MetricValue, Store
+
+# one xdist worker for the module: the browser tests, and the lived-in database they share with the
+# Markdown test, built once
+pytestmark = pytest.mark.xdist_group("chromium")
 
 PPL = RunConfig(model_id="llama-2-7b", spec_hash="s", suite="perplexity", suite_version="1", backend="hf",
                 weights_source="hub", dataset_name="wikitext-2", dataset_hash="d", options={"protocol": "gptq"})
@@ -122,12 +123,11 @@ def test_report_in_headless_chromium(store, tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_ends_with_a_report(tmp_path):
+def test_demo_ends_with_a_report(zoo, tmp_path, monkeypatch):
     from tests.conftest import SHARED
 
-    env = {**os.environ, **({"LLAMA_ZOO_DATA": str(SHARED)} if SHARED.is_dir() else {})}
-    result = subprocess.run([sys.executable, "-m", "llama_zoo", "demo", "--out", str(tmp_path / "demo.html")],
-                            capture_output=True, text=True, timeout=900, cwd=tmp_path, env=env)
+    monkeypatch.chdir(tmp_path)  # the demo writes its database beside the report, never in the checkout
+    result = zoo("demo", "--out", tmp_path / "demo.html", env={"LLAMA_ZOO_DATA": str(SHARED)} if SHARED.is_dir() else {})
     assert result.returncode == 0, result.stderr
     report = tmp_path / "demo.html"
     assert f"report: {report}" in result.stdout
@@ -145,13 +145,11 @@ def test_demo_ends_with_a_report(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def lived_in(tmp_path_factory):
+def lived_in(zoo, tmp_path_factory):
     """A database as a user's looks: runs scoring answers made elsewhere (--samples-file,
     --predictions-file: nothing random in them) and shadow runs beside them."""
     from llama_zoo.evals.code import humaneval
     from llama_zoo.evals.vision.synthetic import generate
-    from tests.cli.test_eval_cli import zoo
-
     root = tmp_path_factory.mktemp("lived-in")
     db = root / "r.db"
     tasks = list(humaneval.load_problems().tasks.items())[:20]
@@ -217,9 +215,7 @@ def test_a_lived_in_report_reads_well_at_two_widths(lived_in, tmp_path):
         browser.close()
 
 
-def test_empty_database_and_visible_options_in_markdown(lived_in, tmp_path):
-    from tests.cli.test_eval_cli import zoo
-
+def test_empty_database_and_visible_options_in_markdown(zoo, lived_in, tmp_path):
     empty = zoo("report", "--format", "md", db=tmp_path / "empty.db")
     assert empty.returncode == 0 and empty.stdout.strip().startswith("no completed runs in")
     assert len(empty.stdout.strip().splitlines()) == 1

@@ -8,7 +8,9 @@ import pytest
 from tests.pg import new_pg_database
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# PostgreSQL's cases on the worker that runs the server (see SERVICE_GROUPS in tests/conftest.py),
+# outside the quick tier as every test of a server is
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=[pytest.mark.xdist_group("postgresql"), pytest.mark.slow])])
 def db_url(request, tmp_path):
     """A fresh, empty database of each kind."""
     if request.param == "sqlite":

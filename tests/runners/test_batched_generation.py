@@ -18,7 +18,6 @@ from llama_zoo.runners.base import GenerateRequest
 from llama_zoo.runners.hf import HFRunner
 from llama_zoo.runners.weights import choose_source
 
-PROBLEMS = humaneval.load_problems()
 # Code Llama's 16 extra tokens (32000-32015), as in tests/evals/test_infilling.py
 CODE_LLAMA_EXTRA = ["▁<SU", "▁<SUF", "▁<PRE", "▁<M", "▁<MID", "▁<E", "▁<EOT", "▁<PRE>", "▁<SUF>", "▁<MID>"]
 CODE_LLAMA_EXTRA += ["▁" + "<EOT>" * k for k in range(1, 7)]
@@ -90,11 +89,11 @@ def one_at_a_time(runner: HFRunner, requests: list[GenerateRequest]):
     return [runner.generate([r])[0] for r in requests]
 
 
-def test_humaneval_batch_equals_one_at_a_time(llama3):
+def test_humaneval_batch_equals_one_at_a_time(humaneval_problems, llama3):
     runner, recorder = llama3
     tok = runner.tokenizer
     eos = humaneval.eos_ids(runner.spec)
-    prompts = [tuple(tok(p["prompt"]).input_ids) for p in list(PROBLEMS.tasks.values())[:16]]
+    prompts = [tuple(tok(p["prompt"]).input_ids) for p in list(humaneval_problems.tasks.values())[:16]]
     base = [GenerateRequest(p, max_new_tokens=48, stop_strings=humaneval.STOP_STRINGS, stop_token_ids=eos)
             for p in prompts]
     # random weights never write "\ndef" or the end of text: make a few rows stop early on their own
@@ -147,10 +146,10 @@ def test_humaneval_batch_equals_one_at_a_time(llama3):
         runner.batch_size = None
 
 
-def test_infilling_batch_equals_one_at_a_time(code_llama):
+def test_infilling_batch_equals_one_at_a_time(humaneval_problems, code_llama):
     runner = code_llama
     tok, fim = runner.tokenizer, runner.spec.tokenizer.fim
-    tasks = list(infilling.load_tasks("single-line", PROBLEMS).tasks.values())[::90][:12]
+    tasks = list(infilling.load_tasks("single-line", humaneval_problems).tasks.values())[::90][:12]
     prompts = [infilling.fim_prompt(tok, fim, t["prompt"], t["suffix"], "psm", bos=tok.bos_token_id) for t in tasks]
     assert len(set(map(len, prompts))) >= 10  # a batch of very different lengths: much left padding
     requests = [GenerateRequest(tuple(p), max_new_tokens=10 + (5 * i) % 23, stop_token_ids=(fim.eot,))
@@ -161,9 +160,9 @@ def test_infilling_batch_equals_one_at_a_time(code_llama):
     assert [g.new_tokens[0] for g in alone] == [r.max_new_tokens for r in requests]
 
 
-def test_sampling_lengths_and_ignore_eos(llama3):
+def test_sampling_lengths_and_ignore_eos(humaneval_problems, llama3):
     runner, _ = llama3
-    prompts = [tuple(runner.tokenizer(p["prompt"]).input_ids) for p in list(PROBLEMS.tasks.values())[20:24]]
+    prompts = [tuple(runner.tokenizer(p["prompt"]).input_ids) for p in list(humaneval_problems.tasks.values())[20:24]]
     greedy = [GenerateRequest(p, max_new_tokens=6 + 3 * i) for i, p in enumerate(prompts)]
     expected = one_at_a_time(runner, greedy)
 
@@ -215,12 +214,12 @@ def test_other_model_classes_batch_equals_one_at_a_time(catalog, model_id):
     assert runner.generate(requests) == one_at_a_time(runner, requests)
 
 
-def test_static_cache_path_run_eagerly_on_cpu(llama3):
+def test_static_cache_path_run_eagerly_on_cpu(humaneval_problems, llama3):
     """The CUDA path (static cache, batches padded to fixed shapes, finished rows kept until all are
     done) run on CPU with its decode step left uncompiled: the same completions. Only torch.compile
     and CUDA graphs go untested here."""
     runner, _ = llama3
-    prompts = [tuple(runner.tokenizer(p["prompt"]).input_ids) for p in list(PROBLEMS.tasks.values())[30:41]]
+    prompts = [tuple(runner.tokenizer(p["prompt"]).input_ids) for p in list(humaneval_problems.tasks.values())[30:41]]
     requests = [GenerateRequest(p, max_new_tokens=6 + 3 * i, stop_strings=humaneval.STOP_STRINGS,
                                 stop_token_ids=humaneval.eos_ids(runner.spec)) for i, p in enumerate(prompts)]
     requests.append(GenerateRequest(prompts[0], max_new_tokens=5, temperature=1.0, n=2, seed=1))

@@ -17,6 +17,10 @@ import urllib.request
 import pytest
 
 pytest.importorskip("llama_cpp.server.app", reason="the server test needs llama-cpp-python[server] (a dev extra)")
+
+# one xdist worker for the module: one llama-cpp-python server for all of it
+pytestmark = pytest.mark.xdist_group("openai-server")
+
 KEY = "test-key-not-secret"
 
 
@@ -51,52 +55,51 @@ def server(smollm2_gguf):
         process.wait(timeout=30)
 
 
-def zoo(*args: str, db, key: str | None = KEY) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("LLAMA_ZOO_API_KEY", "OPENAI_API_KEY")}
-    env.update(LLAMA_ZOO_DB=str(db), **({"LLAMA_ZOO_API_KEY": key} if key else {}))
-    return subprocess.run([sys.executable, "-m", "llama_zoo", *args], capture_output=True, text=True, timeout=900, env=env)
+def keyed(key: str | None = KEY) -> dict[str, str | None]:
+    """The environment of a call: this key (or none), and no other key a developer's shell may hold."""
+    return {"LLAMA_ZOO_API_KEY": key, "OPENAI_API_KEY": None}
 
 
-def outputs(run_id: str, db) -> tuple[dict, list[str]]:
-    shown = json.loads(zoo("runs", "show", run_id, "--format", "json", "--samples", "10", db=db).stdout)
+def outputs(zoo, run_id: str, db) -> tuple[dict, list[str]]:
+    shown = json.loads(zoo("runs", "show", run_id, "--format", "json", "--samples", "10", db=db, env=keyed()).stdout)
     return shown, [s["output"] for s in shown["samples"]]
 
 
 @pytest.mark.slow
-def test_the_server_gives_what_in_process_llama_cpp_gives(server, smollm2_gguf, tmp_path):
+def test_the_server_gives_what_in_process_llama_cpp_gives(zoo, server, smollm2_gguf, tmp_path):
     db = tmp_path / "r.db"
     common = ("eval", "--model", str(smollm2_gguf), "--suite", "humaneval", "--limit", "3", "--max-new-tokens", "96",
               "--format", "json")
-    served = zoo(*common, "--backend", "openai", "--base-url", server, db=db)
+    served = zoo(*common, "--backend", "openai", "--base-url", server, db=db, env=keyed())
     assert served.returncode == 0, served.stderr
-    local = zoo(*common, "--backend", "llama.cpp", db=db)
+    local = zoo(*common, "--backend", "llama.cpp", db=db, env=keyed())
     assert local.returncode == 0, local.stderr
-    run, via_server = outputs(json.loads(served.stdout)["run_id"], db)
-    _, in_process = outputs(json.loads(local.stdout)["run_id"], db)
+    run, via_server = outputs(zoo, json.loads(served.stdout)["run_id"], db)
+    _, in_process = outputs(zoo, json.loads(local.stdout)["run_id"], db)
     assert via_server == in_process and all("def " in o for o in via_server)
     assert run["weights_source"] == "server" and run["weights_ref"].startswith(server)
     assert run["runner"]["reported_models"] and KEY not in json.dumps(run)  # the key is never stored
 
 
-def test_a_server_that_is_down_a_wrong_key_and_scoring_are_one_line(server, smollm2_gguf, tmp_path):
+def test_a_server_that_is_down_a_wrong_key_and_scoring_are_one_line(zoo, server, smollm2_gguf, tmp_path):
     db = tmp_path / "r.db"
     base = ("eval", "--model", str(smollm2_gguf), "--backend", "openai", "--limit", "1")
     cases = [
-        (zoo(*base, "--suite", "humaneval", "--base-url", f"http://127.0.0.1:{free_port()}/v1", "--timeout", "2", db=db),
+        (zoo(*base, "--suite", "humaneval", "--base-url", f"http://127.0.0.1:{free_port()}/v1", "--timeout", "2", db=db, env=keyed()),
          "no OpenAI-compatible server answers"),
-        (zoo(*base, "--suite", "humaneval", "--base-url", server, db=db, key="wrong"), "refused the API key (HTTP 401)"),
-        (zoo(*base, "--suite", "humaneval", "--base-url", server, db=db, key=None), "refused the API key"),
-        (zoo(*base, "--suite", "perplexity", "--base-url", server, db=db), "the openai backend takes text only"),
-        (zoo(*base, "--suite", "humaneval", db=db), "--backend openai needs --base-url"),
+        (zoo(*base, "--suite", "humaneval", "--base-url", server, db=db, env=keyed("wrong")), "refused the API key (HTTP 401)"),
+        (zoo(*base, "--suite", "humaneval", "--base-url", server, db=db, env=keyed(None)), "refused the API key"),
+        (zoo(*base, "--suite", "perplexity", "--base-url", server, db=db, env=keyed()), "the openai backend takes text only"),
+        (zoo(*base, "--suite", "humaneval", db=db, env=keyed()), "--backend openai needs --base-url"),
     ]
     for result, message in cases:
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
-    assert json.loads(zoo("runs", "list", "--format", "json", db=db).stdout) == []
+    assert json.loads(zoo("runs", "list", "--format", "json", db=db, env=keyed()).stdout) == []
 
 
 @pytest.mark.slow
-def test_an_lm_eval_generation_task_through_the_server_as_in_process(server, smollm2_gguf, tmp_path, monkeypatch):
+def test_an_lm_eval_generation_task_through_the_server_as_in_process(zoo, server, smollm2_gguf, tmp_path, monkeypatch):
     """lm-eval tasks that only generate run on a text backend too: the same answers as llama.cpp in
     this process (the same GGUF, greedy)."""
     from tests.evals.test_lm_eval_tasks import OFFLINE, _write_tasks
@@ -107,13 +110,13 @@ def test_an_lm_eval_generation_task_through_the_server_as_in_process(server, smo
               str(tmp_path / "tasks"), "--format", "json")
     for name, value in OFFLINE.items():
         monkeypatch.setenv(name, value)
-    served = zoo(*common, "--backend", "openai", "--base-url", server, db=db)
+    served = zoo(*common, "--backend", "openai", "--base-url", server, db=db, env=keyed())
     assert served.returncode == 0, served.stderr
-    local = zoo(*common, "--backend", "llama.cpp", db=db)
+    local = zoo(*common, "--backend", "llama.cpp", db=db, env=keyed())
     assert local.returncode == 0, local.stderr
-    _, via_server = outputs(json.loads(served.stdout)["run_id"], db)
-    _, in_process = outputs(json.loads(local.stdout)["run_id"], db)
+    _, via_server = outputs(zoo, json.loads(served.stdout)["run_id"], db)
+    _, in_process = outputs(zoo, json.loads(local.stdout)["run_id"], db)
     assert via_server == in_process and len(via_server) == 10
     refused = zoo("eval", "--model", str(smollm2_gguf), "--suite", "lm-eval:zoo_mc", "--lm-eval-include",
-                  str(tmp_path / "tasks"), "--backend", "openai", "--base-url", server, db=db)
+                  str(tmp_path / "tasks"), "--backend", "openai", "--base-url", server, db=db, env=keyed())
     assert refused.returncode == 2 and "needs log-likelihoods, which a text-only backend does not give" in refused.stderr

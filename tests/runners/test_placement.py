@@ -14,7 +14,7 @@ import pytest
 from llama_zoo.orchestration.plan import plan_cell
 from llama_zoo.registry.catalog import load_catalog
 from llama_zoo.registry.derive import GPUS
-from tests.cli.test_eval_cli import zoo
+from tests.zoo import zoo
 
 
 
