@@ -34,7 +34,7 @@ def shadow_builds() -> None:
 
 
 def synthetic_items(n: int) -> None:
-    from llama_zoo.evals.vision.synthetic import generate
+    from llama_zoo.suites.vision.synthetic import generate
 
     start = time.perf_counter()
     items = list(generate(n, seed=0))

@@ -45,12 +45,12 @@ def main() -> None:
     import transformers
     from transformers import AutoTokenizer
 
-    from llama_zoo.evals.code import humaneval
+    from llama_zoo.suites.code import humaneval
     from llama_zoo.registry.catalog import load_catalog
     from llama_zoo.results.identity import device_info
-    from llama_zoo.runners.base import GenerateRequest
-    from llama_zoo.runners.hf import HFRunner
-    from llama_zoo.runners.weights import choose_source
+    from llama_zoo.backends.base import GenerateRequest
+    from llama_zoo.backends.hf import HFBackend
+    from llama_zoo.backends.weights import choose_source
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -65,7 +65,7 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     spec = load_catalog().get(args.model)
     source = choose_source(spec, shadow=not args.random_weights, random_weights=args.random_weights)
-    runner = HFRunner(spec, source, device=args.device, dtype=args.dtype,
+    runner = HFBackend(spec, source, device=args.device, dtype=args.dtype,
                       batch_size=args.batch_size, loaded_tokenizer=(tokenizer, "benchmark"))
     if args.weight_std:
         generator = torch.Generator().manual_seed(0)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 import time
 
-from llama_zoo.evals.code import humaneval
-from llama_zoo.evals.code.sandbox import Limits, isolation_report
+from llama_zoo.suites.code import humaneval
+from llama_zoo.suites.code.sandbox import Limits, isolation_report
 
 
 def main() -> None:

@@ -32,15 +32,15 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from llama_zoo.evals.corpora import stdlib_docs
-    from llama_zoo.evals.perplexity import build_units
+    from llama_zoo.suites.perplexity.corpora import stdlib_docs
+    from llama_zoo.suites.perplexity.suite import build_units
     from llama_zoo.orchestration import RunRequest, evaluate
     from llama_zoo.registry.checkpoint import from_path
     from llama_zoo.results.identity import device_info
     from llama_zoo.results.store import Store
-    from llama_zoo.runners.hf import HFRunner
-    from llama_zoo.runners.llamacpp import LlamaCppRunner
-    from llama_zoo.runners.weights import choose_source
+    from llama_zoo.backends.hf import HFBackend
+    from llama_zoo.backends.llamacpp import LlamaCppBackend
+    from llama_zoo.backends.weights import choose_source
     from tests.real_model import f32_gguf, find_gguf, transformers_dir
 
     gguf = find_gguf()
@@ -53,13 +53,13 @@ def main() -> None:
         spec, checkpoint = from_path(str(path))
         source = choose_source(spec, checkpoint=checkpoint)
         if kind == "hf":
-            return HFRunner(spec, source, device="cpu", dtype="float32", max_length=args.context)
-        return LlamaCppRunner(spec, source, max_length=args.context)
+            return HFBackend(spec, source, device="cpu", dtype="float32", max_length=args.context)
+        return LlamaCppBackend(spec, source, max_length=args.context)
 
     hf = runner("hf", transformers_dir(gguf))
     texts = stdlib_docs().texts[: args.docs]
     # the engines are compared on identical ids below; how their own tokenizers differ is reported apart
-    from llama_zoo.runners.llamacpp import GGUFTokenizer
+    from llama_zoo.backends.llamacpp import GGUFTokenizer
 
     gguf_tokenizer = GGUFTokenizer(str(gguf))
     theirs_ids = [gguf_tokenizer(t, add_special_tokens=False).input_ids for t in texts]

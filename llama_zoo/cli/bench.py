@@ -22,7 +22,7 @@ SUITE = BENCH  # the command runs the suite of its name
 def _options() -> tuple[tuple[Option, ...], tuple[Option, ...], frozenset[str]]:
     """The run options ``bench`` takes, the suite's other options, and the names both declare (the
     scoring ``--batch-size``: the flag takes the suite's default and help, and its value goes to both)."""
-    from llama_zoo.evals import SUITES
+    from llama_zoo.suites import SUITES
 
     suite = {o.name: o for o in SUITES.get(SUITE).info.options}
     run = tuple(replace(o, default=suite[o.name].default, help=suite[o.name].help, defaults=()) if o.name in suite else o

@@ -18,7 +18,7 @@ from rich.table import Table
 from llama_zoo.cli.common import DB_OPTION, TableOrJson, console, print_json
 from llama_zoo.cli.options import EVAL, SELECTION, alias_parameter, for_command, names, note, parameter, parameters, take
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.evals import DEFAULT_SUITE
+from llama_zoo.suites import DEFAULT_SUITE
 from llama_zoo.orchestration.executors import RAY, SCALE_OPTIONS, Executor, Scale
 from llama_zoo.orchestration.loop import RUN_OPTIONS
 
@@ -27,7 +27,7 @@ def _suite_options() -> dict[str, tuple[Any, list[str], list[tuple[str, Any]]]]:
     """Every option some suite declares: name -> (the first declaration, the suites that take it,
     each distinct declaration with its suite). Suites may share a flag name when the values have one
     type (two suites' ``--subset``, say); each suite checks its own choices."""
-    from llama_zoo.evals import SUITES
+    from llama_zoo.suites import SUITES
 
     found: dict[str, tuple[Any, list[str], list[tuple[str, Any]]]] = {}
     backend_flags = _backend_options()
@@ -57,7 +57,7 @@ def _suite_options() -> dict[str, tuple[Any, list[str], list[tuple[str, Any]]]]:
 def _backend_options() -> dict[str, tuple[Any, list[str]]]:
     """Every option some backend declares (``BackendInfo.options``): name -> (the first declaration,
     the backends that take it). The loop refuses one given to a backend that does not declare it."""
-    from llama_zoo.runners import BACKENDS
+    from llama_zoo.backends import BACKENDS
 
     found: dict[str, tuple[Any, list[str]]] = {}
     for name in BACKENDS.names():
@@ -94,13 +94,13 @@ def _option_help(option) -> str:
 
 
 def _suite_names() -> str:
-    from llama_zoo.evals import SUITES
+    from llama_zoo.suites import SUITES
 
     return ", ".join(SUITES.names())
 
 
 def _dataset_help() -> str:
-    from llama_zoo.evals import SUITES
+    from llama_zoo.suites import SUITES
 
     parts = []
     for name in SUITES.names():
@@ -136,7 +136,7 @@ def eval_command(**kwargs: Any) -> None:
             if old is not None and old is not False:
                 note(f"--{alias.replace('_', '-')} is deprecated: use {declared[name][0].flag}")
                 given[name] = old if given[name] is None else given[name]
-    from llama_zoo.evals import SUITES
+    from llama_zoo.suites import SUITES
     from llama_zoo.orchestration.matrix import expand_suites
 
     suites = expand_suites(suites, given)  # a group of tasks as its tasks
@@ -224,7 +224,7 @@ def _executor(scale: Scale, store, db_url: str, request_for, bar: Progress) -> E
 def _gpus_for(request_for, gpu: str) -> Callable[[Any, bool], int]:
     """A Ray task's GPUs: none on a CPU cluster or with --device cpu, else ``plan.gpus_for_request``
     (``gpu`` a kind ``Scale.checked`` has checked)."""
-    from llama_zoo.orchestration.plan import gpus_for_request
+    from llama_zoo.orchestration.sizing import gpus_for_request
 
     def gpus_for(cell, cluster_has_gpus: bool) -> int:
         request = request_for(cell)
@@ -238,7 +238,7 @@ def _gpus_for(request_for, gpu: str) -> Callable[[Any, bool], int]:
 def _matrix(models: list[str], suites: list[str], request_for, store, db_url: str, *, quiet: bool, fail_fast: bool,
             scale: Scale) -> None:
     """Every (model, suite) cell, one overall bar and the current cell's; a summary at the end."""
-    from llama_zoo.evals import SUITES
+    from llama_zoo.suites import SUITES
     from llama_zoo.orchestration.matrix import Cell
 
     cells = [Cell(model, suite) for model in models for suite in suites]
@@ -328,7 +328,7 @@ def _suite_aliases(entry) -> list[str]:
 
 def _parameters() -> list[inspect.Parameter]:
     """The loop's flags, then each suite's, as typer reads them from a signature."""
-    from llama_zoo.runners import BACKENDS
+    from llama_zoo.backends import BACKENDS
 
     helps = {"suite": f"The suite (default {DEFAULT_SUITE}): {_suite_names()}.", "dataset": _dataset_help(),
              "backend": f"The engine: {', '.join(BACKENDS.names())}."}

@@ -13,7 +13,7 @@ from llama_zoo.errors import LlamaZooError
 from llama_zoo.formatting import human
 from llama_zoo.orchestration.executors import SCALE_OPTIONS
 from llama_zoo.orchestration.loop import RUN_OPTIONS
-from llama_zoo.orchestration.plan import QUANTIZE_OPTIONS
+from llama_zoo.orchestration.sizing import QUANTIZE_OPTIONS
 
 RUN = for_command(RUN_OPTIONS, PLAN)
 GPU = for_command(SCALE_OPTIONS, PLAN)
@@ -29,10 +29,10 @@ def plan_command(**kwargs: Any) -> None:
     else an assumed share of the GPU's data-sheet peak, said as such in the basis column."""
     from rich.table import Table
 
-    from llama_zoo.evals import DEFAULT_SUITE, SUITES
+    from llama_zoo.suites import DEFAULT_SUITE, SUITES
     from llama_zoo.orchestration.matrix import select_models
-    from llama_zoo.evals.base import Context
-    from llama_zoo.orchestration.plan import gpu_kind, measured_throughput, plan_cell
+    from llama_zoo.suites.core.base import Context
+    from llama_zoo.orchestration.sizing import gpu_kind, measured_throughput, plan_cell
     from llama_zoo.registry.catalog import load_catalog
     from llama_zoo.results.store import Store
 

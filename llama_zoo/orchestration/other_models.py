@@ -25,7 +25,7 @@ class OtherModel:
     def identity(self) -> dict[str, Any]:
         """What makes a judged run differ: the judge, its weights and its tokenizer."""
         from llama_zoo.registry.catalog import spec_hash
-        from llama_zoo.runners.tokenizers import tokenizer_hash
+        from llama_zoo.backends.tokenizers import tokenizer_hash
 
         return {"model": self.spec.id, "spec_hash": spec_hash(self.spec), "weights_source": self.source.kind,
                 "weights_ref": self.source.ref, "weights_revision": self.source.revision,
@@ -35,9 +35,9 @@ class OtherModel:
     @property
     def runner(self):
         if self._runner is None:
-            from llama_zoo.runners.hf import HFRunner
+            from llama_zoo.backends.hf import HFBackend
 
-            self._runner = HFRunner(self.spec, self.source, device=self.device, dtype=self.dtype,
+            self._runner = HFBackend(self.spec, self.source, device=self.device, dtype=self.dtype,
                                     loaded_tokenizer=(self.tokenizer, self.tokenizer_source))
         return self._runner
 
@@ -46,8 +46,8 @@ def opener(*, shadow: bool, seed: int, device: str, dtype: str):
     """``open_model(name, weights=None)`` for a suite: ``weights`` is ``shadow``, ``hub`` or a local
     checkpoint directory; by default a shadow run's judge is a shadow too, any other run's the hub's."""
     from llama_zoo.registry.catalog import load_catalog
-    from llama_zoo.runners.hf import HFRunner
-    from llama_zoo.runners.weights import choose_source
+    from llama_zoo.backends.hf import HFBackend
+    from llama_zoo.backends.weights import choose_source
 
     opened: dict[tuple[str, str | None], OtherModel] = {}
 
@@ -58,8 +58,8 @@ def opener(*, shadow: bool, seed: int, device: str, dtype: str):
             kind = weights or ("shadow" if shadow else "hub")
             source = choose_source(spec, shadow=kind == "shadow", weights=None if kind in ("shadow", "hub") else kind,
                                    seed=seed)
-            resolved_device, resolved_dtype = HFRunner.resolve(device, dtype)
-            tokenizer, tokenizer_source = HFRunner.load_tokenizer(spec, source)
+            resolved_device, resolved_dtype = HFBackend.resolve(device, dtype)
+            tokenizer, tokenizer_source = HFBackend.load_tokenizer(spec, source)
             opened[key] = OtherModel(spec, source, tokenizer, tokenizer_source, resolved_device, resolved_dtype)
         return opened[key]
 

@@ -243,7 +243,7 @@ class SafetyClassifier(_Strict):
     taxonomy: str | None = None  # a key of taxonomies.yaml
     # Llama Guard decides by the first generated token: these are read by next-token scoring.
     verdict_tokens: dict[str, str] | None = None
-    # How a Llama Guard version is prompted (llama_zoo.evals.safety.guard_prompts renders each).
+    # How a Llama Guard version is prompted (llama_zoo.suites.safety.guard_prompts renders each).
     prompt_format: Literal["guard-1", "guard-2", "guard-3-8b", "guard-3", "guard-4"] | None = None
     multimodal: bool = False
 

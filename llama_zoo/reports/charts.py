@@ -168,7 +168,7 @@ def by_option(rows: list[dict[str, Any]], metric: str, group: str, series: str) 
 
 
 def draw(chart, rows: list[dict[str, Any]]) -> str | None:
-    """A chart a suite declared (``llama_zoo.evals.base.Chart``), or None where there is nothing to draw."""
+    """A chart a suite declared (``llama_zoo.suites.core.base.Chart``), or None where there is nothing to draw."""
     if chart.kind == "metric_vs_params":
         return metric_vs_params(rows, chart.metric, log_y=chart.log_y)
     if chart.kind == "by_option":

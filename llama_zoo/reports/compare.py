@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.evals import suite_info
-from llama_zoo.evals.base import McNemar, PairedBootstrap, Ratio
-from llama_zoo.evals.classification import STATISTICS
-from llama_zoo.evals.stats import mcnemar, paired_bootstrap, paired_bootstrap_statistic
+from llama_zoo.suites import suite_info
+from llama_zoo.suites.core.base import McNemar, PairedBootstrap, Ratio
+from llama_zoo.suites.core.classification import STATISTICS
+from llama_zoo.suites.core.stats import mcnemar, paired_bootstrap, paired_bootstrap_statistic
 from llama_zoo.formatting import MIN_PAIRED_SAMPLES
 
 # numpy functions, so they serve scalars and arrays alike

@@ -7,7 +7,7 @@ import json
 from importlib import resources
 from typing import Any
 
-from llama_zoo.evals import suite_info
+from llama_zoo.suites import suite_info
 from llama_zoo.formatting import MIN_PAIRED_SAMPLES, human, p_value, with_interval
 from llama_zoo.reports import charts
 from llama_zoo.reports.leaderboard import leaderboards, metric_names

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from llama_zoo.evals import suite_info
+from llama_zoo.suites import suite_info
 from llama_zoo.registry.catalog import load_catalog
 from llama_zoo.registry.derive import param_count
 from llama_zoo.results.identity import split_options

@@ -108,7 +108,7 @@ def test_scoring_a_samples_file_imports_no_model_library(zoo, tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
-    assert "llama_zoo.evals.code.sandbox" in imported
+    assert "llama_zoo.suites.code.sandbox" in imported
     assert not {m for m in imported if m.split(".")[0] in ("torch", "transformers", "alembic", "datasets")}
 
 
@@ -127,8 +127,8 @@ def test_a_suite_that_does_not_suit_the_model_is_a_warning_stored_with_the_run(z
 
 
 def test_purpose_warnings_name_the_mismatch():
-    from llama_zoo.evals import SUITES
-    from llama_zoo.evals.base import purpose_warnings
+    from llama_zoo.suites import SUITES
+    from llama_zoo.suites.core.base import purpose_warnings
     from llama_zoo.registry.catalog import load_catalog
 
     catalog = load_catalog()

@@ -41,7 +41,7 @@ def flags(command: str) -> dict:
 
 def suite_option(command: str, name: str):
     """The declaration a command's suite gives the flag instead (bench's scoring --batch-size), or None."""
-    from llama_zoo.evals import SUITES
+    from llama_zoo.suites import SUITES
 
     if command != "bench":
         return None

@@ -50,9 +50,9 @@ def _plan(*args: str, db) -> list[dict]:
 
 
 def test_time_is_the_suites_tokens_at_an_assumed_share_of_the_gpus_peak(tmp_path):
-    from llama_zoo.evals import SUITES
-    from llama_zoo.evals.base import Context
-    from llama_zoo.orchestration.plan import ASSUMED_MBU, ASSUMED_MFU
+    from llama_zoo.suites import SUITES
+    from llama_zoo.suites.core.base import Context
+    from llama_zoo.orchestration.sizing import ASSUMED_MBU, ASSUMED_MFU
     from llama_zoo.registry.derive import GPU_SPEED, flops_per_token
 
     cells = {c["suite"]: c for c in _plan("--model", "llama-3.1-70b", "--suite", "perplexity", "--suite", "humaneval",
@@ -118,7 +118,7 @@ def test_the_gpus_a_cluster_task_asks_for_are_what_its_engine_will_demand():
     hold asks for nothing and says why (Maverick in bf16: 40 heads)."""
     from llama_zoo.errors import LlamaZooError
     from llama_zoo.orchestration import RunRequest
-    from llama_zoo.orchestration.plan import gpus_for_request
+    from llama_zoo.orchestration.sizing import gpus_for_request
     from llama_zoo.registry.derive import tensor_parallel_size
 
     catalog = load_catalog()
@@ -136,6 +136,6 @@ def test_the_gpus_a_cluster_task_asks_for_are_what_its_engine_will_demand():
 
 
 def plan_cell_gpus(model: str, context: int) -> int:
-    from llama_zoo.orchestration.plan import plan_cell
+    from llama_zoo.orchestration.sizing import plan_cell
 
     return plan_cell(load_catalog().get(model), "perplexity", context=context, gpu="H100-80GB").gpus

@@ -148,8 +148,8 @@ def test_demo_ends_with_a_report(zoo, tmp_path, monkeypatch):
 def lived_in(zoo, tmp_path_factory):
     """A database as a user's looks: runs scoring answers made elsewhere (--samples-file,
     --predictions-file: nothing random in them) and shadow runs beside them."""
-    from llama_zoo.evals.code import humaneval
-    from llama_zoo.evals.vision.synthetic import generate
+    from llama_zoo.suites.code import humaneval
+    from llama_zoo.suites.vision.synthetic import generate
     root = tmp_path_factory.mktemp("lived-in")
     db = root / "r.db"
     tasks = list(humaneval.load_problems().tasks.items())[:20]

@@ -58,14 +58,14 @@ def test_each_key_belongs_to_one_part(parts, message):
     ("refusal", False, {"limit": 3}),
 ])
 def test_the_loop_writes_limit_and_context_where_suites_did(suite, external, stored):
-    from llama_zoo.evals import SUITES
+    from llama_zoo.suites import SUITES
     from llama_zoo.orchestration.loop import _shared_options
 
     assert _shared_options(SUITES.get(suite).info, 3, 512, external) == stored
 
 
 def test_a_suite_takes_the_first_rows_of_the_limit():
-    from llama_zoo.evals.base import Context, Sample
+    from llama_zoo.suites.core.base import Context, Sample
 
     rows = list(range(10))
     assert Context(spec=None, options={}, tokenizer=None, context=8, limit=3).first(rows) == [0, 1, 2]

@@ -119,7 +119,7 @@ def _lm_eval_tasks(tmp: Path) -> Path | None:
         import lm_eval  # noqa: F401
     except ImportError:
         return None  # the other suites still hold; lm-eval is a dev extra
-    from tests.evals.test_lm_eval_tasks import _write_tasks
+    from tests.suites.test_lm_eval_tasks import _write_tasks
 
     _write_tasks(tmp / "tasks")
     return tmp / "tasks"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hashlib
 
-from llama_zoo.evals.base import Chart, Item, McNemar, Option, Plan, Sample, SuiteInfo
-from llama_zoo.runners.base import TokenWindow
+from llama_zoo.suites.core.base import Chart, Item, McNemar, Option, Plan, Sample, SuiteInfo
+from llama_zoo.backends.base import TokenWindow
 
 SENTENCES = (
     "The quick brown fox jumps over the lazy dog.",

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.options import Option
-from llama_zoo.runners.base import TOKENS, BackendInfo, GenerateRequest, Generation, TokenWindow, cut_at_stop
+from llama_zoo.backends.base import TOKENS, BackendInfo, GenerateRequest, Generation, TokenWindow, cut_at_stop
 
 TRAINING_TEXT = (
     "The llama is a domesticated South American camelid, widely used as a meat and pack animal by Andean "

@@ -1,0 +1,146 @@
+"""Scoring with transformers: rolling log-likelihoods, next-token and classifier log-probabilities.
+
+Log-probabilities come from the final hidden states, a chunk of positions at a time: the output
+projection and log-softmax never see a whole batch at once, so 128K-vocabulary models never
+materialise batch x length x vocab fp32 logits. Requests are sorted by length and batched; on CUDA
+the largest batch that fits is found by halving on out-of-memory, once per model and length, and
+remembered.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from llama_zoo.backends.base import ClassifyRequest, NextTokenRequest, BackendError, TokenWindow
+from llama_zoo.backends.hf.common import without_autograd
+
+# Rows of fp32 logits computed at once: about 512 MB whatever the vocabulary.
+LOGIT_BYTES_PER_CHUNK = 512 * 2**20
+
+
+class Scoring:
+    """``HFBackend``'s scoring methods; the runner sets what they read (model, body, head, device,
+    max_length, batch_size, the fitted batch sizes) and offers ``_pad_id`` and ``_empty_cache``."""
+
+    model: Any
+    body: Any
+    head: Any
+    device: str
+    model_id: str
+    max_length: int
+    batch_size: int | None
+    _fitted_batch: dict[int, int]
+
+    @without_autograd
+    def loglikelihood_rolling(self, windows: Sequence[TokenWindow]) -> list[list[float]]:
+        for w in windows:
+            if w.length > self.max_length:
+                raise BackendError(f"a window of {w.length} tokens exceeds the model's {self.max_length}")
+        return self._by_length(windows, lambda w: w.length, self._score_batch)
+
+    def _batch_for(self, length: int) -> int:
+        if self.batch_size:  # an explicit size, unless it ran out of memory (then halved, like a found one)
+            return min(self.batch_size, self._fitted_batch.get(length, self.batch_size))
+        if self.device != "cuda":
+            return 8
+        if length not in self._fitted_batch:
+            # start from a guess that fills about half the free memory with activations; OOM halves it
+            import torch
+
+            free, _ = torch.cuda.mem_get_info()
+            per_row = length * (self.body or self.model).config.hidden_size * 2 * 40  # activations, generously
+            self._fitted_batch[length] = max(1, min(256, int(free * 0.5 // per_row)))
+        return self._fitted_batch[length]
+
+    def _score_batch(self, windows: list[TokenWindow]) -> list[list[float]]:
+        import torch
+
+        # right padding: positions of real tokens stay 0..n-1
+        ids, mask = self._right_padded([list(w.context) + list(w.targets[:-1]) for w in windows])
+        hidden = self.body(input_ids=ids, attention_mask=mask).last_hidden_state
+        # gather the positions that predict targets, then project them a chunk at a time
+        rows, cols, targets, owners = [], [], [], []
+        for row, w in enumerate(windows):
+            first = len(w.context) - 1
+            n = len(w.targets)
+            rows += [row] * n
+            cols += range(first, first + n)
+            targets += list(w.targets)
+            owners.append(n)
+        picked = hidden[torch.tensor(rows, device=self.device), torch.tensor(cols, device=self.device)]
+        target_ids = torch.tensor(targets, device=self.device)
+        vocab = self.head.weight.shape[0]
+        step = max(1, LOGIT_BYTES_PER_CHUNK // (vocab * 4))
+        logprobs = []
+        for i in range(0, picked.shape[0], step):
+            logits = self.head(picked[i:i + step]).float()
+            logprobs.append(torch.log_softmax(logits, dim=-1).gather(1, target_ids[i:i + step, None])[:, 0])
+        flat = torch.cat(logprobs).tolist()
+        out, pos = [], 0
+        for n in owners:
+            out.append(flat[pos:pos + n])
+            pos += n
+        return out
+
+    @without_autograd
+    def next_token_scores(self, requests: Sequence[NextTokenRequest]) -> list[list[float]]:
+        """One forward pass per prompt (batched, right-padded): the log-probabilities of the candidate
+        next tokens after its last token."""
+        import torch
+
+        def run(batch: list[NextTokenRequest]) -> list[list[float]]:
+            ids, mask = self._right_padded([r.prompt for r in batch])
+            hidden = self.body(input_ids=ids, attention_mask=mask).last_hidden_state
+            last = hidden[torch.arange(len(batch), device=self.device), mask.sum(dim=1) - 1]
+            logprobs = torch.log_softmax(self.head(last).float(), dim=-1)
+            return [[logprobs[row, c].item() for c in req.candidates] for row, req in enumerate(batch)]
+
+        return self._by_length(requests, lambda r: len(r.prompt), run)
+
+    @without_autograd
+    def classify(self, requests: Sequence[ClassifyRequest]) -> list[list[float]]:
+        """Class log-probabilities of a sequence classifier, batched and right-padded."""
+        import torch
+
+        if self.body is not None:
+            raise BackendError(f"{self.model_id} is a language model, not a sequence classifier")
+
+        def run(batch: list[ClassifyRequest]) -> list[list[float]]:
+            ids, mask = self._right_padded([r.tokens for r in batch])
+            logits = self.model(input_ids=ids, attention_mask=mask).logits
+            return torch.log_softmax(logits.double(), dim=-1).tolist()
+
+        return self._by_length(requests, lambda r: len(r.tokens), run)
+
+    def _right_padded(self, sequences: Sequence[Sequence[int]]):
+        import torch
+
+        width = max(len(x) for x in sequences)
+        ids = torch.full((len(sequences), width), self._pad_id(), dtype=torch.long)
+        mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        for row, seq in enumerate(sequences):
+            ids[row, :len(seq)] = torch.tensor(list(seq))
+            mask[row, :len(seq)] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _by_length(self, requests: Sequence[Any], length, run) -> list[Any]:
+        """``run`` over batches of requests of similar length (longest first), answers in request
+        order; on CUDA a batch that runs out of memory is halved, and the size remembered per length."""
+        order = sorted(range(len(requests)), key=lambda i: -length(requests[i]))
+        out: list[Any] = [None] * len(requests)
+        start = 0
+        while start < len(order):
+            size = self._batch_for(length(requests[order[start]]))
+            chunk = order[start:start + size]
+            try:
+                answers = run([requests[i] for i in chunk])
+            except RuntimeError as exc:
+                if "out of memory" not in str(exc).lower() or size == 1:
+                    raise
+                self._fitted_batch[length(requests[order[start]])] = max(1, size // 2)
+                self._empty_cache()
+                continue
+            for i, answer in zip(chunk, answers):
+                out[i] = answer
+            start += len(chunk)
+        return out

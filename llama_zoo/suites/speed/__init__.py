@@ -1,0 +1,1 @@
+"""The `bench` suite: speed through the same backend calls evaluation uses."""
