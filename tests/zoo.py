@@ -14,7 +14,8 @@ put back around every call:
 - the plug-in tables (suites, backends), which scan installed distributions once per process;
 - lm-eval's task index of an ``--lm-eval-include`` directory, which would not see a task YAML
   written there since (lm-eval's own index, seconds to build and never changing, is kept);
-- torch's autograd switch, which the hf backend turns off for the whole process.
+- torch's autograd switch, in case anything leaves it off (the hf backend no longer does: it turns it
+  off only around its own calls).
 
 Keep a real subprocess where the process boundary is what a test is about: SIGKILL and resume,
 import-time checks, the console script, the sandbox, Ray, a pip-installed plug-in.

@@ -79,7 +79,7 @@ def _backend_parameters() -> list[inspect.Parameter]:
     """A flag per backend option, in a panel per backend; unset (None) unless given, so that only
     what the user gave reaches the loop (which fills the backend's defaults)."""
     params = []
-    for name, (option, owners) in _backend_options().items():
+    for name, (option, owners) in BACKEND_FLAGS.items():
         kind = option.value_type
         flag = typer.Option(None, option.flag, help=_option_help(option),  # bounds: checked by the loop, in one line
                             rich_help_panel=f"--backend {' / '.join(owners)} options")
@@ -128,7 +128,7 @@ def eval_command(**kwargs: Any) -> None:
     fmt, db, fail_fast = kwargs.pop("fmt"), kwargs.pop("db"), kwargs.pop("fail_fast")
     scale = Scale(**take(kwargs, EVAL_SCALE, EVAL)).checked()
     run = take(kwargs, EVAL_RUN, EVAL)
-    declared = _suite_options()
+    declared = SUITE_FLAGS
     given = {name: run[name] if name in run else kwargs.pop(name) for name in declared}
     for name in declared:  # old spellings of suite flags (bench's --new-tokens)
         for alias in _suite_aliases(declared[name]):
@@ -147,7 +147,7 @@ def eval_command(**kwargs: Any) -> None:
         taken = name in run or any(name in {o.name for o in info.options} for info in infos.values())
         if not taken and value is not None and (option.value_type is not bool or value != option.default):
             raise LlamaZooError(f"{option.flag} is an option of {', '.join(declared[name][1])}, not of {', '.join(suites)}")
-    backend_given = {name: kwargs.pop(name) for name in _backend_options()}
+    backend_given = {name: kwargs.pop(name) for name in BACKEND_FLAGS}
     backend_given = {name: value for name, value in backend_given.items() if value is not None}
     store = Store.open(db)  # before anything loads: a bad --db fails at once
 
@@ -341,7 +341,7 @@ def _parameters() -> list[inspect.Parameter]:
         parameter("db", Optional[str], DB_OPTION),
     ]
     suites = []
-    for name, (option, owners, variants) in _suite_options().items():
+    for name, (option, owners, variants) in SUITE_FLAGS.items():
         if name in RUN:
             continue  # the run option's flag carries it
         kind = option.value_type
@@ -356,4 +356,9 @@ def _parameters() -> list[inspect.Parameter]:
     return loop + _backend_parameters() + suites
 
 
+# The plug-ins' flags as this process found them, read once: typer reads the signature once, so a
+# plug-in installed later is offered from the next process on, and the command never expects a flag
+# it did not offer.
+BACKEND_FLAGS = _backend_options()
+SUITE_FLAGS = _suite_options()
 eval_command.__signature__ = inspect.Signature(_parameters())  # type: ignore[attr-defined]

@@ -1,10 +1,10 @@
-"""Scaling a matrix out: a real local Ray cluster (``ray start --head`` on 127.0.0.1) with a real
-PostgreSQL store, ``--parallel`` worker processes, and a driver killed mid-matrix (SIGKILL) whose
-re-run completes every cell with each sample stored once."""
+"""Scaling a matrix out on Ray: a real local cluster (``ray start --head`` on 127.0.0.1) with a real
+PostgreSQL store. ``--parallel`` and a driver killed mid-matrix are in ``test_resume.py``: apart,
+they run on another xdist worker while this file's cluster is up (two clusters cannot: ``ray stop
+--force`` stops every node on the machine)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.matrix_runs import cells as _cells, corpus as _corpus, driven as _driven, pids as _pids, stored as _stored
 from tests.pg import free_port, new_pg_database
 
 VISION = ("llama-3.2-11b-vision-instruct", "llama-3.2-90b-vision-instruct", "llama-4-scout-17b-16e-instruct")
@@ -48,29 +49,6 @@ def ray_cluster():
         os.environ["RAY_AUTH_MODE"] = before
 
 
-def _driven(*args: str, db) -> tuple[subprocess.CompletedProcess, int]:
-    """The command in a driver process of its own, also giving the driver's pid (which must not be
-    the pid of a stored run: workers ran them). Ray stays out of the test process: ``ray.init``
-    would hold it."""
-    env = {**os.environ, "LLAMA_ZOO_DB": str(db)}
-    proc = subprocess.Popen([sys.executable, "-m", "llama_zoo", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
-    out, err = proc.communicate(timeout=600)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), proc.pid
-
-
-def _pids(db, run_ids: list[str]) -> set[int]:
-    from llama_zoo.results.store import Store
-
-    store = Store.open(str(db))
-    return {store.get(run_id)["pid"] for run_id in run_ids}
-
-
-def _cells(out: subprocess.CompletedProcess) -> list[dict]:
-    assert out.stdout.strip(), out.stderr
-    return json.loads(out.stdout)
-
-
 @pytest.mark.slow
 def test_a_matrix_on_ray_into_postgresql(zoo, ray_cluster, pg_admin_url):
     db = new_pg_database(pg_admin_url)
@@ -98,33 +76,6 @@ def test_a_matrix_on_ray_into_postgresql(zoo, ray_cluster, pg_admin_url):
     assert status[("llama-3.2-1b", "perplexity")]["status"] == "completed"
     assert sorted(c["status"] for k, c in status.items() if k[0] != "llama-3.2-1b") == ["cached"] * 6
     assert len(_cells(zoo("runs", "list", "--format", "json", db=db))) == 7
-
-
-def _stored(db) -> list[dict]:
-    """Each run of the store (a SQLite path or a URL) with its expected, stored and distinct samples,
-    read while a writer may still be creating it."""
-    from sqlalchemy import inspect, text
-
-    from llama_zoo.results.db import make_engine, resolve_url
-
-    engine = make_engine(resolve_url(str(db)))
-    try:
-        if not inspect(engine).has_table("samples"):
-            return []  # the store is being created
-        with engine.connect() as conn:
-            rows = conn.execute(text(
-                "SELECT runs.id, runs.status, runs.n_samples, COUNT(samples.idx), COUNT(DISTINCT samples.idx) "
-                "FROM runs LEFT JOIN samples ON samples.run_id = runs.id GROUP BY runs.id ORDER BY runs.created_at"))
-            return [dict(zip(("id", "status", "n", "samples", "distinct"), r)) for r in rows]
-    finally:
-        engine.dispose()
-
-
-def _corpus(path: Path) -> Path:
-    """360 short documents: several chunks of samples per cell, so a stop lands between two of them."""
-    path.write_text("".join(json.dumps({"text": f"Document {i}: " + "the quick brown fox jumps over the lazy dog. " * 3})
-                            + "\n" for i in range(360)))
-    return path
 
 
 @pytest.mark.slow
@@ -202,50 +153,3 @@ def test_sqlite_is_refused_when_a_worker_is_on_another_host(zoo, ray_cluster, tm
                                   "has workers on other hosts (zoo-other-host): give a shared PostgreSQL store, "
                                   "--db postgresql://USER@HOST/DB")
     assert not db.exists() or not _cells(zoo("runs", "list", "--format", "json", db=db))
-
-
-@pytest.mark.slow
-def test_parallel_processes_store_what_one_process_does(zoo, tmp_path):
-    args = ("eval", "--model", "llama-3.2-1b", "--model", "llama-2-7b", "--suite", "perplexity", "--shadow",
-            "--limit", "3", "--format", "json")
-    one = _cells(zoo(*args, db=tmp_path / "one.db"))
-    two, driver = _driven(*args, "--parallel", "2", db=tmp_path / "two.db")
-    assert two.returncode == 0, two.stderr
-    both = _cells(two)
-    assert [c["status"] for c in both] == ["completed", "completed"]
-    assert driver not in _pids(tmp_path / "two.db", [c["run_id"] for c in both])  # worker processes ran them
-    assert [c["value"] for c in both] == pytest.approx([c["value"] for c in one], rel=1e-6)
-
-
-@pytest.mark.slow
-def test_a_driver_killed_mid_matrix_resumes_with_each_sample_once(zoo, tmp_path):
-    db, corpus = tmp_path / "r.db", _corpus(tmp_path / "docs.jsonl")
-    args = ("eval", "--model", "llama-3.2-1b", "--model", "llama-2-7b", "--suite", "perplexity", "--shadow",
-            "--context", "64", "--dataset", str(corpus), "--format", "json")
-    driver = subprocess.Popen([sys.executable, "-m", "llama_zoo", *args, "--db", str(db)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:  # kill it once the second cell has stored some samples, but not all
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            rows = _stored(db) if db.exists() else []
-            if len(rows) == 2 and rows[1]["status"] == "running" and 0 < rows[1]["samples"] < rows[1]["n"]:
-                break
-            if driver.poll() is not None:
-                pytest.fail("the matrix finished before it could be killed: give it more work")
-            time.sleep(0.05)
-        else:
-            pytest.fail("the second cell never stored a first batch")
-        driver.send_signal(signal.SIGKILL)
-        driver.wait(timeout=30)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-    before = _stored(db)
-    assert [r["status"] for r in before] == ["completed", "running"]
-
-    again = zoo(*args, db=db)
-    assert again.returncode == 0, again.stderr
-    assert [c["status"] for c in _cells(again)] == ["cached", "completed"]
-    after = _stored(db)
-    assert [r["id"] for r in after] == [r["id"] for r in before]  # the killed run was resumed, not begun anew
-    assert all(r["status"] == "completed" and r["samples"] == r["distinct"] == r["n"] for r in after)
