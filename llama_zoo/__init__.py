@@ -1,3 +1,3 @@
-"""llama-zoo: a registry of every Meta Llama model, and the runners, suites, store and reports it drives."""
+"""llama-zoo: a registry of every Meta Llama model, and the backends, suites, store and reports it drives."""
 
 __version__ = "0.1.0"

@@ -1,5 +1,5 @@
 """The package's one-way layering: a module imports only from its own layer or the layers above it
-(registry -> runners -> evals -> results -> orchestration -> reports -> cli), and the reports and
+(registry -> backends -> suites -> results -> orchestration -> reports -> cli), and the reports and
 the CLI name no suite."""
 
 from __future__ import annotations

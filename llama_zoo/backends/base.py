@@ -150,7 +150,7 @@ class BackendInfo:
 
     def resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Its options, defaults filled in and each value checked; one it does not declare is refused
-        (``backend_owners`` names the backend that takes it, for the message)."""
+        (the loop names the backends that do take it, in its one-line message)."""
         mine = {o.name: o for o in self.options}
         for name in given:
             if name not in mine:
@@ -168,7 +168,7 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def ask(runner: "Runner", kind: type, requests: list[Any]) -> list[Any]:
+def ask(runner: "Backend", kind: type, requests: list[Any]) -> list[Any]:
     """The runner's answers to ``requests`` (all of type ``kind``), through the method for that type."""
     if kind is TokenWindow:
         return runner.loglikelihood_rolling(requests)
@@ -183,7 +183,7 @@ def ask(runner: "Runner", kind: type, requests: list[Any]) -> list[Any]:
     raise TypeError(f"no runner method answers {kind.__name__}")
 
 
-class Runner(Protocol):
+class Backend(Protocol):
     """What every backend offers: its description (``info``), what a run will use before anything
     loads (``resolve``, ``load_tokenizer``), the methods for the request types ``info.answers``
     names, and what it reports about how it ran (``provenance``).
@@ -231,7 +231,7 @@ class Runner(Protocol):
         ...
 
 
-class ServerRunner(Runner, Protocol):
+class ServerBackend(Backend, Protocol):
     """A backend whose ``info.server`` is true: the weights are the served model's."""
 
     @classmethod

@@ -45,7 +45,7 @@ def _root(
         help="A directory of your own registry entries (YAML, same schema; `base:` may name any packaged model); "
              "repeatable. Also read: $LLAMA_ZOO_REGISTRY and the user configuration directory's registry/ folder."),
 ) -> None:
-    """Every Meta Llama model: registry, runners, evaluation suites, results store and reports.
+    """Every Meta Llama model: registry, backends, evaluation suites, results store and reports.
 
     Try:
 

@@ -30,7 +30,7 @@ def _suite_options() -> dict[str, tuple[Any, list[str], list[tuple[str, Any]]]]:
     from llama_zoo.suites import SUITES
 
     found: dict[str, tuple[Any, list[str], list[tuple[str, Any]]]] = {}
-    backend_flags = _backend_options()
+    backend_flags = BACKEND_FLAGS
     for name in SUITES.names():
         try:
             info = SUITES.get(name).info
@@ -155,8 +155,11 @@ def eval_command(**kwargs: Any) -> None:
         from llama_zoo.orchestration import RunRequest
 
         mine = {o.name for o in infos[suite].options}
+        # a flag the suite declares too (bench's --batch-size) is the suite's, and the run's field keeps its
+        # default, as when the two had different names: `bench` itself sizes the runner's batch from both
+        own = {name: RUN[name].default for name in mine if name in RUN}
         return RunRequest(model=model, suite=suite, suite_options={k: v for k, v in given.items() if k in mine},
-                          backend_options=backend_given, **run)
+                          backend_options=backend_given, **{**run, **own})
 
     quiet = fmt is TableOrJson.json
     if len(models) * len(suites) > 1 or scale.spread:
@@ -222,7 +225,7 @@ def _executor(scale: Scale, store, db_url: str, request_for, bar: Progress) -> E
 
 
 def _gpus_for(request_for, gpu: str) -> Callable[[Any, bool], int]:
-    """A Ray task's GPUs: none on a CPU cluster or with --device cpu, else ``plan.gpus_for_request``
+    """A Ray task's GPUs: none on a CPU cluster or with --device cpu, else ``sizing.gpus_for_request``
     (``gpu`` a kind ``Scale.checked`` has checked)."""
     from llama_zoo.orchestration.sizing import gpus_for_request
 

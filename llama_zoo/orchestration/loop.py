@@ -22,7 +22,7 @@ from llama_zoo.registry.catalog import spec_hash
 from llama_zoo.registry.checkpoint import find_model
 from llama_zoo.registry.derive import param_count
 from llama_zoo.backends import BACKENDS
-from llama_zoo.backends.base import (METHOD_FOR, TEXT, ClassifyRequest, Generation, NextTokenRequest, Runner, ServerRunner,
+from llama_zoo.backends.base import (METHOD_FOR, TEXT, ClassifyRequest, Generation, NextTokenRequest, Backend, ServerBackend,
                                     TokenWindow, ask)
 
 DEFAULT_CONTEXT = 2048
@@ -139,7 +139,7 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
     from llama_zoo.results.store import MetricValue
 
     suite = SUITES.get(request.suite)
-    backend: type[Runner] = BACKENDS.get(request.backend)
+    backend: type[Backend] = BACKENDS.get(request.backend)
     backend_options = _backend_options(request, backend)
     spec, checkpoint = find_model(request.model, request.base)
     options = suite.info.resolve_options(request.suite_options)
@@ -278,7 +278,7 @@ def _infos():
             continue
 
 
-def _backend_options(request: RunRequest, backend: type[Runner]) -> dict[str, Any]:
+def _backend_options(request: RunRequest, backend: type[Backend]) -> dict[str, Any]:
     """The backend's own options, checked and with defaults; one declared by another backend is refused."""
     mine = {o.name for o in backend.info.options}
     for name in request.backend_options:
@@ -289,7 +289,7 @@ def _backend_options(request: RunRequest, backend: type[Runner]) -> dict[str, An
     return backend.info.resolve_options(request.backend_options)
 
 
-def _check_placement(request: RunRequest, backend: type[Runner], source) -> None:
+def _check_placement(request: RunRequest, backend: type[Backend], source) -> None:
     """Quantisation and spreading over GPUs: only where the backend does them, only on a
     checkpoint (a shadow or random model, a GGUF file and a server's model are not quantised here)."""
     for name, value in _placement(request).items():
@@ -310,7 +310,7 @@ def _check_placement(request: RunRequest, backend: type[Runner], source) -> None
     backend.check_quantize(request.quantize)
 
 
-def _check_backend_answers(plan: Plan, backend: type[Runner]) -> None:
+def _check_backend_answers(plan: Plan, backend: type[Backend]) -> None:
     """Refuse, before any weights load, a backend without a method for a request type the plan uses."""
     for kind in {type(r) for item in plan.items for r in item.requests}:
         if kind not in METHOD_FOR:
@@ -321,7 +321,7 @@ def _check_backend_answers(plan: Plan, backend: type[Runner]) -> None:
                                 f"this suite runs with --backend {' or '.join(takers)}")
 
 
-def _what_runs(spec, checkpoint, request: RunRequest, backend: type[Runner], backend_options: dict[str, Any],
+def _what_runs(spec, checkpoint, request: RunRequest, backend: type[Backend], backend_options: dict[str, Any],
                external: bool):
     """The weights source, the tokenizer the backend will use (and where it came from), the device
     and the dtype: everything of a run's identity that depends on how it runs, without loading weights."""
@@ -343,7 +343,7 @@ def _what_runs(spec, checkpoint, request: RunRequest, backend: type[Runner], bac
         if request.shadow or request.random_weights or request.weights:
             raise LlamaZooError(f"--backend {request.backend} evaluates the model the server serves: drop --shadow, "
                                 "--random-weights and --weights")
-        source = cast(ServerRunner, backend).weights_source(spec, backend_options)
+        source = cast(ServerBackend, backend).weights_source(spec, backend_options)
     else:
         source = choose_source(spec, shadow=request.shadow, random_weights=request.random_weights,
                                weights=request.weights, revision=request.revision, seed=request.seed,
@@ -375,7 +375,7 @@ def _chunks(items: Sequence[Item], items_per_chunk: int | None, requests_per_chu
         yield chunk
 
 
-def _answer(runner: Runner, chunk: Sequence[Item]) -> list[list[Any]]:
+def _answer(runner: Backend, chunk: Sequence[Item]) -> list[list[Any]]:
     """Every request of the chunk answered, by one runner call per request type."""
     by_type: dict[type, list[tuple[int, int]]] = {}
     for i, item in enumerate(chunk):

@@ -84,7 +84,7 @@ def setup(suite: str, options: dict[str, Any], dataset: str | None = None, facts
     # files by name: their directories tell no two rows apart and would crowd the metrics out
     shown += [f"{k}={Path(str(options[k])).name if k.endswith('_file') else options[k]}" for k in keys
               if options.get(k) not in (None, "") and not isinstance(options[k], dict)]
-    shown += [f"{k}={v}" for k, v in (options.get("backend_options") or {}).items()]  # a backend's, that change results
+    shown += [f"{k}={v}" for k, v in ((facts or {}).get("backend_options") or {}).items()]  # a backend's, that change results
     return " ".join(shown)
 
 

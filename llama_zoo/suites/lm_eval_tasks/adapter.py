@@ -15,7 +15,7 @@ The suite (``lm_eval_tasks``) uses ``requests_for`` and ``response`` so that the
 stores and resumes; ``ZooLM`` itself also answers lm-eval directly
 (``lm_eval.simple_evaluate(model=ZooLM(tokenizer, max_length, runner))``).
 
-``is_greedy`` (whether the continuation is the model's greedy choice) is not computed: runners
+``is_greedy`` (whether the continuation is the model's greedy choice) is not computed: backends
 return log-probabilities only. Multiple-choice tasks do not use it; a task whose metrics do
 (``output_type: loglikelihood``, e.g. LAMBADA's accuracy) is refused by the suite.
 """

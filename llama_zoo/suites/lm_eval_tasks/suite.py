@@ -1,5 +1,5 @@
 """Suites ``lm-eval:TASK``: any lm-evaluation-harness task (MMLU, ARC, HellaSwag, GSM8K, a task YAML
-of your own) through llama-zoo's loop: its runners load and batch, its store keeps every document
+of your own) through llama-zoo's loop: its backends load and batch, its store keeps every document
 as a sample and resumes, its reports and ``compare`` read the runs.
 
 lm-eval does what it defines: the task's documents, few-shot contexts and prompts
@@ -45,7 +45,7 @@ OPTIONS = (
 def _info(name: str) -> SuiteInfo:
     return SuiteInfo(
         name=name, version="1", meant_for="generalist",
-        summary="An lm-evaluation-harness task, answered by llama-zoo's runners; lm-eval's prompts, filters and metrics.",
+        summary="An lm-evaluation-harness task, answered by llama-zoo's backends; lm-eval's prompts, filters and metrics.",
         headline="", headline_option="headline", setup_keys=("num_fewshot", "apply_chat_template", "limit"),
         # each document's headline value: their mean is the headline of every task whose metric is a mean
         paired=PairedBootstrap(ratios=(Ratio("headline (mean over documents)", "score"),)),
@@ -253,7 +253,7 @@ class LmEvalSuite:
         greedy_metrics = {"exact_match"} & set(task._metric_fn_list) if task.OUTPUT_TYPE == "multiple_choice" else set()
         if task.OUTPUT_TYPE == "loglikelihood" or greedy_metrics:
             raise LlamaZooError(f"lm-eval:{self.task_name} scores whether a continuation is the greedy one "
-                                "(is_greedy), which llama-zoo's runners do not report")
+                                "(is_greedy), which llama-zoo's backends do not report")
         if options["num_fewshot"] is not None and own == 0:
             raise LlamaZooError(f"lm-eval:{self.task_name} fixes num_fewshot at 0 in its config; drop --num-fewshot")
         task.set_config(key="num_fewshot", value=options["num_fewshot"] if options["num_fewshot"] is not None

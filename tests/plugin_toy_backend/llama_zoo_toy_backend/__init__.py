@@ -58,7 +58,7 @@ class _Encoding:
         self.input_ids = ids
 
 
-class ByteBigramRunner:
+class ByteBigramBackend:
     info = BackendInfo(
         name="toy", summary="A toy plug-in backend: a byte bigram model counted from a fixed text (CPU, float64).",
         inputs=TOKENS, answers=frozenset({TokenWindow, GenerateRequest}), chunk_requests=32,
