@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import sys
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -23,6 +23,18 @@ from llama_zoo.orchestration.executors import RAY, SCALE_OPTIONS, Executor, Scal
 from llama_zoo.orchestration.loop import RUN_OPTIONS
 
 
+def _declared(table) -> Iterator[tuple[str, Any]]:
+    """(plug-in name, option) for every option each suite or backend of ``table`` declares; a broken
+    plug-in is passed over, so it does not take the whole command down (asking for it names it)."""
+    for name in table.names():
+        try:
+            info = table.get(name).info
+        except (LlamaZooError, AttributeError):
+            continue
+        for option in info.options:
+            yield name, option
+
+
 def _suite_options() -> dict[str, tuple[Any, list[str], list[tuple[str, Any]]]]:
     """Every option some suite declares: name -> (the first declaration, the suites that take it,
     each distinct declaration with its suite). Suites may share a flag name when the values have one
@@ -30,27 +42,21 @@ def _suite_options() -> dict[str, tuple[Any, list[str], list[tuple[str, Any]]]]:
     from llama_zoo.suites import SUITES
 
     found: dict[str, tuple[Any, list[str], list[tuple[str, Any]]]] = {}
-    backend_flags = BACKEND_FLAGS
-    for name in SUITES.names():
-        try:
-            info = SUITES.get(name).info
-        except (LlamaZooError, AttributeError):
-            continue  # a broken plug-in must not take the whole command down; `eval --suite` names it
-        for option in info.options:
-            first = found.get(option.name)
-            run = RUN.get(option.name)
-            # a shared flag needs one value type; a shared switch, one default (the switch passes it on);
-            # a run option's flag gives its value to the suites that declare it too (bench's --batch-size)
-            clash = (run.value_type != option.value_type if run is not None else option.name in TAKEN or option.name in backend_flags) or first is not None and (
-                first[0].value_type != option.value_type or option.value_type is bool and first[0].default != option.default)
-            if clash:  # the first declaration (or the loop's own flag) keeps the name; say why the other has none
-                print(f"warning: suite {name} declares option {option.flag}, which is taken; it is not offered",
-                      file=sys.stderr)
-                continue
-            entry = found.setdefault(option.name, (option, [], []))
-            entry[1].append(name)
-            if all(option != other for _, other in entry[2]):
-                entry[2].append((name, option))
+    for name, option in _declared(SUITES):
+        first = found.get(option.name)
+        run = RUN.get(option.name)
+        # a shared flag needs one value type; a shared switch, one default (the switch passes it on);
+        # a run option's flag gives its value to the suites that declare it too (bench's --batch-size)
+        clash = (run.value_type != option.value_type if run is not None else option.name in TAKEN or option.name in BACKEND_FLAGS) or first is not None and (
+            first[0].value_type != option.value_type or option.value_type is bool and first[0].default != option.default)
+        if clash:  # the first declaration (or the loop's own flag) keeps the name; say why the other has none
+            print(f"warning: suite {name} declares option {option.flag}, which is taken; it is not offered",
+                  file=sys.stderr)
+            continue
+        entry = found.setdefault(option.name, (option, [], []))
+        entry[1].append(name)
+        if all(option != other for _, other in entry[2]):
+            entry[2].append((name, option))
     return found
 
 
@@ -60,18 +66,13 @@ def _backend_options() -> dict[str, tuple[Any, list[str]]]:
     from llama_zoo.backends import BACKENDS
 
     found: dict[str, tuple[Any, list[str]]] = {}
-    for name in BACKENDS.names():
-        try:
-            info = BACKENDS.get(name).info
-        except (LlamaZooError, AttributeError):
-            continue  # a broken plug-in must not take the whole command down; `eval --backend` names it
-        for option in info.options:
-            if option.name in LOOP_FLAGS or (
-                    option.name in found and found[option.name][0].value_type != option.value_type):
-                print(f"warning: backend {name} declares option {option.flag}, which is taken; it is not offered",
-                      file=sys.stderr)
-                continue
-            found.setdefault(option.name, (option, []))[1].append(info.name)
+    for name, option in _declared(BACKENDS):
+        if option.name in LOOP_FLAGS or (
+                option.name in found and found[option.name][0].value_type != option.value_type):
+            print(f"warning: backend {name} declares option {option.flag}, which is taken; it is not offered",
+                  file=sys.stderr)
+            continue
+        found.setdefault(option.name, (option, []))[1].append(name)
     return found
 
 
