@@ -11,6 +11,7 @@ import sys
 import typer
 
 from llama_zoo.cli.bench import bench_command
+from llama_zoo.cli.card import card_command
 from llama_zoo.cli.compare import compare_command
 from llama_zoo.cli.eval import eval_command
 from llama_zoo.cli.imports import app as import_app
@@ -34,6 +35,7 @@ app.command("eval")(eval_command)
 app.command("bench")(bench_command)
 app.command("plan")(plan_command)
 app.command("compare")(compare_command)
+app.command("card")(card_command)
 app.command("report")(report_command)
 app.command("demo")(demo_command)
 

@@ -39,6 +39,7 @@ def render_html(store, suite: str | None = None, model: str | None = None, compa
         drawn = [charts.draw(chart, rows) for chart in (info.charts if info else ())]
         charts_by_suite[name] = [c for c in drawn if c]
     registry = []
+    cards = _cards(store, boards, load_catalog())
     for spec in load_catalog():
         facts = row(spec)
         facts["suites"] = sorted(evaluated.get(spec.id, ()))
@@ -53,4 +54,26 @@ def render_html(store, suite: str | None = None, model: str | None = None, compa
         generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         database=store.engine.url.render_as_string(), runs_total=sum(len(r) for r in boards.values()),
         boards=boards, metric_columns={n: metric_names(r) for n, r in boards.items()}, charts=charts_by_suite,
-        registry=registry, comparison=comparison)
+        registry=registry, comparison=comparison, cards=cards)
+
+
+def _cards(store, boards, catalog) -> list[dict[str, Any]]:
+    """Per model with published numbers and stored runs, the rows a measured run reproduces or not."""
+    from llama_zoo.orchestration.card import measure_from_store, plan_card
+
+    runs_of: dict[str, list[dict[str, Any]]] = {}
+    for rows in boards.values():
+        for r in rows:
+            runs_of.setdefault(r["run"]["model_id"], []).append(r)
+    cards = []
+    for model_id, rows in sorted(runs_of.items()):
+        if model_id not in catalog.specs:
+            continue
+        spec = catalog.get(model_id)  # a look-up by name attaches the published numbers
+        if not spec.published:
+            continue
+        card = plan_card(spec)
+        measure_from_store(card, store)
+        measured = [row.as_dict() for row in card.rows if row.measured is not None]
+        cards.append({"model": model_id, "rows": measured, "code_paths": sum(not r["measured"] for r in rows)})
+    return cards

@@ -47,12 +47,7 @@ def leaderboards(store, suite: str | None = None, model: str | None = None) -> d
 
 
 def headline(info, run: dict[str, Any]) -> tuple[str, bool]:
-    """The metric a run's row is ranked by, and whether lower is better: the suite's, or, for a
-    suite standing for many (lm-eval tasks), the one the run stored."""
-    if info.headline_option:
-        stored = (run.get("options") or {}).get(info.headline_option) or {}
-        return stored.get("metric", ""), bool(stored.get("lower_is_better"))
-    return info.headline, info.lower_is_better
+    return info.headline_of(run.get("options"))
 
 
 def _rank(info, row: dict[str, Any]) -> tuple[bool, float]:

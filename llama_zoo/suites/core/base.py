@@ -110,6 +110,14 @@ class SuiteInfo:
         """This suite's options with defaults filled in and choices checked."""
         return {o.name: o.checked(given[o.name]) if given.get(o.name) is not None else o.default for o in self.options}
 
+    def headline_of(self, run_options: Mapping[str, Any] | None) -> tuple[str, bool]:
+        """The metric a run is ranked and judged by, and whether lower is better: the suite's, or,
+        for a suite standing for many (lm-eval tasks), the one the run stored."""
+        if self.headline_option:
+            stored = (run_options or {}).get(self.headline_option) or {}
+            return stored.get("metric", ""), bool(stored.get("lower_is_better"))
+        return self.headline, self.lower_is_better
+
     @property
     def paired_tests(self) -> tuple[PairedTest, ...]:
         if self.paired is None:

@@ -22,11 +22,13 @@ import hashlib
 import json
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from llama_zoo.errors import LlamaZooError
+from llama_zoo.suites.core.local_data import local_dataset
 from llama_zoo.suites.core.base import Context, Emit, Item, Option, PairedBootstrap, Plan, Ratio, Sample, SuiteInfo, eos_ids
 PREFIX = "lm-eval"
 BOOTSTRAP_ITERS = 100_000  # lm_eval.simple_evaluate's default
@@ -69,17 +71,24 @@ class TaskFamily:
 family = TaskFamily()
 
 
-def task_manager(include: str | None, name: str):
-    """lm-eval's task index: only the user's directory where the task is there (indexing lm-eval's
-    own 14,000 task files takes seconds), else everything; each built once per process."""
-    if include:
-        from pathlib import Path
+# Task YAMLs llama-zoo ships: Meta's protocols where lm-eval has none (MMLU's macro average over
+# subjects, ARC-Challenge scored on choice characters); always indexed, before the user's.
+SHIPPED = Path(__file__).parent / "meta"
 
+
+def task_manager(include: str | None, name: str):
+    """lm-eval's task index: only the user's directory, or only the shipped one, where the task is
+    there and stands alone (indexing lm-eval's own 14,000 task files takes seconds), else
+    everything; each built once per process."""
+    if include:
         if not Path(include).expanduser().is_dir():
             raise LlamaZooError(f"--lm-eval-include {include}: no such directory")
         own = _index(str(Path(include).expanduser()), False)
         if name in own.all_tasks:
             return own
+    shipped = _index(None, False)
+    if name in shipped.all_tasks and name not in shipped.all_groups:
+        return shipped
     return _index(include, True)
 
 
@@ -87,7 +96,26 @@ def task_manager(include: str | None, name: str):
 def _index(include: str | None, defaults: bool):
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_path=include, include_defaults=defaults)
+    paths = [str(SHIPPED)] + ([include] if include else [])
+    return TaskManager(include_path=paths, include_defaults=defaults)
+
+
+def local_config(manager, name: str) -> dict[str, Any] | None:
+    """The task's config with its ``dataset_path`` pointed at a local snapshot of that hub dataset
+    under ``$LLAMA_ZOO_DATA``, where there is one (the hub otherwise); None when there is none."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    entry = manager.task_index.get(name)
+    if entry is None or not getattr(entry, "yaml_path", None):
+        return None
+    config = dict(load_yaml(entry.yaml_path, resolve_func=True))
+    path = config.get("dataset_path")
+    local = local_dataset(path) if isinstance(path, str) and not Path(path).is_absolute() else None
+    if local is None:
+        return None
+    config["dataset_path"] = str(local)
+    config["metadata"] = {**(config.get("metadata") or {}), "llama_zoo_local_copy_of": path}
+    return config
 
 
 @contextlib.contextmanager
@@ -179,11 +207,12 @@ def load_task(name: str, include: str | None):
     seed_as_lm_eval()
     try:
         with quiet_bars():
-            tasks = get_task_dict([name], manager)
+            tasks = get_task_dict([local_config(manager, name) or name], manager)
     except (ConnectionError, OSError) as exc:
         first = " ".join(str(exc).split())[:200]
         raise LlamaZooError(f"lm-eval task {name} cannot load its data ({type(exc).__name__}: {first}); the hub is "
-                            "unreachable or the files are missing: give a task YAML with local data_files") from None
+                            "unreachable or the files are missing: download the dataset under $LLAMA_ZOO_DATA/<its repo id> "
+                                "or give a task YAML with local data_files") from None
     except ImportError as exc:  # a task's own dependency (ifeval's langdetect, say)
         raise LlamaZooError(f"lm-eval task {name} needs a package that is not installed: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - a malformed YAML, a template error: the task's, said in one line
@@ -304,7 +333,8 @@ class LmEvalSuite:
             "num_fewshot": task.get_config("num_fewshot"), "apply_chat_template": chat,
             "headline": {"metric": metric, "lower_is_better": lower},
         }
-        source = task.config.dataset_path + (f"/{task.config.dataset_name}" if task.config.dataset_name else "")
+        hub_path = (task.config.metadata or {}).get("llama_zoo_local_copy_of") or task.config.dataset_path
+        source = hub_path + (f"/{task.config.dataset_name}" if task.config.dataset_name else "")
         return Plan(source, None, dataset_hash(hashes), items, plan_options, state=Planned(task, lm))
 
     def score(self, items: Sequence[Item], answers, seconds: float, ctx: Context, emit: Emit) -> None:

@@ -19,12 +19,12 @@ import gzip
 import hashlib
 import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from llama_zoo.errors import LlamaZooError
+from llama_zoo.suites.core.local_data import data_dirs
 from llama_zoo.suites.core.records import json_lines
 
 MODERATION_CATEGORIES = ("S", "H", "V", "HR", "SH", "S3", "H2", "V2")
@@ -206,13 +206,6 @@ NAMED = {
         Named("cyberseceval-mitre-frr", ("mitre_frr.json.gz", "mitre_frr.json", "frr.json"), _benign_security),
     )
 }
-
-
-def data_dirs() -> list[Path]:
-    from platformdirs import user_data_dir
-
-    dirs = [Path(p).expanduser() for p in os.environ.get("LLAMA_ZOO_DATA", "").split(os.pathsep) if p]
-    return dirs + [Path(user_data_dir("llama-zoo")) / "data"]
 
 
 def find_file(names: tuple[str, ...]) -> Path | None:

@@ -1,0 +1,137 @@
+"""``llama-zoo card MODEL``: Meta's published numbers for a model, reproduced under Meta's protocol."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import fields
+from typing import Any, Optional
+
+import typer
+
+from llama_zoo.cli.common import DB_OPTION, TableOrJson, console, print_json
+from llama_zoo.cli.eval import BACKEND_FLAGS, EVAL_RUN, _backend_parameters, _bar, _progress
+from llama_zoo.cli.options import EVAL, parameter, parameters, take
+from llama_zoo.errors import LlamaZooError
+
+# eval's run flags that make sense for a whole card: the model's weights, backend, quantisation and
+# checkpoint; not those that name one suite's data (--dataset, --samples-file)
+CARD_RUN = tuple(o for o in EVAL_RUN if o.name not in ("dataset", "dataset_revision", "samples_file", "predictions_file"))
+
+VERDICT_STYLE = {"reproduced": "green", "below": "red", "above": "yellow"}
+
+
+def card_command(model: str, **kwargs: Any) -> None:
+    """Every benchmark Meta's model card publishes for MODEL, with the recipe that reproduces it under
+    Meta's protocol (the suite, shots, chat template and metric, with the protocol's source), run
+    where its data is at hand ($LLAMA_ZOO_DATA, else the hub), and a verdict: reproduced (the
+    published value inside the measurement's 95% interval), below, above, or not run and why.
+    A checkpoint given by path takes --base: the registry model whose card applies. Shadow and
+    random weights never reproduce anything."""
+    from llama_zoo.orchestration import RunRequest
+    from llama_zoo.orchestration.card import plan_card, run_card
+    from llama_zoo.registry.checkpoint import find_model
+
+    dry_run, fmt, db = kwargs.pop("dry_run"), kwargs.pop("fmt"), kwargs.pop("db")
+    run_options = take(kwargs, CARD_RUN, EVAL)
+    backend_options = {k: kwargs.pop(k) for k in BACKEND_FLAGS if kwargs.get(k) is not None}
+    spec, checkpoint = find_model(model, run_options.get("base"))
+    if checkpoint is not None:
+        if not run_options.get("base"):
+            raise LlamaZooError(f"{model} is a checkpoint: give --base, the registry model whose card applies to it")
+        from llama_zoo.registry.catalog import load_catalog
+
+        card_spec = load_catalog().get(run_options["base"])
+    else:
+        card_spec = spec
+    card = plan_card(card_spec)
+    if not dry_run:
+        from llama_zoo.orchestration import evaluate
+        from llama_zoo.results.store import Store
+
+        store = Store.open(db)
+        known = {f.name for f in fields(RunRequest)}
+        template = RunRequest(model=model, backend_options=backend_options,
+                              **{k: v for k, v in run_options.items() if k in known})
+        quiet = fmt is TableOrJson.json
+        with _bar(quiet) as bar:
+            def run(request):
+                task = bar.add_task(f"{card_spec.id if checkpoint is None else model} · {request.suite}", total=None, rate="")
+                try:
+                    return evaluate(request, store, _progress(bar, task))
+                finally:
+                    bar.remove_task(task)
+
+            run_card(card, template, run, store)
+    if fmt is TableOrJson.json:
+        print_json({"model": card.model_id, "checkpoint": model if checkpoint is not None else None,
+                    "dry_run": dry_run, "rows": [row.as_dict() for row in card.rows],
+                    "variants_not_compared": len(card.variants)})
+        return
+    _show(card, dry_run, model if checkpoint is not None else None)
+
+
+def _show(card, dry_run: bool, checkpoint: str | None) -> None:
+    from rich.table import Table
+
+    about = f"{checkpoint} (card of {card.model_id})" if checkpoint else card.model_id
+    table = Table(title=f"{about}: {len(card.rows)} published numbers" + (" (plan)" if dry_run else ""),
+                  title_justify="left", header_style="bold", show_lines=False)
+    for col in ("table", "benchmark", "shots", "metric", "published"):
+        table.add_column(col, justify="right" if col in ("shots", "published") else "left", overflow="fold")
+    if dry_run:
+        table.add_column("recipe", overflow="fold")
+        table.add_column("data", overflow="fold")
+    else:
+        table.add_column("measured [95% CI]", justify="right")
+        table.add_column("diff", justify="right")
+        table.add_column("verdict", overflow="fold")
+    for row in card.rows:
+        p = row.published
+        cells = [p.table, p.benchmark, p.shots or "-", p.metric or "-", f"{p.value:g}"]
+        if dry_run:
+            recipe = row.recipe
+            if recipe is None or recipe.suite is None:
+                cells += [f"[dim]none: {row.why_not}[/dim]", "-"]
+            else:
+                cells += [_recipe_text(recipe), row.data.where if row.data else "-"]
+        else:
+            m = row.measured
+            shown = "-" if m is None else f"{m.value:.1f}" + (f" [{m.low:.1f}, {m.high:.1f}]" if m.low is not None else "")
+            verdict = row.verdict
+            style = VERDICT_STYLE.get(verdict)
+            text = f"[{style}]{verdict}[/{style}]" if style else verdict
+            if verdict == "not run" and row.why_not:
+                text = f"not run: [dim]{row.why_not}[/dim]"
+            cells += [shown, "-" if m is None else f"{m.value - p.value:+.1f}", text]
+        table.add_row(*cells)
+    console.print(table)
+    if card.variants:
+        kinds = sorted({v.variant for v in card.variants})
+        console.print(f"{len(card.variants)} numbers of quantised variants ({', '.join(kinds)}) are listed by "
+                      f"'llama-zoo models show {card.model_id}', not held against these weights.", highlight=False)
+    if not dry_run and any(r.measured and r.measured.weights_source in ("shadow", "random") for r in card.rows):
+        console.print("[yellow]shadow/random weights: these runs exercise the code path; they measure no model and "
+                      "reproduce nothing.[/yellow]")
+
+
+def _recipe_text(recipe) -> str:
+    options = ", ".join(f"{k}={v}" for k, v in recipe.options.items())
+    parts = [recipe.suite, f"--dataset {recipe.dataset}" if recipe.dataset else "", options,
+             f"({recipe.combine} average)" if recipe.combine else ""]
+    return " ".join(p for p in parts if p)
+
+
+def _parameters() -> list[inspect.Parameter]:
+    return [
+        inspect.Parameter("model", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str,
+                          default=typer.Argument(..., help="Registry id or hub repo id, or a checkpoint path with --base.")),
+        *parameters(CARD_RUN, EVAL),
+        *_backend_parameters(),
+        parameter("dry_run", bool, typer.Option(False, "--dry-run", help="Print each benchmark's recipe (or why it has none) "
+                                                "and where its data is, loading nothing.")),
+        parameter("fmt", TableOrJson, typer.Option(TableOrJson.table, "--format", help="table, or json.")),
+        parameter("db", Optional[str], DB_OPTION),
+    ]
+
+
+card_command.__signature__ = inspect.Signature(_parameters())  # type: ignore[attr-defined]

@@ -1,0 +1,214 @@
+"""``llama-zoo card MODEL``: every number Meta's cards publish for a model, run under Meta's
+protocol where a recipe and its data are at hand, and held against the measurement.
+
+Planning loads nothing: each published row gets its recipe (or the reason it has none) and where
+its data would come from. Running groups the rows by what they need (one run serves every row
+of the same suite, dataset and options), runs each through the loop (so runs are stored, cached
+and resumed as ``eval``'s are), and gives each row its measured value, interval and verdict.
+Quantised columns (a row's ``variant``) are Meta's numbers for other weights: they are listed
+apart and never held against a run of the bf16 model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from llama_zoo.errors import LlamaZooError
+from llama_zoo.orchestration.recipes import (NO_RECIPE, DataStatus, Measured, Recipe, data_status, on_card_scale,
+                                             recipe_for, verdict)
+
+Z95 = 1.959964
+
+
+@dataclass
+class CardRow:
+    published: Any  # a registry PublishedResult
+    recipe: Recipe | None
+    data: DataStatus | None = None
+    measured: Measured | None = None
+    error: str | None = None  # the run's one-line failure
+
+    @property
+    def runnable(self) -> bool:
+        return self.recipe is not None and self.recipe.suite is not None and bool(self.data and self.data.reachable)
+
+    @property
+    def why_not(self) -> str | None:
+        """Why the row is not run (None: it is, or will be)."""
+        if self.recipe is None:
+            return NO_RECIPE
+        if self.recipe.suite is None:
+            return self.recipe.reason
+        if self.data is not None and not self.data.reachable:
+            return f"data {self.data.where}"
+        return self.error
+
+    @property
+    def verdict(self) -> str:
+        if self.why_not is not None and self.measured is None:
+            return "not run"
+        return verdict(self.published.value, self.measured)
+
+    def as_dict(self) -> dict[str, Any]:
+        row, m = self.published, self.measured
+        return {
+            "benchmark": row.benchmark, "category": row.category, "shots": row.shots, "metric": row.metric,
+            "table": row.table, "source": row.source, "published": row.value,
+            "recipe": None if self.recipe is None or self.recipe.suite is None else {
+                "suite": self.recipe.suite, "dataset": self.recipe.dataset, "options": dict(self.recipe.options),
+                "combine": self.recipe.combine, "source": self.recipe.source},
+            "data": self.data.where if self.data else None,
+            "measured": m.value if m else None, "ci_low": m.low if m else None, "ci_high": m.high if m else None,
+            "difference": None if m is None else m.value - row.value,
+            "weights_source": m.weights_source if m else None, "runs": list(m.run_ids) if m else [],
+            "verdict": self.verdict, "reason": self.why_not,
+        }
+
+
+@dataclass
+class Card:
+    model_id: str
+    rows: list[CardRow]
+    variants: list[Any] = field(default_factory=list)  # quantised columns: published, never compared
+
+
+def plan_card(spec) -> Card:
+    """Each published bf16 row with its recipe and data; nothing loads."""
+    if not spec.published:
+        raise LlamaZooError(f"{spec.id} has no published results in the registry (Meta's cards print none for it); "
+                            "'llama-zoo card' works on the models whose cards have benchmark tables")
+    rows, variants = [], []
+    for published in spec.published:
+        if published.variant:
+            variants.append(published)
+            continue
+        recipe = recipe_for(spec, published)
+        data = data_status(recipe, spec) if recipe is not None and recipe.suite is not None else None
+        rows.append(CardRow(published, recipe, data))
+    return Card(spec.id, rows, variants)
+
+
+def _run_key(recipe: Recipe) -> tuple:
+    return recipe.suite, recipe.dataset, tuple(sorted((k, repr(v)) for k, v in recipe.options.items())), recipe.combine
+
+
+Runner = Callable[[Any], Any]  # a RunRequest -> the loop's Outcome
+
+
+def run_card(card: Card, template, run: Runner, store) -> None:
+    """Run every runnable row's recipe once (``template`` a RunRequest holding the model and how
+    to run it) and measure the rows; a recipe that fails marks its rows with the one-line reason."""
+    groups: dict[tuple, list[CardRow]] = {}
+    for row in card.rows:
+        if row.runnable:
+            groups.setdefault(_run_key(row.recipe), []).append(row)
+    for rows in groups.values():
+        recipe = rows[0].recipe
+        try:
+            measured = _measure(recipe, template, run, store)
+        except LlamaZooError as exc:
+            for row in rows:
+                row.error = f"failed: {exc}"
+            continue
+        for row in rows:
+            row.measured = measured
+
+
+def _measure(recipe: Recipe, template, run: Runner, store) -> Measured:
+    from llama_zoo.suites import SUITES
+
+    base_options = {**template.suite_options, **recipe.options}
+    request = replace(template, suite=recipe.suite, suite_options=base_options,
+                      dataset=recipe.dataset if recipe.dataset is not None else template.dataset)
+    if recipe.combine == "macro":
+        expands = getattr(SUITES.get(recipe.suite), "expands", None)
+        members = expands(base_options) if expands else None
+        if not members:
+            raise LlamaZooError(f"{recipe.suite} is not a group: the recipe's macro average needs its members")
+        runs = [store.get(run(replace(request, suite=member)).run_id) for member in members]
+        return _macro(recipe, runs, store, template.seed)
+    return _single(recipe, store.get(run(request).run_id))
+
+
+def _metric(recipe: Recipe, run: dict[str, Any]) -> dict[str, Any]:
+    """The stored metric the card's number is held against: the recipe's, else the run's headline."""
+    from llama_zoo.suites import suite_info
+
+    stored = {m["name"]: m for m in run["metrics"]}
+    name = recipe.metric or suite_info(run["suite"]).headline_of(run.get("options"))[0]
+    if name not in stored:
+        raise LlamaZooError(f"the run of {run['suite']} has no metric {name!r} (it has {', '.join(stored) or 'none'})")
+    return stored[name]
+
+
+def _single(recipe: Recipe, run: dict[str, Any]) -> Measured:
+    metric = _metric(recipe, run)
+    low, high = metric.get("ci_low"), metric.get("ci_high")
+    if (low is None or high is None) and metric.get("stderr") is not None:
+        low, high = metric["value"] - Z95 * metric["stderr"], metric["value"] + Z95 * metric["stderr"]
+    return Measured(on_card_scale(recipe, metric["value"]), on_card_scale(recipe, low), on_card_scale(recipe, high),
+                    run["weights_source"], (run["id"],))
+
+
+def _macro(recipe: Recipe, runs: list[dict[str, Any]], store, seed: int) -> Measured:
+    """The members' headline values averaged with equal weight (Meta's macro average), with a 95%
+    interval from a bootstrap that resamples each member's documents within that member."""
+    from llama_zoo.suites.core.stats import macro_mean_ci
+
+    values, groups = [], []
+    for run in runs:
+        for sample in store.iter_samples(run["id"]):
+            score = (sample["scores"] or {}).get("score")
+            if score is not None:
+                values.append(float(score))
+                groups.append(run["suite"])
+    if not values:
+        raise LlamaZooError(f"the runs of {recipe.suite} stored no per-document scores to average")
+    value, interval = macro_mean_ci(values, groups, seed=seed)
+    low, high = interval or (None, None)
+    sources = sorted({run["weights_source"] for run in runs})
+    return Measured(on_card_scale(recipe, value), on_card_scale(recipe, low), on_card_scale(recipe, high),
+                    ",".join(sources), tuple(run["id"] for run in runs))
+
+
+def measure_from_store(card: Card, store) -> None:
+    """The card's rows measured by runs already stored (the report's model-card section): the newest
+    completed run of each recipe on real weights; shadow, random and Meta's imported runs never count."""
+    from llama_zoo.orchestration.recipes import NOT_MEASURED, PUBLISHED
+    from llama_zoo.results.identity import split_options
+
+    def newest(suite: str, recipe: Recipe) -> dict[str, Any] | None:
+        for run in store.completed_runs(suite=suite, model=card.model_id):
+            options = split_options(run["options"])[0]
+            if run["weights_source"] in (*NOT_MEASURED, PUBLISHED):
+                continue
+            if all(options.get(k) == v for k, v in recipe.options.items()) and (
+                    recipe.dataset is None or recipe.dataset in (run.get("dataset_name") or "")):
+                return run
+        return None
+
+    measured_suites = {run["suite"] for run in store.completed_runs(model=card.model_id)
+                       if run["weights_source"] not in (*NOT_MEASURED, PUBLISHED)}
+    for row in card.rows:
+        recipe = row.recipe
+        if recipe is None or recipe.suite is None:
+            continue
+        family = recipe.suite.split(":")[0]
+        if not any(s == recipe.suite or recipe.combine and s.startswith(f"{family}:") for s in measured_suites):
+            continue  # nothing stored could measure it: do not expand a group (lm-eval's index takes seconds)
+        try:
+            if recipe.combine == "macro":
+                from llama_zoo.suites import SUITES
+
+                expands = getattr(SUITES.get(recipe.suite), "expands", None)
+                members = (expands(dict(recipe.options)) if expands else None) or []
+                runs = [newest(member, recipe) for member in members]
+                if runs and all(runs):
+                    row.measured = _macro(recipe, [store.get(r["id"]) for r in runs], store, 0)
+            else:
+                run = newest(recipe.suite, recipe)
+                if run is not None:
+                    row.measured = _single(recipe, store.get(run["id"]))
+        except LlamaZooError as exc:
+            row.error = str(exc)

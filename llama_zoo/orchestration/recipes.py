@@ -1,0 +1,153 @@
+"""How to reproduce each number Meta publishes (``recipes.yaml``), and whether a measurement does.
+
+A recipe names the suite and options that follow Meta's protocol for a benchmark, as its model
+cards and ``eval_details.md`` state it, with the source cited; a benchmark without one says why.
+Recipes are data, matched in order against a published row (``registry/published``): the
+benchmark as the card spells it, whether the model is instruction-tuned, the shots, the models.
+
+A verdict holds a published value against a measured one: *reproduced* when the published value
+lies inside the measurement's 95% interval (widened by half a unit of the card's printed
+precision, 0.05 points, since the card rounds), else *below* or *above*. Shadow and random
+weights never reproduce anything: they are not measurements.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Mapping
+
+import yaml
+
+from llama_zoo.errors import LlamaZooError
+from llama_zoo.suites.core.local_data import download_hint, hub_offline, local_dataset
+
+ROUNDING = 0.05  # the cards print one decimal: a value inside the interval once rounded is inside
+NOT_MEASURED = ("shadow", "random")  # weights that measure a code path, not a model
+PUBLISHED = "published"  # the weights source of a run imported from Meta's own per-sample results
+
+
+@dataclass(frozen=True)
+class Recipe:
+    benchmarks: tuple[str, ...]  # as the cards spell them (matched case-insensitively)
+    suite: str | None = None  # None: no recipe, and ``reason`` says why
+    options: Mapping[str, Any] = field(default_factory=dict)
+    dataset: str | None = None  # the run's --dataset
+    instruct: bool | None = None  # only instruction-tuned (True) or pre-trained (False) models
+    shots: tuple[str, ...] = ()  # only rows printing these shots (empty: any)
+    models: tuple[str, ...] = ()  # only models whose id matches one of these globs (empty: any)
+    metric: str | None = None  # the run's metric held against the card (default: its headline)
+    combine: str | None = None  # "macro": the suite is a group, its runs' headlines averaged
+    percent: bool = True  # the card prints percentages, runs store fractions
+    data: str | None = None  # "hub:REPO" ({evals}: the model's Meta evals dataset) or "file:NAME"
+    source: str = ""  # where the protocol is written down
+    reason: str | None = None
+
+    def matches(self, spec, row) -> bool:
+        if row.benchmark.casefold() not in {b.casefold() for b in self.benchmarks}:
+            return False
+        if self.instruct is not None and bool(spec.capabilities.instruct) != self.instruct:
+            return False
+        if self.shots and row.shots is not None and row.shots not in self.shots:
+            return False
+        return not self.models or any(fnmatch.fnmatchcase(spec.id, glob) for glob in self.models)
+
+    def data_repo(self, spec) -> str | None:
+        if not self.data or not self.data.startswith("hub:"):
+            return None
+        repo = self.data.removeprefix("hub:")
+        if "{evals}" in repo:
+            if not spec.hf_repo:
+                return None
+            repo = repo.replace("{evals}", f"{spec.hf_repo}-evals")
+        return repo
+
+
+@functools.lru_cache(maxsize=1)
+def recipes() -> tuple[Recipe, ...]:
+    raw = yaml.safe_load(resources.files("llama_zoo.orchestration").joinpath("recipes.yaml").read_text(encoding="utf-8"))
+    out = []
+    for entry in raw["recipes"]:
+        entry = dict(entry)
+        for key in ("benchmarks", "shots", "models"):
+            if key in entry:
+                entry[key] = tuple(str(v) for v in entry[key])
+        out.append(Recipe(**entry))
+    return tuple(out)
+
+
+def recipe_for(spec, row) -> Recipe | None:
+    return next((r for r in recipes() if r.matches(spec, row)), None)
+
+
+NO_RECIPE = ("no recipe yet: llama-zoo has no suite that follows Meta's protocol for this benchmark "
+             "(see the card's eval_details.md)")
+
+
+@dataclass(frozen=True)
+class DataStatus:
+    reachable: bool
+    where: str  # "local PATH", "hub REPO", "in the package", or how to get it
+
+
+def data_status(recipe: Recipe, spec) -> DataStatus:
+    """Where the recipe's data would come from, found without loading anything."""
+    if recipe.data and recipe.data.startswith("file:"):
+        from llama_zoo.suites.safety.data import NAMED, find_file
+
+        named = NAMED[recipe.data.removeprefix("file:")]
+        found = find_file(named.files)
+        if found is not None:
+            return DataStatus(True, f"local {found}")
+        if named.hub is not None and not hub_offline():
+            return DataStatus(True, f"hub {named.hub[0]}")
+        return DataStatus(False, f"missing: set LLAMA_ZOO_DATA to a directory holding {named.files[0]}")
+    repo = recipe.data_repo(spec)
+    if repo is None:
+        if recipe.data and "{evals}" in recipe.data:
+            return DataStatus(False, f"missing: {spec.id} has no hub repo, so no Meta evals dataset")
+        return DataStatus(True, "in the package")
+    local = local_dataset(repo)
+    if local is not None:
+        return DataStatus(True, f"local {local}")
+    if hub_offline():
+        return DataStatus(False, f"missing: {download_hint(repo)}")
+    return DataStatus(True, f"hub {repo}")
+
+
+# -- verdicts
+
+
+@dataclass(frozen=True)
+class Measured:
+    value: float  # on the card's scale
+    low: float | None
+    high: float | None
+    weights_source: str
+    run_ids: tuple[str, ...]
+
+
+def on_card_scale(recipe: Recipe, value: float | None) -> float | None:
+    return None if value is None else value * 100 if recipe.percent else value
+
+
+def verdict(published: float, measured: Measured | None) -> str:
+    if measured is None:
+        return "not run"
+    if measured.weights_source in NOT_MEASURED:
+        return f"not a measurement ({measured.weights_source} weights)"
+    if measured.weights_source == PUBLISHED:
+        return "Meta's own results"
+    if measured.low is None or measured.high is None:
+        return "no interval"
+    if measured.low - ROUNDING <= published <= measured.high + ROUNDING:
+        return "reproduced"
+    return "below" if measured.high + ROUNDING < published else "above"
+
+
+def require_published(spec) -> None:
+    if not spec.published:
+        raise LlamaZooError(f"{spec.id} has no published results in the registry (Meta's cards print none for it); "
+                            "'llama-zoo models list' shows the models that have")
