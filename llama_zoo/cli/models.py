@@ -131,8 +131,10 @@ def show(
     count = derive.param_count(spec)
     ctx = context if context is not None else min(8192, spec.max_context or 8192)
     if fmt is TableOrJson.json:
-        data = spec.model_dump(mode="json", exclude_none=True)
+        data = spec.model_dump(mode="json", exclude_none=True, exclude={"published"})
         data["derived"] = _derived(spec, ctx, batch, gpus)
+        # every key of every result, null included: a reader should not have to guess a missing key
+        data["published"] = [r.model_dump(mode="json") for r in spec.published]
         print_json(data)
         return
 
@@ -180,6 +182,29 @@ def show(
     if tok_items:
         console.print(Panel(_kv_table("Tokenizer", tok_items)))
     console.print(Panel(_kv_table("Capabilities", cap_items)))
+    if spec.published:
+        console.print(_published_table(spec))
+
+
+PUBLISHED_COLUMNS = ("table", "category", "benchmark", "shots", "metric", "value", "variant")
+
+
+def _published_table(spec) -> Table:
+    """The model cards' numbers for this checkpoint, grouped by the table they come from."""
+    table = Table(title=f"Published results ({len(spec.published)}, from the model cards)", title_justify="left",
+                  title_style="bold", header_style="bold")
+    for column in PUBLISHED_COLUMNS:
+        table.add_column(column, justify="right" if column == "value" else "left")
+    groups: dict[tuple[str, str], list] = {}
+    for r in spec.published:
+        groups.setdefault((r.source.split("#")[0], r.table), []).append(r)
+    for (source, name), results in groups.items():
+        table.add_section()
+        for i, r in enumerate(results):
+            first = f"{name} [dim]{source.split(':', 1)[-1]}[/dim]" if i == 0 else ""
+            table.add_row(first, r.category or "-", r.benchmark, r.shots or "-", r.metric or "-", str(r.value),
+                          r.variant or "-")
+    return table
 
 
 def _derived(spec, ctx: int, batch: int, gpus: int = 1) -> dict[str, Any]:
@@ -242,7 +267,8 @@ def diff(
     left, right = catalog.get(a), catalog.get(b)
 
     def facts(spec) -> dict[str, Any]:
-        data = flatten(spec.model_dump(mode="json", exclude_none=True))
+        # published results are a list of tables' numbers, not a fact of the model to diff field by field
+        data = flatten(spec.model_dump(mode="json", exclude_none=True, exclude={"published"}))
         data.update({f"derived.{k}": v for k, v in flatten(_derived(spec, 8192, 1)).items()})
         return data
 

@@ -28,12 +28,12 @@ from typing import Any, Iterator
 import yaml
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.registry.schema import MllamaTextArch, ModelSpec
+from llama_zoo.registry.schema import MllamaTextArch, ModelSpec, PublishedResult
 
 # Keys that describe one checkpoint rather than a family of them: never inherited from a base.
-# A published parameter count belongs to the checkpoint it was published for.
+# A published parameter count, or benchmark result, belongs to the checkpoint it was published for.
 NOT_INHERITED = frozenset(
-    {"id", "name", "base", "hf_repo", "aliases", "derived_from", "notes", "official_params"}
+    {"id", "name", "base", "hf_repo", "aliases", "derived_from", "notes", "official_params", "published"}
 )
 
 try:  # the C loader is several times faster; the registry is read on every CLI start
@@ -89,11 +89,22 @@ class RawEntry:
 
 @dataclass
 class Catalog:
+    """The resolved entries. Published benchmark results of the packaged ``published/*.yaml`` files
+    (several times the registry's own size) are attached on first need: by ``get`` and by
+    ``attach_published``; ``models list`` never reads them. Iterating before either sees only the
+    results entries write themselves."""
+
     specs: dict[str, ModelSpec]
     raw: dict[str, RawEntry]
     taxonomies: dict[str, dict[str, str]]
     _resolver: "_Resolver"
     _names: dict[str, str] = field(default_factory=dict)
+    # (path, document) of published-results files: the user's, read with their entries
+    published_files: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    with_packaged_published: bool = False
+    # (path, model id) of results naming no entry, for `models validate`
+    unknown_published: list[tuple[str, str]] = field(default_factory=list)
+    _attached: bool = False
 
     def __post_init__(self) -> None:
         for spec in self.specs.values():
@@ -114,8 +125,26 @@ class Catalog:
         if key.startswith("https://huggingface.co/"):
             key = key.removeprefix("https://huggingface.co/").strip("/")
         if key in self._names:
+            self.attach_published()
             return self.specs[self._names[key]]
         raise UnknownModelError(self._unknown_message(name))
+
+    def attach_published(self) -> None:
+        """Add the published-results files' results to the entries they name (once)."""
+        if self._attached:
+            return
+        files = (_packaged_published() if self.with_packaged_published else []) + self.published_files
+        extra: dict[str, list[PublishedResult]] = {}
+        for path, doc in files:
+            for model_id, results in (doc.get("results") or {}).items():
+                if model_id not in self.specs:
+                    self.unknown_published.append((path, model_id))
+                    continue
+                extra.setdefault(model_id, []).extend(_published_results(path, model_id, results))
+        for model_id, results in extra.items():
+            spec = self.specs[model_id]
+            self.specs[model_id] = spec.model_copy(update={"published": spec.published + tuple(results)})
+        self._attached = True
 
     def _unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(name.lower(), list(self._names), n=3, cutoff=0.6)
@@ -247,13 +276,44 @@ def _model_files(directory: Path | None) -> list[tuple[str, str]]:
     return packaged + [(str(p), p.read_text()) for d in user_registry_dirs() for p in sorted(d.glob("*.yaml"))]
 
 
+def _published_results(path: str, model_id: str, results: Any) -> list[PublishedResult]:
+    if not isinstance(results, list):
+        raise RegistryError(f"{path}: results of {model_id!r} must be a list")
+    try:
+        return [PublishedResult.model_validate(r) for r in results]
+    except ValueError as exc:  # pydantic's ValidationError: a value that is no number, a missing key
+        raise RegistryError(f"{path}: a published result of {model_id!r} is invalid:\n{exc}") from exc
+
+
+@functools.lru_cache(maxsize=1)
+def _packaged_published() -> list[tuple[str, dict[str, Any]]]:
+    """The generated ``published/*.yaml`` files (scripts/published_from_cards.py), read once."""
+    root = resources.files("llama_zoo.registry") / "published"
+    files = sorted((p for p in root.iterdir() if p.name.endswith(".yaml")), key=lambda p: p.name)
+    return [(f"published/{p.name}", yaml.load(p.read_text(encoding="utf-8"), Loader=_Loader) or {}) for p in files]
+
+
+def is_published_file(doc: Any) -> bool:
+    """A published-results file (``results:`` by model id) rather than a family of entries."""
+    return isinstance(doc, dict) and "results" in doc and "family" not in doc and "models" not in doc
+
+
 def load_raw(directory: Path | None = None) -> dict[str, RawEntry]:
+    return load_documents(directory)[0]
+
+
+def load_documents(directory: Path | None = None) -> tuple[dict[str, RawEntry], list[tuple[str, dict[str, Any]]]]:
+    """The entries, and the published-results files met among the user's YAML files."""
     raw: dict[str, RawEntry] = {}
+    published: list[tuple[str, dict[str, Any]]] = []
     for path, text in _model_files(directory):
         try:
             doc = yaml.load(text, Loader=_Loader) or {}
         except yaml.YAMLError as exc:
             raise RegistryError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+        if is_published_file(doc):
+            published.append((path, doc))
+            continue
         if not isinstance(doc, dict) or not all(isinstance(m, dict) for m in doc.get("models", [])):
             raise RegistryError(f"{path}: expected a mapping with 'family' and a list of 'models' mappings")
         family = doc.get("family")
@@ -266,7 +326,7 @@ def load_raw(directory: Path | None = None) -> dict[str, RawEntry]:
             if model_id in raw:
                 raise RegistryError(f"{path}: duplicate id {model_id!r} (also in {raw[model_id].path})")
             raw[model_id] = RawEntry(own=own, family=family, defaults=doc.get("defaults", {}), path=path)
-    return raw
+    return raw, published
 
 
 def load_taxonomies() -> dict[str, dict[str, str]]:
@@ -281,7 +341,7 @@ def load_guidelines() -> dict[str, dict[str, str]]:
 
 
 def build_catalog(directory: Path | None = None) -> Catalog:
-    raw = load_raw(directory)
+    raw, published = load_documents(directory)
     resolver = _Resolver(raw)
     specs: dict[str, ModelSpec] = {}
     for model_id in raw:
@@ -289,7 +349,8 @@ def build_catalog(directory: Path | None = None) -> Catalog:
             specs[model_id] = ModelSpec.model_validate(resolver.resolve(model_id))
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             raise RegistryError(f"{raw[model_id].path}: entry {model_id!r} is invalid:\n{exc}") from exc
-    return Catalog(specs=specs, raw=raw, taxonomies=load_taxonomies(), _resolver=resolver)
+    return Catalog(specs=specs, raw=raw, taxonomies=load_taxonomies(), _resolver=resolver,
+                   published_files=published, with_packaged_published=directory is None)
 
 
 @functools.lru_cache(maxsize=1)

@@ -293,6 +293,20 @@ class OfficialParams(_Strict):
     checkpoint_tensors: int | None = None
 
 
+class PublishedResult(_Strict):
+    """One number of a benchmark table as Meta's model card prints it (``published/*.yaml``, made by
+    ``scripts/published_from_cards.py``), on the checkpoint it was published for."""
+
+    benchmark: str
+    category: str | None
+    shots: str | None  # as printed: "5", "3-5"; None where the table gives none
+    metric: str | None
+    value: float
+    table: str  # the card's section heading above the table
+    source: str  # "owner/repo:path#anchor"
+    variant: str | None = None  # a quantised version of the checkpoint (SpinQuant, QLoRA, INT8, ...)
+
+
 # announced: public plans, no weights; unreleased: trained and described (in a paper), never published.
 Status = Literal["released", "announced", "unreleased", "deprecated"]
 
@@ -321,6 +335,8 @@ class ModelSpec(_Strict):
     # Dotted field paths whose values could not be confirmed from a primary source.
     unverified: list[str] = []
     notes: str | None = None
+    # Benchmark results its model cards publish (never inherited: a number belongs to its checkpoint).
+    published: tuple[PublishedResult, ...] = ()
 
     @model_validator(mode="after")
     def _released_models_have_an_architecture(self) -> "ModelSpec":

@@ -97,9 +97,24 @@ def _param_invariants(spec: ModelSpec) -> Iterator[str]:
                    f"buffers ({stored:,})")
 
 
+def _published_problems(catalog: Catalog) -> Iterator[Problem]:
+    """Published results naming no entry, and one number given twice for one model (values are
+    numbers already: the schema refuses anything else when the results are attached)."""
+    catalog.attach_published()
+    for path, model_id in catalog.unknown_published:
+        yield Problem(model_id, f"published results in {path} name no registry model")
+    for spec in catalog:
+        seen: set[tuple] = set()
+        for r in spec.published:
+            key = (r.benchmark, r.metric, r.shots, r.table, r.variant, r.source)
+            if key in seen:
+                yield Problem(spec.id, f"published result {key} is given twice")
+            seen.add(key)
+
+
 def problems(catalog: Catalog) -> list[Problem]:
     """Everything wrong with the registry; empty when it is sound."""
-    found: list[Problem] = []
+    found: list[Problem] = list(_published_problems(catalog))
     for spec in catalog:
         messages: list[str] = []
         if spec.derived_from and spec.derived_from.parent not in catalog.specs:
