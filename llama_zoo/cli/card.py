@@ -12,6 +12,7 @@ from llama_zoo.cli.common import DB_OPTION, TableOrJson, console, print_json
 from llama_zoo.cli.eval import BACKEND_FLAGS, EVAL_RUN, _backend_parameters, _bar, _progress
 from llama_zoo.cli.options import EVAL, parameter, parameters, take
 from llama_zoo.errors import LlamaZooError
+from llama_zoo.orchestration.recipes import NO_RECIPE
 
 # eval's run flags that make sense for a whole card: the model's weights, backend, quantisation and
 # checkpoint; not those that name one suite's data (--dataset, --samples-file)
@@ -75,23 +76,29 @@ def _show(card, dry_run: bool, checkpoint: str | None) -> None:
 
     about = f"{checkpoint} (card of {card.model_id})" if checkpoint else card.model_id
     table = Table(title=f"{about}: {len(card.rows)} published numbers" + (" (plan)" if dry_run else ""),
-                  title_justify="left", header_style="bold", show_lines=False)
-    for col in ("table", "benchmark", "shots", "metric", "published"):
+                  title_justify="left", header_style="bold")
+    for col in ("benchmark", "shots", "metric", "published"):
         table.add_column(col, justify="right" if col in ("shots", "published") else "left", overflow="fold")
     if dry_run:
-        table.add_column("recipe", overflow="fold")
-        table.add_column("data", overflow="fold")
+        table.add_column("recipe, or why none", overflow="fold", ratio=3)
+        table.add_column("data", overflow="fold", ratio=2)
     else:
         table.add_column("measured [95% CI]", justify="right")
         table.add_column("diff", justify="right")
         table.add_column("verdict", overflow="fold")
+    current = None
     for row in card.rows:
         p = row.published
-        cells = [p.table, p.benchmark, p.shots or "-", p.metric or "-", f"{p.value:g}"]
+        if p.table != current:  # the card's own tables, in its order: base and instruct numbers apart
+            if current is not None:
+                table.add_section()
+            table.add_row(f"[bold]{p.table}[/bold]", *[""] * (len(table.columns) - 1))
+            current = p.table
+        cells = [p.benchmark, p.shots or "-", p.metric or "-", f"{p.value:g}"]
         if dry_run:
             recipe = row.recipe
             if recipe is None or recipe.suite is None:
-                cells += [f"[dim]none: {row.why_not}[/dim]", "-"]
+                cells += [f"[dim]{row.why_not}[/dim]", "-"]
             else:
                 cells += [_recipe_text(recipe), row.data.where if row.data else "-"]
         else:
@@ -105,6 +112,14 @@ def _show(card, dry_run: bool, checkpoint: str | None) -> None:
             cells += [shown, "-" if m is None else f"{m.value - p.value:+.1f}", text]
         table.add_row(*cells)
     console.print(table)
+    counts: dict[str, int] = {}
+    for row in card.rows:
+        counts[row.verdict if not dry_run else ("planned" if row.runnable else "not run")] = counts.get(
+            row.verdict if not dry_run else ("planned" if row.runnable else "not run"), 0) + 1
+    console.print(", ".join(f"{n} {what}" for what, n in sorted(counts.items())), highlight=False)
+    if any(row.why_not == NO_RECIPE for row in card.rows):
+        console.print(f"{NO_RECIPE}: no suite follows Meta's protocol for it yet (the card's eval_details.md "
+                      "says what that protocol is).", highlight=False)
     if card.variants:
         kinds = sorted({v.variant for v in card.variants})
         console.print(f"{len(card.variants)} numbers of quantised variants ({', '.join(kinds)}) are listed by "

@@ -82,8 +82,7 @@ def recipe_for(spec, row) -> Recipe | None:
     return next((r for r in recipes() if r.matches(spec, row)), None)
 
 
-NO_RECIPE = ("no recipe yet: llama-zoo has no suite that follows Meta's protocol for this benchmark "
-             "(see the card's eval_details.md)")
+NO_RECIPE = "no recipe yet"  # no suite follows Meta's protocol for it (the card's eval_details.md says what that is)
 
 
 @dataclass(frozen=True)
