@@ -67,7 +67,7 @@ def import_evals(dataset: str, bench_name: str, store, model: str | None = None,
     bench = benchmark(bench_name)
     repo, snapshot = _repo(dataset)
     spec = model_of(repo, model)
-    data = load(repo, bench.name, dataset_file or snapshot)
+    data = load(repo, bench.name, dataset_file or snapshot, flag="--dataset-file")
     method = bench.method(data.pretrain)
     options: dict[str, Any] = {"benchmark": bench.name, "evals_dataset": repo, "kind": method.kind,
                                "average": bench.average, "limit": None, "imported_from": data.name}

@@ -42,11 +42,11 @@ def instruct_rows(n: int = 12) -> list[dict]:
     rows = []
     for i in range(n):
         gold = "ABCD"[i % 4]
-        correct = i % 3 != 0
+        correct = i % 5 not in (0, 3)
         answer = gold if correct else "ABCD"[(i + 1) % 4]
         question = f"Question number {i}: which one?"
-        rows.append({
-            "task_type": "Generative", "task_name": "mmlu", "subtask_name": SUBJECTS[i % 3],
+        rows.append({  # subjects of 3, 3 and 6 rows, so the macro average differs from the micro one
+            "task_type": "Generative", "task_name": "mmlu", "subtask_name": SUBJECTS[min(i // 3, 2)],
             "input_question": question, "input_choice_list": {"A": "one", "B": "two", "C": "three", "D": "four"},
             "input_final_prompts": [instruct_prompt(question)], "input_correct_responses": [gold],
             "output_prediction_text": [f"Let me think. The best answer is {answer}."], "output_parsed_answer": answer,
@@ -179,7 +179,8 @@ def test_shadow_run_stores_every_row(runs):
     assert ours["weights_source"] == "shadow"
     assert {"accuracy", "macro_accuracy", "meta_accuracy", "meta_macro_accuracy", "agreement_with_meta"} <= set(metrics)
     assert metrics["accuracy"]["n"] == 12
-    assert metrics["meta_accuracy"]["value"] == pytest.approx(8 / 12)
+    assert metrics["meta_accuracy"]["value"] == pytest.approx(7 / 12)
+    assert metrics["meta_macro_accuracy"]["value"] == pytest.approx(5 / 9)
     shown = run_json(zoo("runs", "show", ours["run_id"], "--format", "json", db=db))
     options = shown["options"]
     assert options["kind"] == "generate" and options["max_new_tokens"] == 4 and options["evals_dataset"] == \
@@ -221,6 +222,7 @@ def test_import_stores_metas_rows_as_a_published_run_once(runs, data):
     subjects = [r["subtask_name"] for r in instruct_rows()]
     macro = np.mean([np.mean([c for c, s in zip(correct, subjects) if s == subject]) for subject in SUBJECTS])
     metrics = {m["name"]: m for m in shown["metrics"]}
+    assert macro == pytest.approx(5 / 9)
     assert metrics["macro_accuracy"]["value"] == pytest.approx(macro) and imported["value"] == pytest.approx(macro)
     assert metrics["accuracy"]["value"] == pytest.approx(np.mean(correct))
     assert metrics["macro_accuracy"]["ci_low"] <= macro <= metrics["macro_accuracy"]["ci_high"]
@@ -236,7 +238,7 @@ def test_compare_pairs_our_run_with_metas_row_by_row(runs):
     out = run_json(zoo("compare", ours["run_id"], imported["run_id"], "--format", "json", db=db))
     assert out["shared_samples"] == 12
     row = out["rows"][0]
-    assert row["test"].startswith("McNemar exact") and row["b"] == pytest.approx(8 / 12)
+    assert row["test"].startswith("McNemar exact") and row["b"] == pytest.approx(7 / 12)
 
 
 def test_import_from_a_file_with_the_model_given(data, tmp_path):
@@ -289,6 +291,10 @@ def test_absent_dataset_says_how_to_get_it(data, tmp_path):
     out = zoo("eval", "--model", "llama-3.2-3b-instruct", "--shadow", "--suite", "meta-evals:mmlu", db=db, env=env(data))
     one_line(out, "huggingface-cli download --repo-type dataset meta-llama/Llama-3.2-3B-Instruct-evals",
              "$LLAMA_ZOO_DATA/meta-llama/Llama-3.2-3B-Instruct-evals", "licence")
+    one_line(zoo("import", "meta-evals", "meta-llama/Llama-3.2-3B-Instruct-evals", "--benchmark", "mmlu", db=db, env=env(data)),
+             "huggingface-cli download --repo-type dataset meta-llama/Llama-3.2-3B-Instruct-evals", "--dataset-file FILE")
+    one_line(zoo("import", "meta-evals", "someone/Unknown-Model-evals", "--benchmark", "mmlu", db=db, env=env(data)),
+             "give --model")
     # a benchmark the snapshot does not hold names those it does
     one_line(zoo("eval", "--model", INSTRUCT, "--shadow", "--suite", "meta-evals:mmlu_pro", db=db, env=env(data)),
              "no config Llama-3.2-1B-Instruct-evals__mmlu_pro__details", "gpqa, mmlu")

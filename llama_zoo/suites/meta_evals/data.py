@@ -112,28 +112,30 @@ def config_name(repo: str, bench: str) -> str:
     return f"{repo.rstrip('/').split('/')[-1]}__{bench}__details"
 
 
-def how_to_get(repo: str) -> str:
-    """The one sentence every 'not found' ends with."""
+def how_to_get(repo: str, flag: str = "--dataset") -> str:
+    """The one sentence every 'not found' ends with (``flag``: the command's option for a file of rows)."""
     return (f"download it with 'huggingface-cli download --repo-type dataset {repo} --local-dir "
-            f"$LLAMA_ZOO_DATA/{repo}' (a gated dataset: accept its licence on the hub first), or give --dataset FILE")
+            f"$LLAMA_ZOO_DATA/{repo}' (a gated dataset: accept its licence on the hub first), or give {flag} FILE")
 
 
-def load(repo: str, bench: str, file: str | None = None, revision: str | None = None) -> EvalsData:
+def load(repo: str, bench: str, file: str | None = None, revision: str | None = None,
+         flag: str = "--dataset") -> EvalsData:
     """The benchmark's rows: ``file`` (a parquet/jsonl/json file or a snapshot directory), else a
-    snapshot under ``$LLAMA_ZOO_DATA/<repo>``, else the hub."""
+    snapshot under ``$LLAMA_ZOO_DATA/<repo>``, else the hub. ``flag`` is how the user gives a file,
+    for the messages."""
     config = config_name(repo, bench)
     if file:
         path = Path(file).expanduser()
         if path.is_dir():
-            return _from_snapshot(path, config, repo)
+            return _from_snapshot(path, config, repo, flag)
         if not path.is_file():
-            raise LlamaZooError(f"--dataset {file}: no such file or directory")
+            raise LlamaZooError(f"{flag} {file}: no such file or directory")
         return evals_data(str(path), None, read_file(path))
     for root in data_dirs():
         snapshot = root / repo
         if snapshot.is_dir():
-            return _from_snapshot(snapshot, config, repo)
-    return _from_hub(repo, config, revision)
+            return _from_snapshot(snapshot, config, repo, flag)
+    return _from_hub(repo, config, revision, flag)
 
 
 def data_dirs() -> list[Path]:
@@ -199,11 +201,11 @@ def _split_paths(data_files: Any, split: str) -> list[str]:
     return paths
 
 
-def _from_snapshot(root: Path, config: str, repo: str) -> EvalsData:
+def _from_snapshot(root: Path, config: str, repo: str, flag: str) -> EvalsData:
     """A local copy of the dataset repository: its README's ``configs`` map each config's split to files."""
     readme = root / "README.md"
     if not readme.is_file():
-        raise LlamaZooError(f"{root} has no README.md naming its configs; {how_to_get(repo)}")
+        raise LlamaZooError(f"{root} has no README.md naming its configs; {how_to_get(repo, flag)}")
     configs = {c.get("config_name"): c for c in _front_matter(readme).get("configs") or [] if isinstance(c, dict)}
     if config not in configs:
         known = ", ".join(sorted(str(c).split("__")[1] if "__" in str(c) else str(c) for c in configs)) or "none"
@@ -211,21 +213,21 @@ def _from_snapshot(root: Path, config: str, repo: str) -> EvalsData:
     files = sorted({f for pattern in _split_paths(configs[config].get("data_files"), SPLIT) for f in root.glob(pattern)
                     if f.is_file()})
     if not files:
-        raise LlamaZooError(f"{root}: config {config} names no file of split {SPLIT!r} that is here; {how_to_get(repo)}")
+        raise LlamaZooError(f"{root}: config {config} names no file of split {SPLIT!r} that is here; {how_to_get(repo, flag)}")
     return evals_data(config, None, [row for f in files for row in read_file(f)])
 
 
-def _from_hub(repo: str, config: str, revision: str | None) -> EvalsData:
+def _from_hub(repo: str, config: str, revision: str | None, flag: str) -> EvalsData:
     where = f"not found under $LLAMA_ZOO_DATA/{repo}"
     try:
         import datasets
     except ImportError:
-        raise LlamaZooError(f"{repo}: {where} and the datasets package is missing for the hub; {how_to_get(repo)}") from None
+        raise LlamaZooError(f"{repo}: {where} and the datasets package is missing for the hub; {how_to_get(repo, flag)}") from None
     try:
         data = datasets.load_dataset(repo, name=config, split=SPLIT, revision=revision)
     except Exception as exc:  # noqa: BLE001 - offline, gated, unknown config: one line saying how to get it
         raise LlamaZooError(f"{repo} ({config}): {where} and not loadable from the hub ({type(exc).__name__}); "
-                            f"{how_to_get(repo)}") from None
+                            f"{how_to_get(repo, flag)}") from None
     return evals_data(config, revision or getattr(data, "_fingerprint", None), list(data))
 
 
