@@ -250,6 +250,19 @@ def test_import_from_a_file_with_the_model_given(data, tmp_path):
     assert out["samples"] == 5 and out["headline"] == "accuracy"
 
 
+def test_a_snapshot_directory_names_its_model(data, tmp_path):
+    """DATASET may be the snapshot directory itself: the model is read from its name, and the rows
+    (the same as through $LLAMA_ZOO_DATA) hash the same, so the run is the same run."""
+    snapshot = data / "meta-llama" / "Llama-3.2-1B-evals"
+    db = tmp_path / "r.db"
+    out = run_json(zoo("import", "meta-evals", str(snapshot), "--benchmark", "mmlu", "--format", "json", db=db))
+    assert out["model_id"] == PRETRAIN and out["samples"] == 8
+    again = run_json(zoo("import", "meta-evals", "meta-llama/Llama-3.2-1B-evals", "--benchmark", "mmlu", "--format",
+                         "json", db=db, env=env(data)))
+    assert again["cached"] and again["run_id"] == out["run_id"]
+    assert out["value"] == pytest.approx(0.5)  # one subject all right (the odd rows), the other all wrong
+
+
 # -- bad input: one line, nothing stored
 
 
