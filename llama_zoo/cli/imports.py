@@ -41,3 +41,32 @@ def lm_eval_command(
         table.add_row(r.suite, r.model_id, r.run_id, str(r.samples), shown,
                       "already stored" if r.cached else "imported")
     console.print(table)
+
+
+@app.command("meta-evals")
+def meta_evals_command(
+    dataset: str = typer.Argument(..., help="Meta's evals dataset, e.g. meta-llama/Llama-3.1-8B-Instruct-evals (found under "
+                                  "$LLAMA_ZOO_DATA/<it>, else on the hub), or a local snapshot directory of it."),
+    benchmark: str = typer.Option(..., "--benchmark", "-b", help="The benchmark (its config <Model>-evals__<benchmark>__details): "
+                                  "mmlu, mmlu_pro, gpqa or gpqa_diamond."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="The model the rows are of (default: the registry "
+                                        "model whose hub id is the dataset's without -evals)."),
+    dataset_file: Optional[str] = typer.Option(None, "--dataset-file", help="Read the rows from this parquet/jsonl/json "
+                                               "file instead."),
+    fmt: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table, or json."),
+    db: Optional[str] = DB_OPTION,
+) -> None:
+    """Meta's own per-sample results (its published evals datasets) as a completed run of the model they are of,
+    weights source 'published': every row a sample keyed as llama-zoo's own run of the benchmark keys it, so
+    'compare' pairs the two row by row. Importing the same rows twice stores them once."""
+    from llama_zoo.orchestration.meta_evals_import import import_evals
+    from llama_zoo.results.store import Store
+
+    store = Store.open(db)
+    run = import_evals(dataset, benchmark, store, model, dataset_file)
+    if fmt is TableOrJson.json:
+        print_json(vars(run))
+        return
+    shown = f"{run.headline}={run.value:.4g}" if run.value is not None else "-"
+    console.print(f"{run.suite} of {run.model_id} from {run.dataset}: run {run.run_id}, {run.samples} samples, {shown} "
+                  f"({'already stored' if run.cached else 'imported'})")

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 # external: completions produced elsewhere and only scored here (--samples-file); server: a model
-# behind an OpenAI-compatible API (weights_ref holds the URL and the served model's name)
-WEIGHTS_SOURCES = ("hub", "local", "random", "shadow", "external", "server", "imported")
+# behind an OpenAI-compatible API (weights_ref holds the URL and the served model's name); imported:
+# another tool's run of the weights (lm-eval output); published: the model's maker's own per-sample
+# results (Meta's evals datasets), so they are a run apart from ours of the same rows
+WEIGHTS_SOURCES = ("hub", "local", "random", "shadow", "external", "server", "imported", "published")
 
 # How a run ran, where that may change its result (the loop's, not the suite's): the tokenizer's
 # source and the device (every run where a model answers), the checkpoint's config differences from

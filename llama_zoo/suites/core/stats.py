@@ -41,6 +41,35 @@ def rate_metric(name: str, values: Sequence[float], seed: int = 0) -> dict[str, 
             "n": len(v), "extra": None}
 
 
+def macro_mean_ci(
+    values: Sequence[float],
+    groups: Sequence[Any],
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, tuple[float, float] | None]:
+    """The mean of per-group means (a benchmark's macro average over its subtasks) and its
+    percentile bootstrap CI, resampling within each group: the groups are fixed by the benchmark,
+    only the questions inside them are a sample. The interval is None with fewer than two values."""
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) == 0 or len(v) != len(groups):
+        raise ValueError("a macro mean needs one group per value, and at least one value")
+    members: dict[Any, list[int]] = {}
+    for i, group in enumerate(groups):
+        members.setdefault(group, []).append(i)
+    parts = [v[np.asarray(idx)] for idx in members.values()]
+    value = float(np.mean([p.mean() for p in parts]))
+    if len(v) < 2:
+        return value, None
+    rng = np.random.default_rng(seed)
+    # each group's mean on every resample, drawn from that group alone (a stratified bootstrap)
+    means = np.stack([p[rng.integers(0, len(p), size=(resamples, len(p)))].mean(axis=1) for p in parts], axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means.mean(axis=1), [tail, 100 - tail])
+    return value, (float(low), float(high))
+
+
 @dataclass(frozen=True)
 class Difference:
     """B minus A on paired units: the estimate, its confidence interval and a two-sided p-value."""
