@@ -32,7 +32,7 @@ def card_command(model: str, **kwargs: Any) -> None:
     from llama_zoo.orchestration.card import plan_card, run_card
     from llama_zoo.registry.checkpoint import find_model
 
-    dry_run, fmt, db = kwargs.pop("dry_run"), kwargs.pop("fmt"), kwargs.pop("db")
+    dry_run, fmt, db, benchmarks = kwargs.pop("dry_run"), kwargs.pop("fmt"), kwargs.pop("db"), kwargs.pop("benchmark")
     run_options = take(kwargs, CARD_RUN, EVAL)
     backend_options = {k: kwargs.pop(k) for k in BACKEND_FLAGS if kwargs.get(k) is not None}
     spec, checkpoint = find_model(model, run_options.get("base"))
@@ -44,7 +44,7 @@ def card_command(model: str, **kwargs: Any) -> None:
         card_spec = load_catalog().get(run_options["base"])
     else:
         card_spec = spec
-    card = plan_card(card_spec)
+    card = plan_card(card_spec, tuple(benchmarks or ()))
     if not dry_run:
         from llama_zoo.orchestration import evaluate
         from llama_zoo.results.store import Store
@@ -142,6 +142,9 @@ def _parameters() -> list[inspect.Parameter]:
                           default=typer.Argument(..., help="Registry id or hub repo id, or a checkpoint path with --base.")),
         *parameters(CARD_RUN, EVAL),
         *_backend_parameters(),
+        parameter("benchmark", Optional[list[str]], typer.Option(
+            None, "--benchmark", "-b", metavar="NAME", help="Only these benchmarks, as the card spells them (any case; "
+            "repeatable), e.g. -b MMLU -b 'ARC-Challenge'; the others are listed, not run.")),
         parameter("dry_run", bool, typer.Option(False, "--dry-run", help="Print each benchmark's recipe (or why it has none) "
                                                 "and where its data is, loading nothing.")),
         parameter("fmt", TableOrJson, typer.Option(TableOrJson.table, "--format", help="table, or json.")),

@@ -28,14 +28,18 @@ class CardRow:
     data: DataStatus | None = None
     measured: Measured | None = None
     error: str | None = None  # the run's one-line failure
+    asked: bool = True  # among the benchmarks asked for (--benchmark)
 
     @property
     def runnable(self) -> bool:
-        return self.recipe is not None and self.recipe.suite is not None and bool(self.data and self.data.reachable)
+        return (self.asked and self.recipe is not None and self.recipe.suite is not None
+                and bool(self.data and self.data.reachable))
 
     @property
     def why_not(self) -> str | None:
         """Why the row is not run (None: it is, or will be)."""
+        if not self.asked:
+            return "not asked for (--benchmark)"
         if self.recipe is None:
             return NO_RECIPE
         if self.recipe.suite is None:
@@ -70,14 +74,22 @@ class CardRow:
 class Card:
     model_id: str
     rows: list[CardRow]
+    spec: Any = None  # the registry model whose card this is
     variants: list[Any] = field(default_factory=list)  # quantised columns: published, never compared
 
 
-def plan_card(spec) -> Card:
-    """Each published bf16 row with its recipe and data; nothing loads."""
+def plan_card(spec, benchmarks: tuple[str, ...] = ()) -> Card:
+    """Each published bf16 row with its recipe and data; nothing loads. ``benchmarks``: only these
+    (as the card spells them, any case) are run; the others are listed."""
     if not spec.published:
         raise LlamaZooError(f"{spec.id} has no published results in the registry (Meta's cards print none for it); "
                             "'llama-zoo card' works on the models whose cards have benchmark tables")
+    wanted = {b.casefold() for b in benchmarks}
+    on_card = {p.benchmark.casefold() for p in spec.published}
+    unknown = [b for b in benchmarks if b.casefold() not in on_card]
+    if unknown:
+        raise LlamaZooError(f"--benchmark {', '.join(unknown)}: not on {spec.id}'s card (it has "
+                            f"{', '.join(dict.fromkeys(p.benchmark for p in spec.published if not p.variant))})")
     rows, variants = [], []
     for published in spec.published:
         if published.variant:
@@ -85,8 +97,8 @@ def plan_card(spec) -> Card:
             continue
         recipe = recipe_for(spec, published)
         data = data_status(recipe, spec) if recipe is not None and recipe.suite is not None else None
-        rows.append(CardRow(published, recipe, data))
-    return Card(spec.id, rows, variants)
+        rows.append(CardRow(published, recipe, data, asked=not wanted or published.benchmark.casefold() in wanted))
+    return Card(spec.id, rows, spec=spec, variants=variants)
 
 
 def _run_key(recipe: Recipe) -> tuple:
@@ -106,7 +118,7 @@ def run_card(card: Card, template, run: Runner, store) -> None:
     for rows in groups.values():
         recipe = rows[0].recipe
         try:
-            measured = _measure(recipe, template, run, store)
+            measured = _measure(recipe, card.spec, template, run, store)
         except LlamaZooError as exc:
             for row in rows:
                 row.error = f"failed: {exc}"
@@ -115,10 +127,12 @@ def run_card(card: Card, template, run: Runner, store) -> None:
             row.measured = measured
 
 
-def _measure(recipe: Recipe, template, run: Runner, store) -> Measured:
+def _measure(recipe: Recipe, spec, template, run: Runner, store) -> Measured:
     from llama_zoo.suites import SUITES
 
     base_options = {**template.suite_options, **recipe.options}
+    if recipe.data and "{evals}" in recipe.data:  # the card's model's, also for a checkpoint run under its card
+        base_options["evals_dataset"] = recipe.data_repo(spec)
     request = replace(template, suite=recipe.suite, suite_options=base_options,
                       dataset=recipe.dataset if recipe.dataset is not None else template.dataset)
     if recipe.combine == "macro":
@@ -172,14 +186,16 @@ def _macro(recipe: Recipe, runs: list[dict[str, Any]], store, seed: int) -> Meas
                     ",".join(sources), tuple(run["id"] for run in runs))
 
 
-def measure_from_store(card: Card, store) -> None:
+def measure_from_store(card: Card, store, model_id: str | None = None) -> None:
     """The card's rows measured by runs already stored (the report's model-card section): the newest
-    completed run of each recipe on real weights; shadow, random and Meta's imported runs never count."""
+    completed run of each recipe on real weights of ``model_id`` (default: the card's model; a
+    checkpoint's id for a card it takes from its base); shadow, random and Meta's imported runs never count."""
+    model_id = model_id or card.model_id
     from llama_zoo.orchestration.recipes import NOT_MEASURED, PUBLISHED
     from llama_zoo.results.identity import split_options
 
     def newest(suite: str, recipe: Recipe) -> dict[str, Any] | None:
-        for run in store.completed_runs(suite=suite, model=card.model_id):
+        for run in store.completed_runs(suite=suite, model=model_id):
             options = split_options(run["options"])[0]
             if run["weights_source"] in (*NOT_MEASURED, PUBLISHED):
                 continue
@@ -188,7 +204,7 @@ def measure_from_store(card: Card, store) -> None:
                 return run
         return None
 
-    measured_suites = {run["suite"] for run in store.completed_runs(model=card.model_id)
+    measured_suites = {run["suite"] for run in store.completed_runs(model=model_id)
                        if run["weights_source"] not in (*NOT_MEASURED, PUBLISHED)}
     for row in card.rows:
         recipe = row.recipe

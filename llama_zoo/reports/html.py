@@ -58,22 +58,29 @@ def render_html(store, suite: str | None = None, model: str | None = None, compa
 
 
 def _cards(store, boards, catalog) -> list[dict[str, Any]]:
-    """Per model with published numbers and stored runs, the rows a measured run reproduces or not."""
+    """Per model with published numbers and stored runs (a checkpoint: its base's card), the rows a
+    run on real weights measures, with the verdicts."""
     from llama_zoo.orchestration.card import measure_from_store, plan_card
+    from llama_zoo.results.identity import split_options
 
     runs_of: dict[str, list[dict[str, Any]]] = {}
+    card_of: dict[str, str] = {}
     for rows in boards.values():
         for r in rows:
-            runs_of.setdefault(r["run"]["model_id"], []).append(r)
+            model_id = r["run"]["model_id"]
+            runs_of.setdefault(model_id, []).append(r)
+            base = (split_options(r["run"]["options"])[2].get("checkpoint") or {}).get("base")
+            card_of[model_id] = model_id if model_id in catalog.specs else base or ""
     cards = []
     for model_id, rows in sorted(runs_of.items()):
-        if model_id not in catalog.specs:
+        if card_of[model_id] not in catalog.specs:
             continue
-        spec = catalog.get(model_id)  # a look-up by name attaches the published numbers
+        spec = catalog.get(card_of[model_id])  # a look-up by name attaches the published numbers
         if not spec.published:
             continue
         card = plan_card(spec)
-        measure_from_store(card, store)
+        measure_from_store(card, store, model_id)
         measured = [row.as_dict() for row in card.rows if row.measured is not None]
-        cards.append({"model": model_id, "rows": measured, "code_paths": sum(not r["measured"] for r in rows)})
+        title = model_id if model_id == spec.id else f"{model_id} (card of {spec.id})"
+        cards.append({"model": title, "rows": measured, "code_paths": sum(not r["measured"] for r in rows)})
     return cards

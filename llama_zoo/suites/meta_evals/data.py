@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from llama_zoo.errors import LlamaZooError
+from llama_zoo.suites.core.local_data import local_dataset
 
 REQUIRED = ("input_final_prompts", "input_correct_responses", "is_correct")
 SPLIT = "latest"
@@ -131,15 +131,10 @@ def load(repo: str, bench: str, file: str | None = None, revision: str | None = 
         if not path.is_file():
             raise LlamaZooError(f"{flag} {file}: no such file or directory")
         return evals_data(str(path), None, read_file(path))
-    for root in data_dirs():
-        snapshot = root / repo
-        if snapshot.is_dir():
-            return _from_snapshot(snapshot, config, repo, flag)
+    snapshot = local_dataset(repo)
+    if snapshot is not None:
+        return _from_snapshot(snapshot, config, repo, flag)
     return _from_hub(repo, config, revision, flag)
-
-
-def data_dirs() -> list[Path]:
-    return [Path(p).expanduser() for p in os.environ.get("LLAMA_ZOO_DATA", "").split(os.pathsep) if p]
 
 
 def read_file(path: Path) -> list[dict[str, Any]]:
