@@ -12,6 +12,7 @@ from llama_zoo.cli.common import DB_OPTION, TableOrJson, console, print_json
 from llama_zoo.cli.eval import BACKEND_FLAGS, EVAL_RUN, _backend_parameters, _bar, _progress
 from llama_zoo.cli.options import EVAL, parameter, parameters, take
 from llama_zoo.errors import LlamaZooError
+from llama_zoo.orchestration.card import card_file
 from llama_zoo.orchestration.recipes import NO_RECIPE
 
 # eval's run flags that make sense for a whole card: the model's weights, backend, quantisation and
@@ -89,18 +90,20 @@ def _show(card, dry_run: bool, checkpoint: str | None) -> None:
     current = None
     for row in card.rows:
         p = row.published
-        if p.table != current:  # the card's own tables, in its order: base and instruct numbers apart
+        heading = f"{card_file(p.source)} · {p.table}"
+        if heading != current:  # each card's own tables, in its order: base and instruct numbers apart
             if current is not None:
                 table.add_section()
-            table.add_row(f"[bold]{p.table}[/bold]", *[""] * (len(table.columns) - 1))
-            current = p.table
+            table.add_row(f"[bold]{heading}[/bold]", *[""] * (len(table.columns) - 1))
+            current = heading
         cells = [p.benchmark, p.shots or "-", p.metric or "-", f"{p.value:g}"]
         if dry_run:
             recipe = row.recipe
             if recipe is None or recipe.suite is None:
                 cells += [f"[dim]{row.why_not}[/dim]", "-"]
             else:
-                cells += [_recipe_text(recipe), row.data.where if row.data else "-"]
+                where = row.data.where if row.data else "-"
+                cells += [_recipe_text(recipe), "missing (below)" if where.startswith("missing: ") else where]
         else:
             m = row.measured
             shown = "-" if m is None else f"{m.value:.1f}" + (f" [{m.low:.1f}, {m.high:.1f}]" if m.low is not None else "")
@@ -112,6 +115,12 @@ def _show(card, dry_run: bool, checkpoint: str | None) -> None:
             cells += [shown, "-" if m is None else f"{m.value - p.value:+.1f}", text]
         table.add_row(*cells)
     console.print(table)
+    missing = dict.fromkeys(r.data.where.removeprefix("missing: ") for r in card.rows
+                            if r.data is not None and r.data.where.startswith("missing: "))
+    if missing:  # whole lines, to copy: a table cell would fold them
+        console.print("To get the data that is missing:", highlight=False)
+        for how in missing:
+            console.print(f"  {how}", highlight=False, soft_wrap=True)
     counts: dict[str, int] = {}
     for row in card.rows:
         counts[row.verdict if not dry_run else ("planned" if row.runnable else "not run")] = counts.get(

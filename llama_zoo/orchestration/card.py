@@ -58,7 +58,7 @@ class CardRow:
         row, m = self.published, self.measured
         return {
             "benchmark": row.benchmark, "category": row.category, "shots": row.shots, "metric": row.metric,
-            "table": row.table, "source": row.source, "published": row.value,
+            "table": row.table, "source": row.source, "card": card_file(row.source), "published": row.value,
             "recipe": None if self.recipe is None or self.recipe.suite is None else {
                 "suite": self.recipe.suite, "dataset": self.recipe.dataset, "options": dict(self.recipe.options),
                 "combine": self.recipe.combine, "source": self.recipe.source},
@@ -108,6 +108,11 @@ def _run_key(recipe: Recipe) -> tuple:
 Runner = Callable[[Any], Any]  # a RunRequest -> the loop's Outcome
 
 
+def card_file(source: str) -> str:
+    """Which card a row is from, short: 'llama3_1/MODEL_CARD.md' of 'meta-llama/llama-models:models/llama3_1/MODEL_CARD.md#...'."""
+    return source.partition(":")[2].partition("#")[0].removeprefix("models/") or source
+
+
 def run_card(card: Card, template, run: Runner, store) -> None:
     """Run every runnable row's recipe once (``template`` a RunRequest holding the model and how
     to run it) and measure the rows; a recipe that fails marks its rows with the one-line reason."""
@@ -118,16 +123,28 @@ def run_card(card: Card, template, run: Runner, store) -> None:
     for rows in groups.values():
         recipe = rows[0].recipe
         try:
-            measured = _measure(recipe, card.spec, template, run, store)
+            runs = _runs(recipe, card.spec, template, run, store)
         except LlamaZooError as exc:
             for row in rows:
                 row.error = f"failed: {exc}"
             continue
         for row in rows:
-            row.measured = measured
+            _measure_row(row, runs, store, template.seed)
 
 
-def _measure(recipe: Recipe, spec, template, run: Runner, store) -> Measured:
+def _measure_row(row: CardRow, runs: list[dict[str, Any]], store, seed: int) -> None:
+    """The row's number from the recipe's stored runs (several for a macro average of a group)."""
+    try:
+        if row.recipe.combine == "macro":
+            row.measured = _macro(row.recipe, runs, store, seed)
+        else:
+            row.measured = _single(row.recipe, runs[0], row.published.metric)
+    except LlamaZooError as exc:
+        row.error = f"failed: {exc}"
+
+
+def _runs(recipe: Recipe, spec, template, run: Runner, store) -> list[dict[str, Any]]:
+    """The recipe's runs through the loop (stored, cached, resumed as eval's are), as stored."""
     from llama_zoo.suites import SUITES
 
     base_options = {**template.suite_options, **recipe.options}
@@ -140,24 +157,25 @@ def _measure(recipe: Recipe, spec, template, run: Runner, store) -> Measured:
         members = expands(base_options) if expands else None
         if not members:
             raise LlamaZooError(f"{recipe.suite} is not a group: the recipe's macro average needs its members")
-        runs = [store.get(run(replace(request, suite=member)).run_id) for member in members]
-        return _macro(recipe, runs, store, template.seed)
-    return _single(recipe, store.get(run(request).run_id))
+        return [store.get(run(replace(request, suite=member)).run_id) for member in members]
+    return [store.get(run(request).run_id)]
 
 
-def _metric(recipe: Recipe, run: dict[str, Any]) -> dict[str, Any]:
-    """The stored metric the card's number is held against: the recipe's, else the run's headline."""
+def _metric(recipe: Recipe, run: dict[str, Any], card_metric: str | None) -> dict[str, Any]:
+    """The stored metric the card's number is held against: the one the recipe maps the card's
+    metric to, else the recipe's, else the run's headline."""
     from llama_zoo.suites import suite_info
 
     stored = {m["name"]: m for m in run["metrics"]}
-    name = recipe.metric or suite_info(run["suite"]).headline_of(run.get("options"))[0]
+    name = (recipe.run_metric(card_metric) or recipe.metric
+            or suite_info(run["suite"]).headline_of(run.get("options"))[0])
     if name not in stored:
         raise LlamaZooError(f"the run of {run['suite']} has no metric {name!r} (it has {', '.join(stored) or 'none'})")
     return stored[name]
 
 
-def _single(recipe: Recipe, run: dict[str, Any]) -> Measured:
-    metric = _metric(recipe, run)
+def _single(recipe: Recipe, run: dict[str, Any], card_metric: str | None = None) -> Measured:
+    metric = _metric(recipe, run, card_metric)
     low, high = metric.get("ci_low"), metric.get("ci_high")
     if (low is None or high is None) and metric.get("stderr") is not None:
         low, high = metric["value"] - Z95 * metric["stderr"], metric["value"] + Z95 * metric["stderr"]
@@ -199,7 +217,9 @@ def measure_from_store(card: Card, store, model_id: str | None = None) -> None:
             options = split_options(run["options"])[0]
             if run["weights_source"] in (*NOT_MEASURED, PUBLISHED):
                 continue
-            if all(options.get(k) == v for k, v in recipe.options.items()) and (
+            # an option the run does not record (completions scored from a file keep no sampling
+            # settings) does not disqualify it; one it records otherwise does
+            if all(options.get(k, v) == v for k, v in recipe.options.items()) and (
                     recipe.dataset is None or recipe.dataset in (run.get("dataset_name") or "")):
                 return run
         return None
@@ -225,6 +245,24 @@ def measure_from_store(card: Card, store, model_id: str | None = None) -> None:
             else:
                 run = newest(recipe.suite, recipe)
                 if run is not None:
-                    row.measured = _single(recipe, store.get(run["id"]))
+                    row.measured = _single(recipe, store.get(run["id"]), row.published.metric)
         except LlamaZooError as exc:
             row.error = str(exc)
+
+
+def published_points(spec, suite: str, metric: str) -> list[tuple[float, str]]:
+    """Meta's bf16 numbers for ``spec`` that a run of ``suite`` measures as ``metric``, on the run's
+    scale, each with a label: the markers a report draws beside the measured points."""
+    from llama_zoo.suites import suite_info
+
+    info = suite_info(suite)
+    out = []
+    for row in spec.published:
+        recipe = None if row.variant else recipe_for(spec, row)
+        if recipe is None or recipe.suite != suite or recipe.combine:
+            continue
+        measured_as = recipe.run_metric(row.metric) or recipe.metric or (info.headline if info else None)
+        if measured_as == metric:  # the same number printed by two cards is one marker
+            value = row.value / 100 if recipe.percent else row.value
+            out.append((value, f"{spec.id} · {row.benchmark} as Meta's card publishes it: {row.value:g}"))
+    return list(dict.fromkeys(out))

@@ -31,7 +31,7 @@ PUBLISHED = "published"  # the weights source of a run imported from Meta's own 
 
 @dataclass(frozen=True)
 class Recipe:
-    benchmarks: tuple[str, ...]  # as the cards spell them (matched case-insensitively)
+    benchmarks: tuple[str, ...]  # as the cards spell them (any case; * and ? are wildcards)
     suite: str | None = None  # None: no recipe, and ``reason`` says why
     options: Mapping[str, Any] = field(default_factory=dict)
     dataset: str | None = None  # the run's --dataset
@@ -39,6 +39,9 @@ class Recipe:
     shots: tuple[str, ...] = ()  # only rows printing these shots (empty: any)
     models: tuple[str, ...] = ()  # only models whose id matches one of these globs (empty: any)
     metric: str | None = None  # the run's metric held against the card (default: its headline)
+    # the card's metric (as printed) -> the run's metric, where one table prints several of one run;
+    # a row printing a metric not in it is not this recipe's
+    metrics: Mapping[str, str] = field(default_factory=dict)
     combine: str | None = None  # "macro": the suite is a group, its runs' headlines averaged
     percent: bool = True  # the card prints percentages, runs store fractions
     data: str | None = None  # "hub:REPO" ({evals}: the model's Meta evals dataset) or "file:NAME"
@@ -46,13 +49,20 @@ class Recipe:
     reason: str | None = None
 
     def matches(self, spec, row) -> bool:
-        if row.benchmark.casefold() not in {b.casefold() for b in self.benchmarks}:
+        name = row.benchmark.casefold()
+        if not any(fnmatch.fnmatchcase(name, b.casefold()) for b in self.benchmarks):
             return False
         if self.instruct is not None and bool(spec.capabilities.instruct) != self.instruct:
             return False
         if self.shots and row.shots is not None and row.shots not in self.shots:
             return False
+        if self.metrics and self.run_metric(getattr(row, "metric", None)) is None:
+            return False
         return not self.models or any(fnmatch.fnmatchcase(spec.id, glob) for glob in self.models)
+
+    def run_metric(self, card_metric: str | None) -> str | None:
+        wanted = (card_metric or "").casefold()
+        return next((ours for theirs, ours in self.metrics.items() if theirs.casefold() == wanted), None)
 
     def data_repo(self, spec) -> str | None:
         if not self.data or not self.data.startswith("hub:"):

@@ -83,20 +83,24 @@ def _y_axis(low: float, high: float, scale) -> list[str]:
     return out
 
 
-def metric_vs_params(rows: list[dict[str, Any]], metric: str, log_y: bool = False) -> str | None:
+def metric_vs_params(rows: list[dict[str, Any]], metric: str, log_y: bool = False,
+                     published: dict[str, list[tuple[float, str]]] | None = None) -> str | None:
     """One point per measured run: the metric against parameter count (log axis), coloured by
-    family; hovering a point shows the model, its size and the value with its interval."""
+    family; hovering a point shows the model, its size and the value with its interval. Where Meta
+    publishes the number for a plotted model (``published``: model id -> values and labels), a
+    hollow diamond marks it at the same size."""
     points = [r for r in rows if r["measured"] and r["params"] and metric in r["metrics"]]
     if not points:
         return None
     values = [r["metrics"][metric]["value"] for r in points]
+    marks = [(r, value, label) for r in points for value, label in (published or {}).get(r["run"]["model_id"], ())]
     if log_y and min(values) <= 0:
         log_y = False
     params = [math.log10(r["params"]) for r in points]
     x_low, x_high = math.floor(min(params) - 0.05), math.ceil(max(params) + 0.05)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     transform = (lambda v: math.log10(v)) if log_y else (lambda v: v)
-    y_low, y_high = value_range([transform(v) for v in values])
+    y_low, y_high = value_range([transform(v) for v in values + [m[1] for m in marks if not log_y or m[1] > 0]])
 
     def sx(p: float) -> float:
         return LEFT + (p - x_low) / (x_high - x_low) * plot_w
@@ -124,8 +128,16 @@ def metric_vs_params(rows: list[dict[str, Any]], metric: str, log_y: bool = Fals
         tip = f"{r['run']['model_id']} · {human(r['params'])} params · {metric} {number(v)}{interval}"
         body.append(f'<circle class="point" cx="{sx(p):.1f}" cy="{sy(transform(v)):.1f}" r="6" '
                     f'fill="{colour[r["family"] or "other"]}" data-tip="{escape(tip)}"><title>{escape(tip)}</title></circle>')
+    for r, value, label in marks:
+        if log_y and value <= 0:
+            continue
+        x, y = sx(math.log10(r["params"])), sy(transform(value))
+        body.append(f'<polygon class="point published" points="{x:.1f},{y - 7:.1f} {x + 7:.1f},{y:.1f} {x:.1f},{y + 7:.1f} '
+                    f'{x - 7:.1f},{y:.1f}" fill="none" stroke="{colour[r["family"] or "other"]}" stroke-width="2" '
+                    f'data-tip="{escape(label)}"><title>{escape(label)}</title></polygon>')
+    legend = [(f, colour[f]) for f in families] + ([("◇ Meta's card", "#ffffff")] if marks else [])
     return _frame(f"{metric} against model size (measured runs only)", "parameters (log scale)",
-                  metric + (" (log scale)" if log_y else ""), body, [(f, colour[f]) for f in families])
+                  metric + (" (log scale)" if log_y else ""), body, legend)
 
 
 def by_option(rows: list[dict[str, Any]], metric: str, group: str, series: str) -> str | None:
@@ -167,10 +179,11 @@ def by_option(rows: list[dict[str, Any]], metric: str, group: str, series: str) 
     return _frame(f"{metric} by {group}, per {series}", group, metric, body, [(k.upper(), colour[k]) for k in kinds])
 
 
-def draw(chart, rows: list[dict[str, Any]]) -> str | None:
-    """A chart a suite declared (``llama_zoo.suites.core.base.Chart``), or None where there is nothing to draw."""
+def draw(chart, rows: list[dict[str, Any]], published: dict[str, list[tuple[float, str]]] | None = None) -> str | None:
+    """A chart a suite declared (``llama_zoo.suites.core.base.Chart``), or None where there is nothing
+    to draw; ``published``: Meta's numbers per model id, marked on a chart against model size."""
     if chart.kind == "metric_vs_params":
-        return metric_vs_params(rows, chart.metric, log_y=chart.log_y)
+        return metric_vs_params(rows, chart.metric, log_y=chart.log_y, published=published)
     if chart.kind == "by_option":
         return by_option(rows, chart.metric, chart.group, chart.series)
     raise ValueError(f"unknown chart kind {chart.kind!r}")

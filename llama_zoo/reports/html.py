@@ -33,14 +33,15 @@ def render_html(store, suite: str | None = None, model: str | None = None, compa
         for r in rows:
             evaluated.setdefault(r["run"]["model_id"], set()).add(name)
             r["provenance"] = json.dumps({k: r["run"].get(k) for k in PROVENANCE_KEYS}, indent=2, default=str)
+    catalog = load_catalog()
     charts_by_suite: dict[str, list[str]] = {}
     for name, rows in boards.items():
         info = suite_info(name)
-        drawn = [charts.draw(chart, rows) for chart in (info.charts if info else ())]
+        drawn = [charts.draw(chart, rows, _published(catalog, name, chart.metric, rows)) for chart in (info.charts if info else ())]
         charts_by_suite[name] = [c for c in drawn if c]
     registry = []
-    cards = _cards(store, boards, load_catalog())
-    for spec in load_catalog():
+    cards = _cards(store, boards, catalog)
+    for spec in catalog:
         facts = row(spec)
         facts["suites"] = sorted(evaluated.get(spec.id, ()))
         registry.append(facts)
@@ -55,6 +56,19 @@ def render_html(store, suite: str | None = None, model: str | None = None, compa
         database=store.engine.url.render_as_string(), runs_total=sum(len(r) for r in boards.values()),
         boards=boards, metric_columns={n: metric_names(r) for n, r in boards.items()}, charts=charts_by_suite,
         registry=registry, comparison=comparison, cards=cards)
+
+
+def _published(catalog, suite: str, metric: str, rows) -> dict[str, list[tuple[float, str]]]:
+    """Meta's numbers for the measured models a chart of ``suite`` plots, per model id."""
+    from llama_zoo.orchestration.card import published_points
+
+    out = {}
+    for model_id in {r["run"]["model_id"] for r in rows if r["measured"]}:
+        if model_id in catalog.specs:
+            points = published_points(catalog.get(model_id), suite, metric)
+            if points:
+                out[model_id] = points
+    return out
 
 
 def _cards(store, boards, catalog) -> list[dict[str, Any]]:
