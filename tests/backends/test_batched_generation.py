@@ -242,3 +242,32 @@ def test_static_cache_path_run_eagerly_on_cpu(humaneval_problems, llama3):
         runner.batch_size = None
     assert static[:-1] == dynamic
     assert static[-1].new_tokens == [5, 5]
+
+
+@pytest.mark.parametrize("model_id", ["llama-3.2-1b", "llama-4-scout-17b-16e"])
+def test_a_prompt_prefilled_in_pieces_continues_as_one_prefilled_whole(catalog, model_id):
+    """Chunked prefill (how a 128K-token prompt fits where its KV cache fits): pieces of 7 tokens,
+    with left padding in the first piece and Llama 4's chunked attention across piece boundaries,
+    give the tokens one whole prefill gives, in both cache paths; the recorder sees the pieces."""
+    runner = shadow_runner(catalog, model_id)
+    texts = ["def add(a, b):\n    return a + b\n# and then some more words to make it long", "Once upon a time",
+             "x = 1\ny = 2\nprint(x + y)\n"]
+    requests = [GenerateRequest(tuple(runner.tokenizer(t).input_ids), max_new_tokens=6 + 2 * i)
+                for i, t in enumerate(texts)]
+    runner.prefill_chunk = 0
+    whole = runner.generate(requests)
+    recorder = Recorder(runner)
+    runner.prefill_chunk = 7
+    try:
+        assert runner.generate(requests) == whole
+        width, pieces = max(len(r.prompt) for r in requests), -(-max(len(r.prompt) for r in requests) // 7)
+        assert [n for _, n, _ in recorder.calls[:pieces]] == [7] * (pieces - 1) + [width - 7 * (pieces - 1)]
+        runner.batch_size = 4
+        runner._generate_dynamic = lambda rows: runner._generate_static(rows, runner.batch_size)
+        runner._decode_step = lambda ids, mask, positions, cache: runner.head(runner.body(
+            input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True
+        ).last_hidden_state[:, -1]).float()
+        assert runner.generate(requests) == whole
+    finally:
+        runner.__dict__.pop("_generate_dynamic", None)
+        runner.prefill_chunk, runner.batch_size = 8192, None

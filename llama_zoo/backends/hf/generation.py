@@ -16,6 +16,9 @@ _CPU_GENERATION_BATCH = 32
 
 
 
+PREFILL_CHUNK = 8192  # prompt tokens per prefill step: an 8B model's activations for it stay under a GiB or two
+
+
 class Generating:
     """``HFBackend``'s ``generate``; the runner sets what it reads (body, head, tokenizer, device,
     dtype, batch_size, whether CUDA graphs are used) and offers ``_pad_id`` and ``_empty_cache``."""
@@ -94,7 +97,7 @@ class Generating:
 
         ids, mask, positions = self._left_pad(rows, 0)
         cache = DynamicCache(config=self.body.config)
-        logits = self._last_logits(ids, mask, positions, cache)
+        logits = self._prefill(ids, mask, positions, cache)
         if cache.get_seq_length() == 0:  # an older transformers that ignored the `cache` keyword
             raise BackendError("this transformers did not fill the KV cache: llama-zoo needs transformers >= 5.24")
         next_position = positions[:, -1:] + 1
@@ -145,7 +148,7 @@ class Generating:
         ids, prompt_mask, positions = self._left_pad(padded, width)
         mask = torch.ones((size, length), dtype=torch.long, device=self.device)  # later slots: causality hides them
         mask[:, :width] = prompt_mask
-        logits = self._last_logits(ids, mask, positions, cache)
+        logits = self._prefill(ids, mask, positions, cache, full_mask=True)
         step = self._compiled_decode_step()
         next_position = positions[:, -1:] + 1
         sampler = _Sampler(padded, self.device)
@@ -199,6 +202,21 @@ class Generating:
         mask = torch.tensor([[0] * (width - len(r.prompt)) + [1] * len(r.prompt) for r in rows], device=self.device)
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         return ids, mask, positions
+
+    def _prefill(self, ids, mask, positions, cache, full_mask: bool = False):
+        """The prompt into the cache, ``prefill_chunk`` tokens at a time, and the last position's logits.
+
+        Attention of a piece over everything before it is what one pass over the whole prompt
+        computes, so the result is the same; the activations held at once are a piece's, not the
+        prompt's, and a prompt fits where its KV cache fits. ``full_mask``: the mask already spans
+        the cache (a static cache), so each piece takes it whole instead of the columns up to its end.
+        """
+        width = ids.shape[1]
+        starts = range(0, width, getattr(self, "prefill_chunk", PREFILL_CHUNK) or width)
+        for start, end in zip(starts, starts[1:]):  # every piece but the last only fills the cache
+            self.body(input_ids=ids[:, start:end], attention_mask=mask if full_mask else mask[:, :end],
+                      position_ids=positions[:, start:end], cache=cache, use_cache=True)
+        return self._last_logits(ids[:, starts[-1]:], mask, positions[:, starts[-1]:], cache)
 
     def _last_logits(self, ids, mask, positions, cache):
         """fp32 logits of the last position only: the body, then the head on one position per row."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from llama_zoo.options import Option
 from llama_zoo.registry.schema import ModelSpec
 from llama_zoo.backends.base import (
     TOKENS,
@@ -17,7 +18,7 @@ from llama_zoo.backends.base import (
     TokenWindow,
 )
 from llama_zoo.backends.hf.common import pick_device, pick_dtype
-from llama_zoo.backends.hf.generation import Generating
+from llama_zoo.backends.hf.generation import PREFILL_CHUNK, Generating
 from llama_zoo.backends.hf.scoring import Scoring
 from llama_zoo.backends.hf.speed import Timing
 from llama_zoo.backends.hf.vision import Seeing
@@ -36,7 +37,11 @@ class HFBackend(Scoring, Generating, Seeing, Timing):
         answers=frozenset({TokenWindow, GenerateRequest, GenerateWithImageRequest, NextTokenRequest, ClassifyRequest}),
         placement=frozenset({"quantize", "device_map"}), quantize=("int8", "int4", "fp8"),
         # requests the loop hands over at once: enough to fill a GPU, few enough to store progress often
-        chunk_requests=64, chunk_requests_on={"cuda": 1024})
+        chunk_requests=64, chunk_requests_on={"cuda": 1024},
+        # how, not what: a prompt prefilled in pieces continues exactly as one prefilled whole
+        options=(Option("prefill_chunk", PREFILL_CHUNK, "hf: prompt tokens per prefill step when generating; a "
+                        "long prompt (a 128K-token needle haystack) is prefilled in pieces of this size, so it fits "
+                        "where its KV cache fits (0: the whole prompt at once).", minimum=0),))
 
     @staticmethod
     def check_quantize(scheme: str) -> None:
@@ -61,7 +66,8 @@ class HFBackend(Scoring, Generating, Seeing, Timing):
                  quantize: str | None = None, device_map: str | None = None):
         import torch
 
-        self.info.resolve_options(options or {})  # it takes none: one meant for another backend is refused
+        # an option meant for another backend is refused here
+        self.prefill_chunk = self.info.resolve_options(options or {})["prefill_chunk"]
         self.spec, self.source = spec, source
         self.model_id = spec.id
         self.device = pick_device(device)
