@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 
 from llama_zoo.cli.common import DB_OPTION, TableOrJson, console, print_json
-from llama_zoo.cli.eval import BACKEND_FLAGS, EVAL_RUN, _backend_parameters, _bar, _progress
+from llama_zoo.cli.eval import BACKEND_FLAGS, EVAL_RUN, backend_parameters, progress_bar, progress_callback
 from llama_zoo.cli.options import EVAL, parameter, parameters, take
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.orchestration.card import card_file
@@ -55,11 +55,11 @@ def card_command(model: str, **kwargs: Any) -> None:
         template = RunRequest(model=model, backend_options=backend_options,
                               **{k: v for k, v in run_options.items() if k in known})
         quiet = fmt is TableOrJson.json
-        with _bar(quiet) as bar:
+        with progress_bar(quiet) as bar:
             def run(request):
                 task = bar.add_task(f"{card_spec.id if checkpoint is None else model} · {request.suite}", total=None, rate="")
                 try:
-                    return evaluate(request, store, _progress(bar, task))
+                    return evaluate(request, store, progress_callback(bar, task))
                 finally:
                     bar.remove_task(task)
 
@@ -105,14 +105,15 @@ def _show(card, dry_run: bool, checkpoint: str | None) -> None:
                 where = row.data.where if row.data else "-"
                 cells += [_recipe_text(recipe), "missing (below)" if where.startswith("missing: ") else where]
         else:
-            m = row.measured
-            shown = "-" if m is None else f"{m.value:.1f}" + (f" [{m.low:.1f}, {m.high:.1f}]" if m.low is not None else "")
+            m, digits = row.measured, 1 if row.recipe is None or row.recipe.percent else 3  # as the card prints
+            shown = "-" if m is None else f"{m.value:.{digits}f}" + (
+                f" [{m.low:.{digits}f}, {m.high:.{digits}f}]" if m.low is not None else "")
             verdict = row.verdict
             style = VERDICT_STYLE.get(verdict)
             text = f"[{style}]{verdict}[/{style}]" if style else verdict
             if verdict == "not run" and row.why_not:
                 text = f"not run: [dim]{row.why_not}[/dim]"
-            cells += [shown, "-" if m is None else f"{m.value - p.value:+.1f}", text]
+            cells += [shown, "-" if m is None else f"{m.value - p.value:+.{digits}f}", text]
         table.add_row(*cells)
     console.print(table)
     missing = dict.fromkeys(r.data.where.removeprefix("missing: ") for r in card.rows
@@ -123,8 +124,8 @@ def _show(card, dry_run: bool, checkpoint: str | None) -> None:
             console.print(f"  {how}", highlight=False, soft_wrap=True)
     counts: dict[str, int] = {}
     for row in card.rows:
-        counts[row.verdict if not dry_run else ("planned" if row.runnable else "not run")] = counts.get(
-            row.verdict if not dry_run else ("planned" if row.runnable else "not run"), 0) + 1
+        key = ("planned" if row.runnable else "not run") if dry_run else row.verdict
+        counts[key] = counts.get(key, 0) + 1
     console.print(", ".join(f"{n} {what}" for what, n in sorted(counts.items())), highlight=False)
     if any(row.why_not == NO_RECIPE for row in card.rows):
         console.print(f"{NO_RECIPE}: no suite follows Meta's protocol for it yet (the card's eval_details.md "
@@ -133,7 +134,7 @@ def _show(card, dry_run: bool, checkpoint: str | None) -> None:
         kinds = sorted({v.variant for v in card.variants})
         console.print(f"{len(card.variants)} numbers of quantised variants ({', '.join(kinds)}) are listed by "
                       f"'llama-zoo models show {card.model_id}', not held against these weights.", highlight=False)
-    if not dry_run and any(r.measured and r.measured.weights_source in ("shadow", "random") for r in card.rows):
+    if not dry_run and any(r.measured and r.verdict.startswith("not a measurement") for r in card.rows):
         console.print("[yellow]shadow/random weights: these runs exercise the code path; they measure no model and "
                       "reproduce nothing.[/yellow]")
 
@@ -150,7 +151,7 @@ def _parameters() -> list[inspect.Parameter]:
         inspect.Parameter("model", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str,
                           default=typer.Argument(..., help="Registry id or hub repo id, or a checkpoint path with --base.")),
         *parameters(CARD_RUN, EVAL),
-        *_backend_parameters(),
+        *backend_parameters(),
         parameter("benchmark", Optional[list[str]], typer.Option(
             None, "--benchmark", "-b", metavar="NAME", help="Only these benchmarks, as the card spells them (any case; "
             "repeatable), e.g. -b MMLU -b 'ARC-Challenge'; the others are listed, not run.")),

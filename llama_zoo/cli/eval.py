@@ -76,7 +76,7 @@ def _backend_options() -> dict[str, tuple[Any, list[str]]]:
     return found
 
 
-def _backend_parameters() -> list[inspect.Parameter]:
+def backend_parameters() -> list[inspect.Parameter]:
     """A flag per backend option, in a panel per backend; unset (None) unless given, so that only
     what the user gave reaches the loop (which fills the backend's defaults)."""
     params = []
@@ -178,13 +178,13 @@ def eval_command(**kwargs: Any) -> None:
     show_outcome(outcome, suite)
 
 
-def _bar(quiet: bool) -> Progress:
+def progress_bar(quiet: bool) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                     console=console, transient=True, disable=quiet or not console.is_terminal)
 
 
-def _progress(bar: Progress, task):
+def progress_callback(bar: Progress, task):
     """The loop's progress callback, drawing ``task``: samples done and the rate of tokens."""
     started = time.perf_counter()
 
@@ -199,9 +199,9 @@ def _progress(bar: Progress, task):
 def _one(request, store, quiet: bool):
     from llama_zoo.orchestration import evaluate
 
-    with _bar(quiet) as bar:
+    with progress_bar(quiet) as bar:
         task = bar.add_task(f"{request.model} · {request.suite}", total=None, rate="")
-        return evaluate(request, store, _progress(bar, task))
+        return evaluate(request, store, progress_callback(bar, task))
 
 
 def _executor(scale: Scale, store, db_url: str, request_for, bar: Progress) -> Executor:
@@ -220,7 +220,7 @@ def _executor(scale: Scale, store, db_url: str, request_for, bar: Progress) -> E
     def on_start(cell) -> None:
         nonlocal cell_progress
         bar.reset(current, total=None, description=f"{cell.model} · {cell.suite}", rate="")
-        cell_progress = _progress(bar, current)
+        cell_progress = progress_callback(bar, current)
 
     return Local(store, on_start=on_start, progress=lambda *a: cell_progress(*a))
 
@@ -247,7 +247,7 @@ def _matrix(models: list[str], suites: list[str], request_for, store, db_url: st
 
     cells = [Cell(model, suite) for model in models for suite in suites]
     headline_of = lambda suite: SUITES.get(suite).info.headline  # noqa: E731
-    bar = _bar(quiet)
+    bar = progress_bar(quiet)
     overall = bar.add_task("", total=len(cells), rate="")
     executor = _executor(scale, store, db_url, lambda c: request_for(c.model, c.suite), bar)
     bar.update(overall, description=f"{len(models)} models x {len(suites)} suites{executor.where}")
@@ -357,7 +357,7 @@ def _parameters() -> list[inspect.Parameter]:
         for alias in _suite_aliases((option, owners, variants)):
             suites.append(parameter(alias_parameter(alias), bool if kind is bool else Optional[kind], typer.Option(
                 False if kind is bool else None, "--" + alias.replace("_", "-"), hidden=True)))
-    return loop + _backend_parameters() + suites
+    return loop + backend_parameters() + suites
 
 
 # The plug-ins' flags as this process found them, read once: typer reads the signature once, so a

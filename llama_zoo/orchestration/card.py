@@ -12,18 +12,21 @@ apart and never held against a run of the bf16 model.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.orchestration.recipes import (NO_RECIPE, DataStatus, Measured, Recipe, data_status, on_card_scale,
-                                             recipe_for, verdict)
+from llama_zoo.orchestration.recipes import (NO_RECIPE, NOT_MEASURED, PUBLISHED, DataStatus, Measured, Recipe,
+                                             data_status, from_card_scale, on_card_scale, recipe_for, verdict)
+
+if TYPE_CHECKING:
+    from llama_zoo.registry.schema import ModelSpec, PublishedResult
 
 Z95 = 1.959964
 
 
 @dataclass
 class CardRow:
-    published: Any  # a registry PublishedResult
+    published: PublishedResult
     recipe: Recipe | None
     data: DataStatus | None = None
     measured: Measured | None = None
@@ -59,6 +62,7 @@ class CardRow:
         return {
             "benchmark": row.benchmark, "category": row.category, "shots": row.shots, "metric": row.metric,
             "table": row.table, "source": row.source, "card": card_file(row.source), "published": row.value,
+            "percent": self.recipe is None or self.recipe.percent,
             "recipe": None if self.recipe is None or self.recipe.suite is None else {
                 "suite": self.recipe.suite, "dataset": self.recipe.dataset, "options": dict(self.recipe.options),
                 "combine": self.recipe.combine, "source": self.recipe.source},
@@ -74,7 +78,7 @@ class CardRow:
 class Card:
     model_id: str
     rows: list[CardRow]
-    spec: Any = None  # the registry model whose card this is
+    spec: ModelSpec | None = None  # the registry model whose card this is
     variants: list[Any] = field(default_factory=list)  # quantised columns: published, never compared
 
 
@@ -85,7 +89,7 @@ def plan_card(spec, benchmarks: tuple[str, ...] = ()) -> Card:
         raise LlamaZooError(f"{spec.id} has no published results in the registry (Meta's cards print none for it); "
                             "'llama-zoo card' works on the models whose cards have benchmark tables")
     wanted = {b.casefold() for b in benchmarks}
-    on_card = {p.benchmark.casefold() for p in spec.published}
+    on_card = {p.benchmark.casefold() for p in spec.published if not p.variant}
     unknown = [b for b in benchmarks if b.casefold() not in on_card]
     if unknown:
         raise LlamaZooError(f"--benchmark {', '.join(unknown)}: not on {spec.id}'s card (it has "
@@ -145,20 +149,25 @@ def _measure_row(row: CardRow, runs: list[dict[str, Any]], store, seed: int) -> 
 
 def _runs(recipe: Recipe, spec, template, run: Runner, store) -> list[dict[str, Any]]:
     """The recipe's runs through the loop (stored, cached, resumed as eval's are), as stored."""
-    from llama_zoo.suites import SUITES
-
     base_options = {**template.suite_options, **recipe.options}
     if recipe.data and "{evals}" in recipe.data:  # the card's model's, also for a checkpoint run under its card
         base_options["evals_dataset"] = recipe.data_repo(spec)
     request = replace(template, suite=recipe.suite, suite_options=base_options,
                       dataset=recipe.dataset if recipe.dataset is not None else template.dataset)
     if recipe.combine == "macro":
-        expands = getattr(SUITES.get(recipe.suite), "expands", None)
-        members = expands(base_options) if expands else None
-        if not members:
-            raise LlamaZooError(f"{recipe.suite} is not a group: the recipe's macro average needs its members")
-        return [store.get(run(replace(request, suite=member)).run_id) for member in members]
+        return [store.get(run(replace(request, suite=member)).run_id) for member in _members(recipe, base_options)]
     return [store.get(run(request).run_id)]
+
+
+def _members(recipe: Recipe, options: dict[str, Any]) -> list[str]:
+    """The suites a macro-averaged recipe's group stands for (an lm-eval group's tasks)."""
+    from llama_zoo.suites import SUITES
+
+    expands = getattr(SUITES.get(recipe.suite), "expands", None)
+    members = expands(options) if expands else None
+    if not members:
+        raise LlamaZooError(f"{recipe.suite} is not a group: the recipe's macro average needs its members")
+    return members
 
 
 def _metric(recipe: Recipe, run: dict[str, Any], card_metric: str | None) -> dict[str, Any]:
@@ -180,7 +189,7 @@ def _single(recipe: Recipe, run: dict[str, Any], card_metric: str | None = None)
     if (low is None or high is None) and metric.get("stderr") is not None:
         low, high = metric["value"] - Z95 * metric["stderr"], metric["value"] + Z95 * metric["stderr"]
     return Measured(on_card_scale(recipe, metric["value"]), on_card_scale(recipe, low), on_card_scale(recipe, high),
-                    run["weights_source"], (run["id"],))
+                    run["weights_source"], (run["id"],), limit=(run.get("options") or {}).get("limit"))
 
 
 def _macro(recipe: Recipe, runs: list[dict[str, Any]], store, seed: int) -> Measured:
@@ -200,8 +209,10 @@ def _macro(recipe: Recipe, runs: list[dict[str, Any]], store, seed: int) -> Meas
     value, interval = macro_mean_ci(values, groups, seed=seed)
     low, high = interval or (None, None)
     sources = sorted({run["weights_source"] for run in runs})
+    limits = [(run.get("options") or {}).get("limit") for run in runs]
     return Measured(on_card_scale(recipe, value), on_card_scale(recipe, low), on_card_scale(recipe, high),
-                    ",".join(sources), tuple(run["id"] for run in runs))
+                    ",".join(sources), tuple(run["id"] for run in runs),
+                    limit=min((n for n in limits if n is not None), default=None))
 
 
 def measure_from_store(card: Card, store, model_id: str | None = None) -> None:
@@ -209,21 +220,6 @@ def measure_from_store(card: Card, store, model_id: str | None = None) -> None:
     completed run of each recipe on real weights of ``model_id`` (default: the card's model; a
     checkpoint's id for a card it takes from its base); shadow, random and Meta's imported runs never count."""
     model_id = model_id or card.model_id
-    from llama_zoo.orchestration.recipes import NOT_MEASURED, PUBLISHED
-    from llama_zoo.results.identity import split_options
-
-    def newest(suite: str, recipe: Recipe) -> dict[str, Any] | None:
-        for run in store.completed_runs(suite=suite, model=model_id):
-            options = split_options(run["options"])[0]
-            if run["weights_source"] in (*NOT_MEASURED, PUBLISHED):
-                continue
-            # an option the run does not record (completions scored from a file keep no sampling
-            # settings) does not disqualify it; one it records otherwise does
-            if all(options.get(k, v) == v for k, v in recipe.options.items()) and (
-                    recipe.dataset is None or recipe.dataset in (run.get("dataset_name") or "")):
-                return run
-        return None
-
     measured_suites = {run["suite"] for run in store.completed_runs(model=model_id)
                        if run["weights_source"] not in (*NOT_MEASURED, PUBLISHED)}
     for row in card.rows:
@@ -234,20 +230,28 @@ def measure_from_store(card: Card, store, model_id: str | None = None) -> None:
         if not any(s == recipe.suite or recipe.combine and s.startswith(f"{family}:") for s in measured_suites):
             continue  # nothing stored could measure it: do not expand a group (lm-eval's index takes seconds)
         try:
-            if recipe.combine == "macro":
-                from llama_zoo.suites import SUITES
-
-                expands = getattr(SUITES.get(recipe.suite), "expands", None)
-                members = (expands(dict(recipe.options)) if expands else None) or []
-                runs = [newest(member, recipe) for member in members]
-                if runs and all(runs):
-                    row.measured = _macro(recipe, [store.get(r["id"]) for r in runs], store, 0)
-            else:
-                run = newest(recipe.suite, recipe)
-                if run is not None:
-                    row.measured = _single(recipe, store.get(run["id"]), row.published.metric)
+            suites = _members(recipe, dict(recipe.options)) if recipe.combine == "macro" else [recipe.suite]
+            runs = [_newest_run(store, model_id, suite, recipe) for suite in suites]
+            if all(runs):
+                _measure_row(row, [store.get(r["id"]) for r in runs], store, runs[0]["seed"] or 0)
         except LlamaZooError as exc:
             row.error = str(exc)
+
+
+def _newest_run(store, model_id: str, suite: str, recipe: Recipe) -> dict[str, Any] | None:
+    """The newest completed run of ``suite`` on real weights that follows the recipe."""
+    from llama_zoo.results.identity import split_options
+
+    for run in store.completed_runs(suite=suite, model=model_id):
+        if run["weights_source"] in (*NOT_MEASURED, PUBLISHED):
+            continue
+        options = split_options(run["options"])[0]
+        # an option the run does not record (completions scored from a file keep no sampling
+        # settings) does not disqualify it; one it records otherwise does
+        if all(options.get(k, v) == v for k, v in recipe.options.items()) and (
+                recipe.dataset is None or recipe.dataset == run.get("dataset_name")):
+            return run
+    return None
 
 
 def published_points(spec, suite: str, metric: str) -> list[tuple[float, str]]:
@@ -263,6 +267,5 @@ def published_points(spec, suite: str, metric: str) -> list[tuple[float, str]]:
             continue
         measured_as = recipe.run_metric(row.metric) or recipe.metric or (info.headline if info else None)
         if measured_as == metric:  # the same number printed by two cards is one marker
-            value = row.value / 100 if recipe.percent else row.value
-            out.append((value, f"{spec.id} · {row.benchmark} as Meta's card publishes it: {row.value:g}"))
+            out.append((from_card_scale(recipe, row.value), f"{spec.id} · {row.benchmark} as Meta's card publishes it: {row.value:g}"))
     return list(dict.fromkeys(out))

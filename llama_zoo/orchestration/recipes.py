@@ -6,9 +6,10 @@ Recipes are data, matched in order against a published row (``registry/published
 benchmark as the card spells it, whether the model is instruction-tuned, the shots, the models.
 
 A verdict holds a published value against a measured one: *reproduced* when the published value
-lies inside the measurement's 95% interval (widened by half a unit of the card's printed
-precision, 0.05 points, since the card rounds), else *below* or *above*. Shadow and random
-weights never reproduce anything: they are not measurements.
+lies inside the measurement's 95% interval (widened by half a unit of the value's last decimal:
+the card rounds, 66.7 for anything from 66.65), else *below* or *above*. Shadow and random
+weights never reproduce anything: they are not measurements; nor does a run of the first N items
+(``--limit``), which measures a subset.
 """
 
 from __future__ import annotations
@@ -21,10 +22,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from llama_zoo.errors import LlamaZooError
 from llama_zoo.suites.core.local_data import download_hint, hub_offline, local_dataset
 
-ROUNDING = 0.05  # the cards print one decimal: a value inside the interval once rounded is inside
 NOT_MEASURED = ("shadow", "random")  # weights that measure a code path, not a model
 PUBLISHED = "published"  # the weights source of a run imported from Meta's own per-sample results
 
@@ -134,29 +133,38 @@ class Measured:
     value: float  # on the card's scale
     low: float | None
     high: float | None
-    weights_source: str
+    weights_source: str  # several, comma-separated, for a macro average over runs
     run_ids: tuple[str, ...]
+    limit: int | None = None  # the run measured only the first N items
+
+
+def rounding(published: float) -> float:
+    """Half a unit of the value's last printed decimal (the registry keeps the card's digits)."""
+    decimals = len(repr(float(published)).partition(".")[2].rstrip("0")) or 1
+    return 0.5 * 10 ** -decimals
 
 
 def on_card_scale(recipe: Recipe, value: float | None) -> float | None:
     return None if value is None else value * 100 if recipe.percent else value
 
 
+def from_card_scale(recipe: Recipe, value: float) -> float:
+    return value / 100 if recipe.percent else value
+
+
 def verdict(published: float, measured: Measured | None) -> str:
     if measured is None:
         return "not run"
-    if measured.weights_source in NOT_MEASURED:
-        return f"not a measurement ({measured.weights_source} weights)"
-    if measured.weights_source == PUBLISHED:
+    sources = set(measured.weights_source.split(","))
+    if sources & set(NOT_MEASURED):
+        return f"not a measurement ({'/'.join(sorted(sources & set(NOT_MEASURED)))} weights)"
+    if PUBLISHED in sources:
         return "Meta's own results"
+    if measured.limit is not None:
+        return f"limited to {measured.limit} items: no verdict"
     if measured.low is None or measured.high is None:
         return "no interval"
-    if measured.low - ROUNDING <= published <= measured.high + ROUNDING:
+    allowance = rounding(published)
+    if measured.low - allowance <= published <= measured.high + allowance:
         return "reproduced"
-    return "below" if measured.high + ROUNDING < published else "above"
-
-
-def require_published(spec) -> None:
-    if not spec.published:
-        raise LlamaZooError(f"{spec.id} has no published results in the registry (Meta's cards print none for it); "
-                            "'llama-zoo models list' shows the models that have")
+    return "below" if measured.high + allowance < published else "above"

@@ -57,7 +57,8 @@ CHOICE = Method("choice")
 GPQA = Method("generate", 2048, r"best answer is ([A-Z])")  # gpqa_cot: 0-shot CoT, 2048 tokens
 
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
-    # instruct: 0-shot CoT, 1024 tokens, the last " X" in the reply; pretrain: 5-shot, letters by NLL
+    # instruct: Meta's prompt as sent (any shots inside it), up to the cookbook recipe's 1,024 tokens unless
+    # the row's eval_config says less, the last " X" in the reply; pretrain: 5-shot, letters by NLL
     Benchmark("mmlu", "macro", Method("generate", 1024, r" ([A-D])"), CHOICE),
     # 5-shot CoT both; the pretrain prompt's examples end "answer is (X)", the instruct one's "best answer is X"
     Benchmark("mmlu_pro", "macro", Method("generate", 1024, r"best answer is ([A-Z])"),

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from llama_zoo.errors import LlamaZooError
+from llama_zoo.suites.core.local_data import local_dataset
 from llama_zoo.suites.vision.metrics import CHOICE_LETTERS
 from llama_zoo.suites.vision.synthetic import VisualQuestion, generate
 
@@ -156,7 +157,8 @@ def hub(name: str, limit: int | None = None) -> VisualSet:
         from datasets import load_dataset
 
         split = f"{spec.split}[:{limit}]" if limit else spec.split
-        rows = load_dataset(spec.repo, spec.config, split=split)
+        local = local_dataset(spec.repo)  # a `huggingface-cli download --local-dir` snapshot under $LLAMA_ZOO_DATA
+        rows = load_dataset(str(local) if local else spec.repo, spec.config, split=split)
     except ImportError:
         raise DatasetError(f"--dataset {name} needs the datasets package: pip install 'llama-zoo[hf]'") from None
     except Exception as exc:  # the hub's errors have no common base class: offline, gated, missing
