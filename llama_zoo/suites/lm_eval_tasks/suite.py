@@ -160,6 +160,7 @@ def task_metadata(name: str, include: str | None, given: dict[str, Any] | None,
     supplied none): a task that generates its own data sizes it with a tokenizer, by lm-eval's
     convention named under ``tokenizer`` or ``pretrained``; the user's wins."""
     require_lm_eval()
+    requires_ruler(task_manager(include, name), name)  # what is missing is said before what is not given
     if given and (given.get("tokenizer") or given.get("pretrained")):
         return given, None
     if not generates_data(task_manager(include, name), name):
@@ -258,10 +259,7 @@ def load_task(name: str, include: str | None, metadata: dict[str, Any] | None = 
         raise LlamaZooError(f"unknown lm-eval task {name!r}{hint}")
     if name in manager.all_groups or name in manager.all_tags:
         raise LlamaZooError(f"lm-eval:{name} is a group of tasks: 'llama-zoo eval' runs it as its tasks, one run each")
-    entry = manager.task_index.get(name)
-    ruler_task = ruler.is_ruler(entry)
-    if ruler_task:
-        ruler.require(name)
+    ruler_task = requires_ruler(manager, name)
     seed_as_lm_eval()
     try:
         with quiet_bars(), ruler.no_downloads() if ruler_task else contextlib.nullcontext():
@@ -270,6 +268,14 @@ def load_task(name: str, include: str | None, metadata: dict[str, Any] | None = 
         raise _load_error(name, exc, ruler_task) from None
     task = tasks.get("tasks", tasks)[name] if isinstance(tasks.get("tasks", tasks), dict) else tasks[name]
     return task
+
+
+def requires_ruler(manager, name: str) -> bool:
+    """Whether the task is one of lm-eval's RULER tasks, having checked the packages and data it needs."""
+    if not ruler.is_ruler(manager.task_index.get(name)):
+        return False
+    ruler.require(name)
+    return True
 
 
 def _load_error(name: str, exc: Exception, ruler_task: bool) -> LlamaZooError:
