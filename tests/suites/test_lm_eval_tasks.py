@@ -373,3 +373,11 @@ def test_a_ruler_essay_task_without_nltk_data_is_one_line_naming_the_download(zo
               env=OFFLINE)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert "python -m nltk.downloader punkt_tab" in out.stderr
+
+
+def test_a_ruler_length_beyond_the_runs_context_is_one_line(zoo, tmp_path, shared):
+    _ruler_packages()
+    out = zoo("eval", "--model", "llama-3.2-1b", "--shadow", "--tokenizer", shared / "tokenizers" / "llama3_1",
+              "--suite", "lm-eval:niah_single_1", "--context", "2048", db=tmp_path / "r.db", env=OFFLINE)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "up to 4096 tokens" in out.stderr and "--context 4096" in out.stderr  # lm-eval's default length

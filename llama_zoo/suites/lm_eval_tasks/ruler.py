@@ -149,3 +149,17 @@ def metrics(per_doc: Sequence[Mapping[str, Any]], filter_name: str, seed: int) -
         out.insert(0, {"name": f"lengths_mean,{filter_name}", "value": value, "stderr": None,
                        "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None, "n": len(values)})
     return out
+
+
+def check_context(name: str, metadata: Mapping[str, Any] | None, context: int) -> None:
+    """RULER's documents fill their length: one longer than the run's context would be cut from
+    the left (its needle with it), so such a run is refused before anything is generated."""
+    from lm_eval.tasks.ruler.common_utils import DEFAULT_SEQ_LENGTHS
+
+    lengths = (metadata or {}).get("max_seq_lengths", DEFAULT_SEQ_LENGTHS)
+    if not isinstance(lengths, list) or not all(isinstance(n, int) and n > 0 for n in lengths):
+        raise LlamaZooError(f"--lm-eval-metadata: max_seq_lengths must be a list of token counts, not {lengths!r}")
+    if max(lengths, default=0) > context:
+        raise LlamaZooError(f"lm-eval:{name} makes documents of up to {max(lengths)} tokens (max_seq_lengths "
+                            f"{lengths}) and this run's context is {context}: give --context {max(lengths)}, or "
+                            "shorter lengths with --lm-eval-metadata '{\"max_seq_lengths\": [...]}'")

@@ -367,6 +367,8 @@ class LmEvalSuite:
         options = ctx.options
         given = parse_metadata(options.get("lm_eval_metadata"))
         metadata, supplied = task_metadata(self.task_name, options["lm_eval_include"], given, ctx.tokenizer)
+        if requires_ruler(task_manager(options["lm_eval_include"], self.task_name), self.task_name):
+            ruler.check_context(self.task_name, metadata, ctx.context)
         task, own = self.task(options["lm_eval_include"], metadata)
         greedy_metrics = {"exact_match"} & set(task._metric_fn_list) if task.OUTPUT_TYPE == "multiple_choice" else set()
         if task.OUTPUT_TYPE == "loglikelihood" or greedy_metrics:
