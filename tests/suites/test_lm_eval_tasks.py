@@ -261,3 +261,123 @@ def test_single_token_choices_after_one_context_are_one_request(shared):
     assert shared_request.prompt == windows[0].context and shared_request.candidates[1] == windows[1].targets[0]
     words = [w for choice in ("blue sky", "green grass") for w in lm.requests_for("loglikelihood", (context, f" {choice}"))]
     assert lm.shared_context(words) is None
+
+
+# -- RULER: tasks that generate their documents, sized by the evaluated model's tokenizer
+
+RULER_METADATA = {"max_seq_lengths": [1024]}
+RULER_LIMIT = 4  # documents: about 3 s each on a CPU at 1,024 tokens
+
+
+def _ruler_packages() -> None:
+    for package in ("wonderwords", "nltk"):
+        pytest.importorskip(package, reason=f"lm-eval's RULER tasks need {package}: pip install 'llama-zoo[ruler]'")
+
+
+@pytest.fixture(scope="module")
+def ruler_reference(tmp_path_factory, smollm2_dir):
+    """lm-eval's own run of niah_single_1 on the real SmolLM2 (its hf model, float32): the model's
+    path in model_args becomes the task's tokenizer, as `lm_eval --model_args pretrained=...` does."""
+    _ruler_packages()
+    root = tmp_path_factory.mktemp("ruler")
+    script = f"""
+import json, nltk, lm_eval
+nltk.download = lambda *a, **k: False  # lm-eval's RULER module fetches punkt_tab on import; niah_single_1 never uses it
+res = lm_eval.simple_evaluate(model="hf", model_args={{"pretrained": {str(smollm2_dir)!r}, "dtype": "float32"}},
+                              device="cpu", batch_size=1, tasks=["niah_single_1"], metadata={RULER_METADATA!r},
+                              limit={RULER_LIMIT}, log_samples=True)
+json.dump({{"results": res["results"], "samples": res["samples"]}}, open({str(root / 'reference.json')!r}, "w"), default=str)
+"""
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, **OFFLINE}, cwd=root)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    return root, json.loads((root / "reference.json").read_text())
+
+
+@pytest.mark.slow
+def test_ruler_niah_single_1_on_the_real_model_is_lm_evals_own(zoo, ruler_reference, smollm2_dir):
+    """The same generated documents, the same answers (filtered responses) and scores per document,
+    and the same aggregate at the one length run; lm-eval's -1 for its default length (not run) is
+    not stored, and the headline is the length run."""
+    root, reference = ruler_reference
+    db = root / "zoo.db"
+    out = zoo("eval", "--model", str(smollm2_dir), "--suite", "lm-eval:niah_single_1", "--lm-eval-metadata",
+              json.dumps(RULER_METADATA), "--limit", str(RULER_LIMIT), "--dtype", "float32", "--format", "json",
+              db=db, env=OFFLINE)
+    assert out.returncode == 0, out.stderr
+    run, samples = _stored(db, json.loads(out.stdout)["run_id"])
+    assert run["status"] == "completed" and len(samples) == RULER_LIMIT
+    assert run["options"]["headline"] == {"metric": "1024,none", "lower_is_better": False}
+    assert run["options"]["lm_eval_tokenizer"] == str(smollm2_dir)
+    assert run["options"]["lm_eval_metadata"] == RULER_METADATA and run["options"]["sequence_lengths"] == [1024]
+
+    expected = reference["results"]["niah_single_1"]
+    assert expected["4096,none"] == -1  # lm-eval's placeholder for its default length
+    metrics = {m["name"]: m for m in run["metrics"]}
+    assert set(metrics) == {"1024,none"}
+    assert metrics["1024,none"]["value"] == pytest.approx(expected["1024,none"], abs=1e-12)
+    assert metrics["1024,none"]["stderr"] == pytest.approx(expected["1024_stderr,none"], abs=1e-12)
+    assert metrics["1024,none"]["n"] == RULER_LIMIT
+    assert metrics["1024,none"]["ci_low"] <= metrics["1024,none"]["value"] <= metrics["1024,none"]["ci_high"]
+
+    assert len(reference["samples"]["niah_single_1"]) == RULER_LIMIT
+    for doc in reference["samples"]["niah_single_1"]:
+        mine = samples[doc["doc_id"]]["scores"]
+        assert mine["doc_hash"] == doc["doc_hash"]  # the same generated document: haystack, needle, prompt
+        assert [f[doc["filter"]] for f in mine["filtered"]] == doc["filtered_resps"], doc["doc_id"]
+        for name in doc["metrics"]:
+            assert mine["metrics"][f"{name},{doc['filter']}"] == pytest.approx(float(doc[name])), (name, doc["doc_id"])
+        assert mine["score"] == pytest.approx(float(doc["1024"]))
+
+
+def test_bad_lm_eval_metadata_is_one_line_and_nothing_is_stored(zoo, tmp_path):
+    db = tmp_path / "r.db"
+    for given, said in (("{bad", "--lm-eval-metadata is not JSON"), ("[1024]", "must be a JSON object, not list")):
+        out = zoo("eval", "--model", "llama-3.2-1b", "--shadow", "--suite", "lm-eval:niah_single_1",
+                  "--lm-eval-metadata", given, db=db, env=OFFLINE)
+        assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert said in out.stderr
+    listed = zoo("runs", "list", "--format", "json", db=db, env=OFFLINE)
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []
+
+
+def test_ruler_gets_the_runs_tokenizer_recorded_unless_the_metadata_names_one(zoo, tmp_path, shared):
+    """A shadow model with a real tokenizer directory: lm-eval sizes the documents with that
+    tokenizer, and the run records it; naming a tokenizer in the metadata supplies none."""
+    _ruler_packages()
+    tokenizer = shared / "tokenizers" / "llama3_1"
+    db = tmp_path / "r.db"
+    args = ("eval", "--model", "llama-3.2-1b", "--shadow", "--tokenizer", str(tokenizer), "--suite",
+            "lm-eval:niah_single_1", "--limit", "1", "--format", "json")
+    out = zoo(*args, "--lm-eval-metadata", '{"max_seq_lengths": [512]}', db=db, env=OFFLINE)
+    assert out.returncode == 0, out.stderr
+    run, samples = _stored(db, json.loads(out.stdout)["run_id"])
+    assert run["options"]["lm_eval_tokenizer"] == str(tokenizer)
+    assert run["options"]["headline"]["metric"] == "512,none" and len(samples) == 1
+
+    named = json.dumps({"max_seq_lengths": [512], "tokenizer": str(tokenizer)})
+    out = zoo(*args, "--lm-eval-metadata", named, db=db, env=OFFLINE)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    other, _ = _stored(db, result["run_id"])
+    assert not result["cached"] and "lm_eval_tokenizer" not in other["options"]
+    assert other["options"]["lm_eval_metadata"]["tokenizer"] == str(tokenizer)
+
+
+def test_a_ruler_essay_task_without_nltk_data_is_one_line_naming_the_download(zoo, tmp_path, monkeypatch):
+    _ruler_packages()
+    from llama_zoo.suites.lm_eval_tasks import ruler
+
+    monkeypatch.setattr(ruler, "has_punkt", lambda: False)  # whatever this machine has installed
+    out = zoo("eval", "--model", "llama-3.2-1b", "--shadow", "--suite", "lm-eval:niah_single_2", db=tmp_path / "r.db",
+              env=OFFLINE)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "python -m nltk.downloader punkt_tab" in out.stderr
+
+
+def test_a_ruler_length_beyond_the_runs_context_is_one_line(zoo, tmp_path, shared):
+    _ruler_packages()
+    out = zoo("eval", "--model", "llama-3.2-1b", "--shadow", "--tokenizer", shared / "tokenizers" / "llama3_1",
+              "--suite", "lm-eval:niah_single_1", "--context", "2048", db=tmp_path / "r.db", env=OFFLINE)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "up to 4096 tokens" in out.stderr and "--context 4096" in out.stderr  # lm-eval's default length

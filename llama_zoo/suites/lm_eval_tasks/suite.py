@@ -28,6 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from llama_zoo.errors import LlamaZooError
+from llama_zoo.suites.lm_eval_tasks import ruler
 from llama_zoo.suites.core.local_data import local_dataset
 from llama_zoo.suites.core.base import Context, Emit, Item, Option, PairedBootstrap, Plan, Ratio, Sample, SuiteInfo, eos_ids
 PREFIX = "lm-eval"
@@ -41,6 +42,9 @@ OPTIONS = (
            "--apply_chat_template does."),
     Option("lm_eval_include", None, "lm-eval tasks: a directory of your own task YAMLs (lm-eval's --include_path).",
            type=str),
+    Option("lm_eval_metadata", None, "lm-eval tasks: a JSON object handed to the task as lm-eval's --metadata "
+           "(RULER: '{\"max_seq_lengths\": [4096, 8192]}'); a task that generates its own data also gets the "
+           "evaluated model's tokenizer as \"tokenizer\" unless this names one.", type=str, metavar="JSON"),
 )
 
 
@@ -100,9 +104,27 @@ def _index(include: str | None, defaults: bool):
     return TaskManager(include_path=paths, include_defaults=defaults)
 
 
-def local_config(manager, name: str) -> dict[str, Any] | None:
-    """The task's config with its ``dataset_path`` pointed at a local snapshot of that hub dataset
-    under ``$LLAMA_ZOO_DATA``, where there is one (the hub otherwise); None when there is none."""
+def parse_metadata(text: str | None) -> dict[str, Any] | None:
+    """``--lm-eval-metadata``: a JSON object, or one line saying why not."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LlamaZooError(f"--lm-eval-metadata is not JSON ({exc.msg} at character {exc.pos}): give an object, "
+                            "e.g. '{\"max_seq_lengths\": [4096]}'") from None
+    if not isinstance(value, dict):
+        raise LlamaZooError(f"--lm-eval-metadata must be a JSON object, not {type(value).__name__}: "
+                            "e.g. '{\"max_seq_lengths\": [4096]}'")
+    return value
+
+
+def task_config(manager, name: str, metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The task's config as lm-eval would build it, where llama-zoo changes it: ``dataset_path``
+    pointed at a local snapshot of that hub dataset under ``$LLAMA_ZOO_DATA`` (the hub otherwise),
+    and ``metadata`` merged over the YAML's own as lm-eval's TaskManager merges its ``metadata``
+    (given here per task, so the cached index serves every run). None when neither applies: the
+    task is built by name."""
     from lm_eval.tasks._yaml_loader import load_yaml
 
     entry = manager.task_index.get(name)
@@ -110,12 +132,45 @@ def local_config(manager, name: str) -> dict[str, Any] | None:
         return None
     config = dict(load_yaml(entry.yaml_path, resolve_func=True))
     path = config.get("dataset_path")
-    local = local_dataset(path) if isinstance(path, str) and not Path(path).is_absolute() else None
-    if local is None:
+    local = local_dataset(path) if isinstance(path, str) and path and not Path(path).is_absolute() else None
+    if local is None and not metadata:
         return None
-    config["dataset_path"] = str(local)
-    config["metadata"] = {**(config.get("metadata") or {}), "llama_zoo_local_copy_of": path}
+    own = config.get("metadata") if isinstance(config.get("metadata"), dict) else {}
+    config["metadata"] = {**own, **(metadata or {})}
+    if local is not None:
+        config["dataset_path"] = str(local)
+        config["metadata"]["llama_zoo_local_copy_of"] = path
     return config
+
+
+def generates_data(manager, name: str) -> bool:
+    """Whether a task makes its own documents (a ``custom_dataset`` function, given the metadata as
+    arguments: RULER); read from its YAML without importing the function."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    entry = manager.task_index.get(name)
+    if entry is None or not getattr(entry, "yaml_path", None):
+        return False
+    return "custom_dataset" in load_yaml(entry.yaml_path, resolve_func=False)
+
+
+def task_metadata(name: str, include: str | None, given: dict[str, Any] | None,
+                  tokenizer: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """The metadata a task is built with, and the tokenizer llama-zoo supplied (None when it
+    supplied none): a task that generates its own data sizes it with a tokenizer, by lm-eval's
+    convention named under ``tokenizer`` or ``pretrained``; the user's wins."""
+    require_lm_eval()
+    requires_ruler(task_manager(include, name), name)  # what is missing is said before what is not given
+    if given and (given.get("tokenizer") or given.get("pretrained")):
+        return given, None
+    if not generates_data(task_manager(include, name), name):
+        return given, None
+    source = str(getattr(tokenizer, "name_or_path", "") or "") if tokenizer is not None else ""
+    if not source:
+        raise LlamaZooError(f"lm-eval:{name} generates its documents sized by a tokenizer, and this run's has no "
+                            "name lm-eval can load: give one with --lm-eval-metadata '{\"tokenizer\": \"<hub id or "
+                            "directory>\"}' (or --tokenizer DIR)")
+    return {**(given or {}), "tokenizer": source}, source
 
 
 @contextlib.contextmanager
@@ -191,9 +246,9 @@ def seed_as_lm_eval() -> None:
         pass
 
 
-def load_task(name: str, include: str | None):
-    """The lm-eval task object, or one line: unknown (with lm-eval's closest names), a group, or
-    data (or a package) it cannot load."""
+def load_task(name: str, include: str | None, metadata: dict[str, Any] | None = None):
+    """The lm-eval task object, built with ``metadata`` (lm-eval's --metadata), or one line:
+    unknown (with lm-eval's closest names), a group, or data (or a package) it cannot load."""
     require_lm_eval()
     from lm_eval.tasks import get_task_dict
 
@@ -204,22 +259,37 @@ def load_task(name: str, include: str | None):
         raise LlamaZooError(f"unknown lm-eval task {name!r}{hint}")
     if name in manager.all_groups or name in manager.all_tags:
         raise LlamaZooError(f"lm-eval:{name} is a group of tasks: 'llama-zoo eval' runs it as its tasks, one run each")
+    ruler_task = requires_ruler(manager, name)
     seed_as_lm_eval()
     try:
-        with quiet_bars():
-            tasks = get_task_dict([local_config(manager, name) or name], manager)
-    except (ConnectionError, OSError) as exc:
-        first = " ".join(str(exc).split())[:200]
-        raise LlamaZooError(f"lm-eval task {name} cannot load its data ({type(exc).__name__}: {first}); the hub is "
-                            "unreachable or the files are missing: download the dataset under $LLAMA_ZOO_DATA/<its repo id> "
-                                "or give a task YAML with local data_files") from None
-    except ImportError as exc:  # a task's own dependency (ifeval's langdetect, say)
-        raise LlamaZooError(f"lm-eval task {name} needs a package that is not installed: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - a malformed YAML, a template error: the task's, said in one line
-        first = " ".join(str(exc).split())[:200]
-        raise LlamaZooError(f"lm-eval task {name} cannot be built: {type(exc).__name__}: {first}") from None
+        with quiet_bars(), ruler.no_downloads() if ruler_task else contextlib.nullcontext():
+            tasks = get_task_dict([task_config(manager, name, metadata) or name], manager)
+    except Exception as exc:  # noqa: BLE001 - said in one line below, by what failed
+        raise _load_error(name, exc, ruler_task) from None
     task = tasks.get("tasks", tasks)[name] if isinstance(tasks.get("tasks", tasks), dict) else tasks[name]
     return task
+
+
+def requires_ruler(manager, name: str) -> bool:
+    """Whether the task is one of lm-eval's RULER tasks, having checked the packages and data it needs."""
+    if not ruler.is_ruler(manager.task_index.get(name)):
+        return False
+    ruler.require(name)
+    return True
+
+
+def _load_error(name: str, exc: Exception, ruler_task: bool) -> LlamaZooError:
+    first = " ".join(str(exc).split())[:200]
+    if ruler_task and (said := ruler.missing_download(name, f"{type(exc).__name__}: {first}")):
+        return said
+    if isinstance(exc, (ConnectionError, OSError)):
+        return LlamaZooError(f"lm-eval task {name} cannot load its data ({type(exc).__name__}: {first}); the hub is "
+                            "unreachable or the files are missing: download the dataset under $LLAMA_ZOO_DATA/<its repo id> "
+                            "or give a task YAML with local data_files")
+    if isinstance(exc, ImportError):  # a task's own dependency (ifeval's langdetect, say)
+        return LlamaZooError(f"lm-eval task {name} needs a package that is not installed: {first}")
+    # a malformed YAML, a template error: the task's
+    return LlamaZooError(f"lm-eval task {name} cannot be built: {type(exc).__name__}: {first}")
 
 
 def doc_hash(doc: Any) -> str:
@@ -239,22 +309,37 @@ def headline(task) -> tuple[str, bool]:
     return f"{metric},{task._filters[0].name}", not task.higher_is_better().get(metric, True)
 
 
+def run_headline(task, docs: Sequence[Any]) -> tuple[str, bool, list[int] | None]:
+    """The run's headline metric, whether lower is better, and, for a task that reports a metric
+    per sequence length (RULER), the lengths its documents were made at: the headline is then that
+    length's metric, or the mean over the lengths (``ruler.headline``), not the task's first
+    metric (RULER's first is lm-eval's default length, -1 when it was not run)."""
+    metric, lower = headline(task)
+    if not ruler.per_length(list(task._metric_fn_list)):
+        return metric, lower, None
+    lengths = ruler.lengths_run(docs)
+    return (ruler.headline(lengths, task._filters[0].name), False, lengths) if lengths else (metric, lower, None)
+
+
 @dataclass(frozen=True)
 class Planned:
     """What ``score`` and ``metrics`` need from ``plan`` (the plan's ``state``): the task as built
-    (its instances, filters and aggregations) and the adapter that turns answers into lm-eval's."""
+    (its instances, filters and aggregations), the adapter that turns answers into lm-eval's, the
+    headline metric, and the sequence lengths of a per-length task (RULER; None otherwise)."""
 
     task: Any
     lm: Any
+    headline: str = ""
+    lengths: list[int] | None = None
 
 
 class LmEvalSuite:
     def __init__(self, task: str):
         self.task_name = task
         self.info = _info(f"{PREFIX}:{task}")
-        # a cache of loaded tasks (loading reads lm-eval's index); each with its YAML's num_fewshot,
-        # read before any option changes it
-        self._loaded: dict[str | None, tuple[Any, int | None]] = {}
+        # a cache of loaded tasks (loading reads lm-eval's index), by include directory and metadata;
+        # each with its YAML's num_fewshot, read before any option changes it
+        self._loaded: dict[tuple[str | None, str], tuple[Any, int | None]] = {}
 
     def expands(self, options: dict[str, Any]) -> list[str] | None:
         """An lm-eval group or tag as the suites of its tasks (``lm-eval:mmlu`` is 57 runs)."""
@@ -262,15 +347,17 @@ class LmEvalSuite:
         return None if leaves is None else [f"{PREFIX}:{leaf}" for leaf in leaves]
 
     def check(self, spec, options) -> None:
+        parse_metadata(options.get("lm_eval_metadata"))  # before anything loads or is stored
         if not spec.text_arch:
             raise LlamaZooError(f"{spec.id} has no language model to answer lm-eval:{self.task_name}")
 
-    def task(self, include: str | None) -> tuple[Any, int | None]:
-        """The task, and the num_fewshot its own config sets."""
-        if include not in self._loaded:
-            task = load_task(self.task_name, include)
-            self._loaded[include] = task, task.get_config("num_fewshot")
-        return self._loaded[include]
+    def task(self, include: str | None, metadata: dict[str, Any] | None = None) -> tuple[Any, int | None]:
+        """The task built with ``metadata``, and the num_fewshot its own config sets."""
+        key = include, json.dumps(metadata, sort_keys=True)
+        if key not in self._loaded:
+            task = load_task(self.task_name, include, metadata)
+            self._loaded[key] = task, task.get_config("num_fewshot")
+        return self._loaded[key]
 
     def plan(self, ctx: Context) -> Plan:
         from lm_eval import __version__ as lm_eval_version
@@ -278,7 +365,11 @@ class LmEvalSuite:
         from llama_zoo.suites.lm_eval_tasks.adapter import ZooLM
 
         options = ctx.options
-        task, own = self.task(options["lm_eval_include"])
+        given = parse_metadata(options.get("lm_eval_metadata"))
+        metadata, supplied = task_metadata(self.task_name, options["lm_eval_include"], given, ctx.tokenizer)
+        if requires_ruler(task_manager(options["lm_eval_include"], self.task_name), self.task_name):
+            ruler.check_context(self.task_name, metadata, ctx.context)
+        task, own = self.task(options["lm_eval_include"], metadata)
         greedy_metrics = {"exact_match"} & set(task._metric_fn_list) if task.OUTPUT_TYPE == "multiple_choice" else set()
         if task.OUTPUT_TYPE == "loglikelihood" or greedy_metrics:
             raise LlamaZooError(f"lm-eval:{self.task_name} scores whether a continuation is the greedy one "
@@ -306,8 +397,9 @@ class LmEvalSuite:
         by_doc: dict[int, list] = {}
         for inst in task.instances:
             by_doc.setdefault(inst.doc_id, []).append(inst)
-        items, hashes = [], []
+        items, hashes, docs = [], [], []
         for doc_id, doc in task.doc_iterator(rank=0, limit=ctx.limit, world_size=1):
+            docs.append(doc)
             instances = sorted(by_doc[doc_id], key=lambda i: i.idx)
             requests, counts = [], []
             for inst in instances:
@@ -320,7 +412,7 @@ class LmEvalSuite:
                 requests, counts = [shared], None
             hashes.append(doc_hash(doc))
             items.append(Item(doc_id, tuple(requests), (doc, instances, counts)))
-        metric, lower = headline(task)
+        metric, lower, lengths = run_headline(task, docs)
         config = _stable({k: v for k, v in task.dump_config().items() if k != "metadata"})
         prompts = hashlib.sha256(json.dumps([_plain(i.args) for i in task.instances], default=str,
                                             sort_keys=True).encode()).hexdigest()
@@ -333,13 +425,21 @@ class LmEvalSuite:
             "num_fewshot": task.get_config("num_fewshot"), "apply_chat_template": chat,
             "headline": {"metric": metric, "lower_is_better": lower},
         }
+        # only when given or supplied: runs stored before the option existed stay cache hits
+        if given is not None:
+            plan_options["lm_eval_metadata"] = given
+        if supplied is not None:  # the tokenizer that sized generated documents: another one makes other documents
+            plan_options["lm_eval_tokenizer"] = supplied
+        if lengths is not None:
+            plan_options["sequence_lengths"] = lengths
         hub_path = (task.config.metadata or {}).get("llama_zoo_local_copy_of") or task.config.dataset_path
         source = hub_path + (f"/{task.config.dataset_name}" if task.config.dataset_name else "")
-        return Plan(source, None, dataset_hash(hashes), items, plan_options, state=Planned(task, lm))
+        # a task that generates its documents (RULER) has no dataset: its name says so
+        return Plan(source or f"generated:{self.task_name}", None, dataset_hash(hashes), items, plan_options,
+                    state=Planned(task, lm, metric, lengths))
 
     def score(self, items: Sequence[Item], answers, seconds: float, ctx: Context, emit: Emit) -> None:
-        task, lm = ctx.state.task, ctx.state.lm
-        metric_key = headline(task)[0]
+        task, lm, metric_key = ctx.state.task, ctx.state.lm, ctx.state.headline
         for item, replies in zip(items, answers):
             doc, instances, counts = item.data
             if counts is None:  # the choices shared one context: each candidate's log-probability is its answer
@@ -361,12 +461,23 @@ class LmEvalSuite:
             emit(Sample(
                 item.index, input=instances[0].args[0], input_ref=f"doc {item.index}", target=str(target),
                 output=json.dumps(_plain([i.resps for i in instances]), ensure_ascii=False),
-                scores={"metrics": values, "score": number(values.get(metric_key)),
+                scores={"metrics": values, "score": _doc_score(values, metric_key, ctx.state.lengths, task),
                         "doc_hash": doc_hash(doc), "filtered": _plain([i.filtered_resps for i in instances])},
             ))
 
     def metrics(self, samples, seed: int, runner=None, state: Planned | None = None) -> list[dict[str, Any]]:
-        return aggregate(state.task, [s["scores"]["metrics"] for s in samples], seed)
+        per_doc = [s["scores"]["metrics"] for s in samples]
+        if state.lengths is not None:  # RULER: a metric per length run, its placeholders dropped
+            return ruler.metrics(per_doc, state.task._filters[0].name, seed)
+        return aggregate(state.task, per_doc, seed)
+
+
+def _doc_score(values: dict[str, Any], metric_key: str, lengths: list[int] | None, task) -> float | None:
+    """A document's headline value (what paired comparisons resample): for a per-length task, its
+    score at its own length, whichever length the headline names."""
+    if lengths is not None:
+        return ruler.own_score(values, task._filters[0].name)
+    return number(values.get(metric_key))
 
 
 def aggregate(task, per_doc: Sequence[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
