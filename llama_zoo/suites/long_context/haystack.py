@@ -16,8 +16,9 @@ tokens, and the token position of every sentence boundary). A prompt is built fr
 haystack tokens with the needles inserted at the sentence boundary nearest to depth ``d`` (by token
 position, 0 = before the first sentence, 100 = after the last token), rendered (chat template or
 continuation), and encoded whole; ``n`` is corrected by the difference from ``L`` and the prompt
-built again until it has exactly ``L`` tokens (or, where the seams' merges make ``L`` itself
-unreachable, the closest count, which must be within 1%). The haystack's end is cut at a token,
+built again until it has exactly ``L`` tokens; where that oscillates (a cut word merging otherwise),
+the cuts a few tokens either side are tried, and where the seams' merges make ``L`` itself
+unreachable the closest count is taken, which must be within 1%. The haystack's end is cut at a token,
 as RULER cuts its essays at a word: only the needles sit on sentence boundaries.
 """
 
@@ -169,10 +170,14 @@ class TokenStream:
     def tokens(self) -> int:
         return len(self.starts)
 
-    def cut(self, n: int) -> str:
-        """The text of the first ``n`` tokens."""
-        end = self.starts[n] if n < len(self.starts) else len(self.text)
+    def cut(self, n: int, chars: int = 0) -> str:
+        """The text of the first ``n`` tokens (and ``chars`` characters of the next)."""
+        end = self.starts[n] + chars if n < len(self.starts) else len(self.text)
         return self.text[:end].rstrip()
+
+    def token_chars(self, n: int) -> int:
+        """How many characters token ``n`` spans."""
+        return (self.starts[n + 1] if n + 1 < len(self.starts) else len(self.text)) - self.starts[n]
 
     def longest_sentence(self) -> int:
         """The most tokens between two sentence boundaries: how far a needle may sit from its depth."""
@@ -264,18 +269,18 @@ class Built:
         return tuple(round(100 * before / max(1, hay), 3) for _ in self.needle_tokens)
 
 
-def place(stream: TokenStream, n: int, depth: float) -> int:
-    """The character offset, in the first ``n`` haystack tokens, of the sentence boundary nearest
-    to ``depth`` percent by token position (the haystack's end counts as one)."""
+def place(stream: TokenStream, n: int, depth: float, end: int) -> int:
+    """The character offset, in the first ``n`` haystack tokens (``end`` characters), of the
+    sentence boundary nearest to ``depth`` percent by token position (the haystack's end counts as one)."""
     target = depth / 100 * n
-    end = len(stream.cut(n))
     options = [(c, t) for c, t in zip(stream.boundaries, stream.boundary_tokens) if c < end] + [(end, n)]
     return min(options, key=lambda ct: (abs(ct[1] - target), ct[1]))[0]
 
 
-def assemble(fmt: PromptFormat, stream: TokenStream, n: int, depth: float, needles: Sequence[Needle]) -> Built:
-    hay = stream.cut(n)
-    at = place(stream, n, depth)
+def assemble(fmt: PromptFormat, stream: TokenStream, n: int, depth: float, needles: Sequence[Needle],
+             chars: int = 0) -> Built:
+    hay = stream.cut(n, chars)
+    at = place(stream, n, depth, len(hay))
     hidden = " ".join(x.sentence for x in needles)
     context = " ".join(part for part in (hay[:at].rstrip(), hidden, hay[at:].lstrip()) if part)
     intro, ask, prefix = question(needles)
@@ -314,6 +319,27 @@ def fit(fmt: PromptFormat, stream: TokenStream, length: int, depth: float, needl
         if step in tried or not 0 <= step <= stream.tokens:
             break
         n = step
+    if len(best.ids) != length:
+        best = _closer(fmt, stream, length, depth, needles, best, tried)
+    return _checked(best, length, haystack_name)
+
+
+def _closer(fmt, stream, length, depth, needles, best: Built, tried: set[int]) -> Built:
+    """Where one more haystack token adds two to the prompt (a cut word merges otherwise): the cuts
+    a few tokens either side, then cuts inside a token, character by character."""
+    base = best.haystack_tokens
+    tries = [(near, 0) for near in (base + d for d in (1, -1, 2, -2)) if near not in tried and 0 <= near < stream.tokens]
+    tries += [(n, c) for n in (base - 1, base) if 0 <= n < stream.tokens for c in range(1, min(stream.token_chars(n), 12))]
+    for n, chars in tries:
+        built = assemble(fmt, stream, n, depth, needles, chars)
+        if abs(length - len(built.ids)) < abs(length - len(best.ids)):
+            best = built
+        if len(best.ids) == length:
+            break
+    return best
+
+
+def _checked(best: Built, length: int, haystack_name: str) -> Built:
     if abs(len(best.ids) - length) > TOLERANCE * length:
         raise LlamaZooError(f"could not build a {length}-token prompt from --haystack {haystack_name} "
                             f"(closest: {len(best.ids)} tokens)")

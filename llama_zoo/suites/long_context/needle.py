@@ -128,8 +128,10 @@ def grid(options: dict[str, Any], window: int | None, room: int | None, model: s
             if window is not None and length > window:
                 raise LlamaZooError(f"--lengths {length}: over {model}'s {window:,}-token window (spec.max_context)")
             if room is not None and length > room:
-                raise LlamaZooError(f"--lengths {length}: over what the run's --context leaves ({room:,} prompt tokens "
-                                    f"with {options['max_new_tokens']} new tokens); give a larger --context")
+                # the answer's tokens need positions too (llama.cpp and vLLM refuse more than the context)
+                raise LlamaZooError(f"--lengths {length}: over what the run's --context leaves for a prompt ({room:,} "
+                                    f"tokens, with {options['max_new_tokens']} new tokens); give --context "
+                                    f"{length + options['max_new_tokens']} or more")
         return Grid(lengths, depths)
     top = min(x for x in (window, room) if x is not None) if (window or room) else None
     if top is None:
