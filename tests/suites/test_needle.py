@@ -223,7 +223,7 @@ def test_shadow_runs_are_stored_with_every_metric(shadow_runs):
         assert metrics["score"]["n"] == 10
     from llama_zoo.results.store import Store
 
-    store = Store.open(db)
+    store = Store.open(str(db))
     samples = list(store.iter_samples(runs["llama-3.1-8b"]["run_id"]))
     assert {s["input_ref"] for s in samples} >= {"L512/d0/0", "L768/d100/0"}
     for s in samples:
@@ -282,7 +282,7 @@ def test_charts_never_draw_a_shadow_run_as_a_measurement():
     ("llama-3.1-8b", ("--lengths", "512", "--depths", "0,120"), "--depths 120: a depth is a percentage of the haystack"),
     ("llama-3.1-8b", ("--lengths", "512", "--needles", "0"), "--needles must be at least 1, not 0"),
     ("llama-3.1-8b", ("--lengths", "5x"), "--lengths 5x: give token counts"),
-    ("llama-3.1-8b", ("--haystack", "/no/such/file.txt"), "--haystack /no/such/file.txt: no such file"),
+    ("llama-3.1-8b", ("--lengths", "512", "--haystack", "/no/such/file.txt"), "--haystack /no/such/file.txt: no such file"),
 ])
 def test_bad_input_is_one_line_and_stores_nothing(model, args, message, shared, tmp_path):
     short = tmp_path / "short.txt"
@@ -295,4 +295,4 @@ def test_bad_input_is_one_line_and_stores_nothing(model, args, message, shared, 
     assert message in out.stderr and "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
     from llama_zoo.results.store import Store
 
-    assert Store.open(db).counts()["runs"] == 0
+    assert Store.open(str(db)).counts()["runs"] == 0

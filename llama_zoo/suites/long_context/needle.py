@@ -284,8 +284,6 @@ class NeedleSuite:
         external = ctx.predictions_file is not None
         room = None if external else ctx.context - o["max_new_tokens"]
         g = grid(o, ctx.spec.max_context, room, ctx.spec.id)
-        if g.capped and not external:  # said as the CLI says its notes; the lengths run are stored with the run
-            print(f"note: {g.capped}", file=sys.stderr)
         haystack = load_haystack(o["haystack"])
         chosen = ctx.first(cells(g, o["needles"], o["per_cell"], ctx.seed))
         options: dict[str, Any] = {"lengths": list(g.lengths), "depths": list(g.depths), "needles": o["needles"],
@@ -307,6 +305,8 @@ class NeedleSuite:
                                       stop_strings=tuple(ctx.spec.tokenizer.stop_strings) if ctx.spec.tokenizer else (),
                                       text=built.text)
             items.append(Item(i, (request,), Task(cell, built)))
+        if g.capped:  # said as the CLI says its notes, once the run is sure to go ahead; its lengths are stored with it
+            print(f"note: {g.capped}", file=sys.stderr)
         return Plan(haystack.name, haystack.revision, haystack.content_hash, items, options, state=options["threshold"])
 
     def work(self, ctx: Context) -> Work | None:
