@@ -3,7 +3,7 @@ report's few lines of script show on hover. No charting library: the file stays 
 hundred bytes per point), works offline, and there is nothing third-party to keep up to date.
 
 Only measured runs are plotted on a parameter axis: a shadow or random run is not the model whose
-size it would be drawn at (the report lists those runs apart). The needle suite's heatmaps (one
+size it would be drawn at (the report lists those runs apart). Heatmaps of length x depth (one
 per run) and score-by-length lines are drawn twice: real weights in the suite's section, shadow and
 random runs, titled as such, inside the section that lists those runs (``draw_code_paths``).
 """
@@ -194,7 +194,7 @@ def score_colour(value: float) -> str:
 
 def heatmap(rows: list[dict[str, Any]], metric: str, *, measured: bool = True) -> str | None:
     """One length x depth grid per run, from the cells its ``metric`` stores in ``extra["cells"]``
-    as ``[length, depth, score, n]`` (the needle suite's): lengths across, depths down (0% at the
+    as ``[length, depth, score, n]`` (a long-context suite's): lengths across, depths down (0% at the
     top), each cell coloured by its score; hovering gives the cell's score and n. ``measured``
     picks the runs: real weights for the report's main section, shadow and random runs (titled as
     such) for the section that lists them apart."""
@@ -225,13 +225,13 @@ def _heatmap(row: dict[str, Any], metric: str, cells: list[list[float]]) -> str:
         body.append(f'<text x="{LEFT - 6}" y="{TOP + (j + 0.5) * h + 4:.1f}" class="tick" text-anchor="end">{depth:g}%</text>')
     what = "" if row["measured"] else f" — {row['run']['weights_source']} weights: not a measurement"
     title = f"{metric} by length and depth: {row['run']['model_id']} (run {row['run']['id'][:12]}){what}"
-    return _frame(title, "prompt length (tokens)", "needle depth", body,
+    return _frame(title, "prompt length (tokens)", "depth", body,
                   [(f"{metric} 1", score_colour(1)), (f"{metric} 0.5", score_colour(0.5)), (f"{metric} 0", score_colour(0))])
 
 
 def by_length(rows: list[dict[str, Any]], metric: str, *, measured: bool = True) -> str | None:
     """``metric`` against prompt length, one line per run, from its ``length/<L>/<metric>`` metrics
-    (the needle suite's); hovering a point gives the run, the length and the value with its
+    (a long-context suite's); hovering a point gives the run, the length and the value with its
     interval. ``measured`` as in ``heatmap``: shadow runs are drawn only in their own section."""
     lines = []
     for r in rows:
