@@ -3,7 +3,9 @@ report's few lines of script show on hover. No charting library: the file stays 
 hundred bytes per point), works offline, and there is nothing third-party to keep up to date.
 
 Only measured runs are plotted on a parameter axis: a shadow or random run is not the model whose
-size it would be drawn at (the report lists those runs apart).
+size it would be drawn at (the report lists those runs apart). Heatmaps of length x depth (one
+per run) and score-by-length lines are drawn twice: real weights in the suite's section, shadow and
+random runs, titled as such, inside the section that lists those runs (``draw_code_paths``).
 """
 
 from __future__ import annotations
@@ -179,6 +181,102 @@ def by_option(rows: list[dict[str, Any]], metric: str, group: str, series: str) 
     return _frame(f"{metric} by {group}, per {series}", group, metric, body, [(k.upper(), colour[k]) for k in kinds])
 
 
+def _label(row: dict[str, Any]) -> str:
+    """A run as a chart names it: its model, and its weights where they are not the model's."""
+    return row["run"]["model_id"] + ("" if row["measured"] else f" ({row['run']['weights_source']})")
+
+
+def score_colour(value: float) -> str:
+    """0 red through amber to 1 green (hue 0 to 120), for scores in [0, 1]."""
+    hue = 120 * min(1.0, max(0.0, value))
+    return f"hsl({hue:.0f}, 70%, 50%)"
+
+
+def heatmap(rows: list[dict[str, Any]], metric: str, *, measured: bool = True) -> str | None:
+    """One length x depth grid per run, from the cells its ``metric`` stores in ``extra["cells"]``
+    as ``[length, depth, score, n]`` (a long-context suite's): lengths across, depths down (0% at the
+    top), each cell coloured by its score; hovering gives the cell's score and n. ``measured``
+    picks the runs: real weights for the report's main section, shadow and random runs (titled as
+    such) for the section that lists them apart."""
+    out = []
+    for r in rows:
+        cells = ((r["metrics"].get(metric) or {}).get("extra") or {}).get("cells")
+        if r["measured"] != measured or not cells:
+            continue
+        out.append(_heatmap(r, metric, cells))
+    return "".join(out) or None
+
+
+def _heatmap(row: dict[str, Any], metric: str, cells: list[list[float]]) -> str:
+    lengths = sorted({int(c[0]) for c in cells})
+    depths = sorted({float(c[1]) for c in cells})
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    w, h = plot_w / len(lengths), plot_h / len(depths)
+    body = []
+    for length, depth, value, n in cells:
+        x, y = LEFT + lengths.index(int(length)) * w, TOP + depths.index(float(depth)) * h
+        tip = f"{_label(row)} · length {int(length):,} · depth {float(depth):g}% · {metric} {number(value)} (n={n})"
+        body.append(f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{w * 0.98:.1f}" height="{h * 0.96:.1f}" '
+                    f'fill="{score_colour(value)}" data-tip="{escape(tip)}"><title>{escape(tip)}</title></rect>')
+    for i, length in enumerate(lengths):
+        body.append(f'<text x="{LEFT + (i + 0.5) * w:.1f}" y="{TOP + plot_h + 16}" class="tick" text-anchor="middle">'
+                    f'{human(length)}</text>')
+    for j, depth in enumerate(depths):
+        body.append(f'<text x="{LEFT - 6}" y="{TOP + (j + 0.5) * h + 4:.1f}" class="tick" text-anchor="end">{depth:g}%</text>')
+    what = "" if row["measured"] else f" — {row['run']['weights_source']} weights: not a measurement"
+    title = f"{metric} by length and depth: {row['run']['model_id']} (run {row['run']['id'][:12]}){what}"
+    return _frame(title, "prompt length (tokens)", "depth", body,
+                  [(f"{metric} 1", score_colour(1)), (f"{metric} 0.5", score_colour(0.5)), (f"{metric} 0", score_colour(0))])
+
+
+def by_length(rows: list[dict[str, Any]], metric: str, *, measured: bool = True) -> str | None:
+    """``metric`` against prompt length, one line per run, from its ``length/<L>/<metric>`` metrics
+    (a long-context suite's); hovering a point gives the run, the length and the value with its
+    interval. ``measured`` as in ``heatmap``: shadow runs are drawn only in their own section."""
+    lines = []
+    for r in rows:
+        points = sorted((int(name.split("/")[1]), m) for name, m in r["metrics"].items()
+                        if name.startswith("length/") and name.endswith("/" + metric) and name.split("/")[1].isdigit())
+        if r["measured"] == measured and points:
+            lines.append((r, points))
+    if not lines:
+        return None
+    xs = [x for _, points in lines for x, _ in points]
+    x_low, x_high = min(xs), max(xs)
+    if x_high == x_low:
+        x_low, x_high = x_low * 0.9, x_high * 1.1
+    values = [m["value"] for _, points in lines for _, m in points]
+    y_low, y_high = min(0.0, min(values)), max(1.0, max(values))
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def sx(v: float) -> float:
+        return LEFT + (v - x_low) / (x_high - x_low) * plot_w
+
+    def sy(v: float) -> float:
+        return TOP + plot_h - (v - y_low) / (y_high - y_low) * plot_h
+
+    body = _y_axis(y_low, y_high, sy)
+    for tick in sorted(set(xs)):
+        body.append(f'<text x="{sx(tick):.1f}" y="{TOP + plot_h + 16}" class="tick" text-anchor="middle">{human(tick)}</text>')
+    legend = []
+    for i, (r, points) in enumerate(lines):
+        colour = PALETTE[i % len(PALETTE)]
+        legend.append((_label(r), colour))
+        path = " ".join(f"{sx(x):.1f},{sy(m['value']):.1f}" for x, m in points)
+        body.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for x, m in points:
+            interval = f" [{number(m['ci_low'])}, {number(m['ci_high'])}]" if m.get("ci_low") is not None else ""
+            tip = f"{_label(r)} · length {x:,} · {metric} {number(m['value'])}{interval} (n={m.get('n')})"
+            body.append(f'<circle class="point" cx="{sx(x):.1f}" cy="{sy(m["value"]):.1f}" r="5" fill="{colour}" '
+                        f'data-tip="{escape(tip)}"><title>{escape(tip)}</title></circle>')
+    what = "measured runs only" if measured else "shadow and random runs: not measurements"
+    return _frame(f"{metric} against prompt length ({what})", "prompt length (tokens)", metric, body, legend)
+
+
+# kinds drawn once per section: real weights in the main one, shadow and random runs apart
+PER_SECTION = {"heatmap": heatmap, "by_length": by_length}
+
+
 def draw(chart, rows: list[dict[str, Any]], published: dict[str, list[tuple[float, str]]] | None = None) -> str | None:
     """A chart a suite declared (``llama_zoo.suites.core.base.Chart``), or None where there is nothing
     to draw; ``published``: Meta's numbers per model id, marked on a chart against model size."""
@@ -186,4 +284,14 @@ def draw(chart, rows: list[dict[str, Any]], published: dict[str, list[tuple[floa
         return metric_vs_params(rows, chart.metric, log_y=chart.log_y, published=published)
     if chart.kind == "by_option":
         return by_option(rows, chart.metric, chart.group, chart.series)
+    if chart.kind in PER_SECTION:
+        return PER_SECTION[chart.kind](rows, chart.metric, measured=True)
     raise ValueError(f"unknown chart kind {chart.kind!r}")
+
+
+def draw_code_paths(chart, rows: list[dict[str, Any]]) -> str | None:
+    """A declared chart of the shadow and random runs, for the report's section that lists them
+    apart (only kinds drawn per run or per line; the others mark such runs themselves or leave them out)."""
+    if chart.kind in PER_SECTION:
+        return PER_SECTION[chart.kind](rows, chart.metric, measured=False)
+    return None

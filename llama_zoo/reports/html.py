@@ -35,10 +35,13 @@ def render_html(store, suite: str | None = None, model: str | None = None, compa
             r["provenance"] = json.dumps({k: r["run"].get(k) for k in PROVENANCE_KEYS}, indent=2, default=str)
     catalog = load_catalog()
     charts_by_suite: dict[str, list[str]] = {}
+    code_path_charts: dict[str, list[str]] = {}  # drawn inside the shadow and random runs' section only
     for name, rows in boards.items():
         info = suite_info(name)
         drawn = [charts.draw(chart, rows, _published(catalog, name, chart.metric, rows)) for chart in (info.charts if info else ())]
         charts_by_suite[name] = [c for c in drawn if c]
+        apart = [charts.draw_code_paths(chart, rows) for chart in (info.charts if info else ())]
+        code_path_charts[name] = [c for c in apart if c]
     registry = []
     cards = _cards(store, boards, catalog)
     for spec in catalog:
@@ -55,6 +58,7 @@ def render_html(store, suite: str | None = None, model: str | None = None, compa
         generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         database=store.engine.url.render_as_string(), runs_total=sum(len(r) for r in boards.values()),
         boards=boards, metric_columns={n: metric_names(r) for n, r in boards.items()}, charts=charts_by_suite,
+        code_path_charts=code_path_charts,
         registry=registry, comparison=comparison, cards=cards)
 
 

@@ -13,6 +13,7 @@ SUITES = PluginTable("suite", "llama_zoo.suites", {
     "refusal": "llama_zoo.suites.safety.refusal:suite",
     "insecure-code": "llama_zoo.suites.safety.insecure_code:suite",
     "vqa": "llama_zoo.suites.vision.vqa:suite",
+    "needle": "llama_zoo.suites.long_context.needle:suite",
     "lm-eval:TASK": "llama_zoo.suites.lm_eval_tasks.suite:family",
     "meta-evals:TASK": "llama_zoo.suites.meta_evals.suite:family",
 })

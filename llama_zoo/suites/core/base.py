@@ -65,8 +65,10 @@ PairedTest = McNemar | PairedBootstrap
 @dataclass(frozen=True)
 class Chart:
     """A chart the report draws for a suite: ``metric_vs_params`` (one point per model, parameters
-    on a log axis) or ``by_option`` (bars of ``metric`` per (model, ``group`` option value), one
-    series per value of the ``series`` option)."""
+    on a log axis), ``by_option`` (bars of ``metric`` per (model, ``group`` option value), one
+    series per value of the ``series`` option), ``heatmap`` (one length x depth grid per run, from
+    ``extra["cells"]`` of ``metric``) or ``by_length`` (one line per run through its
+    ``length/<L>/<metric>`` metrics); the last two draw shadow runs only in their own section."""
 
     kind: str
     metric: str

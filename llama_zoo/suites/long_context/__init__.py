@@ -1,0 +1,1 @@
+"""Long-context suites: needles in a haystack (``needle``)."""
