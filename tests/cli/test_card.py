@@ -81,7 +81,8 @@ def test_a_shadow_card_runs_the_recipes_whose_data_is_here_and_reproduces_nothin
         assert row["weights_source"] == "shadow" and row["verdict"] == "not a measurement (shadow weights)"
         assert row["difference"] == pytest.approx(row["measured"] - row["published"])
     assert rows["AGIEval English"]["verdict"] == "not run" and "free text" in rows["AGIEval English"]["reason"]
-    assert "#25" in rows["Needle in Haystack"]["reason"]
+    assert rows["Needle in Haystack"]["recipe"]["suite"] == "needle"  # its 2,000-token grid needs --context
+    assert "2,000 tokens" in rows["Needle in Haystack"]["reason"] and "--context" in rows["Needle in Haystack"]["reason"]
     stored = as_json(zoo("runs", "list", "--format", "json", db=db))
     assert sorted(r["suite"] for r in stored) == ["lm-eval:meta_arc_challenge_25shot_char", "meta-evals:mmlu"]
     # ARC's question with three choices is left out, as Meta leaves it out; 25 shots from the train split
