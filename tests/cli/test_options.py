@@ -136,6 +136,7 @@ def test_a_value_outside_its_declaration_is_one_line_exit_2(args, flag, capsys, 
     assert len(err.strip().splitlines()) == 1 and err.startswith("error:") and flag in err and "Traceback" not in err
 
 
+@pytest.mark.slow  # bench runs on shadow weights, four times: seconds each
 def test_bench_old_and_new_spellings_store_the_same_shape(capsys, monkeypatch, tmp_path):
     from llama_zoo.results.store import Store
 

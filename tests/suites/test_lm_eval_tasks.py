@@ -341,6 +341,7 @@ def test_bad_lm_eval_metadata_is_one_line_and_nothing_is_stored(zoo, tmp_path):
     assert listed.returncode == 0 and json.loads(listed.stdout) == []
 
 
+@pytest.mark.slow  # builds a RULER task from lm-eval's whole index: seconds
 def test_ruler_gets_the_runs_tokenizer_recorded_unless_the_metadata_names_one(zoo, tmp_path, shared):
     """A shadow model with a real tokenizer directory: lm-eval sizes the documents with that
     tokenizer, and the run records it; naming a tokenizer in the metadata supplies none."""
