@@ -52,8 +52,8 @@ def stored(db) -> list[dict]:
         engine.dispose()
 
 
-def corpus(path: Path) -> Path:
-    """360 short documents: several chunks of samples per cell, so a stop lands between two of them."""
+def corpus(path: Path, documents: int = 360) -> Path:
+    """Short documents (360: several chunks of samples per cell), so a stop lands between two chunks."""
     path.write_text("".join(json.dumps({"text": f"Document {i}: " + "the quick brown fox jumps over the lazy dog. " * 3})
-                            + "\n" for i in range(360)))
+                            + "\n" for i in range(documents)))
     return path
