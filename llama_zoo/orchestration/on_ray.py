@@ -11,7 +11,9 @@ settings travel with each task.
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import threading
 from typing import Callable, Sequence
 
 from llama_zoo.errors import LlamaZooError
@@ -111,9 +113,14 @@ def run_on_ray(ray, cells: Sequence[Cell], request_for: Callable[[Cell], RunRequ
             ref = task.options(num_cpus=1, num_gpus=gpus, max_retries=0, name=f"{cell.model} · {cell.suite}").remote(
                 cell, request_for(cell), db_url, headline_of(cell.suite) if headline_of else None)
             pending[ref] = i
+        interrupted = threading.Event()
+        restore = _flag_sigint(interrupted)
         try:
             while pending:
-                # short waits: Ctrl-C is only seen between them
+                # Ctrl-C only sets a flag, read between short waits: a KeyboardInterrupt raised inside
+                # Ray's own calls can be swallowed there (CI saw the matrix run on after one)
+                if interrupted.is_set():
+                    raise KeyboardInterrupt
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 for ref in done:
                     i = pending.pop(ref)
@@ -130,9 +137,20 @@ def run_on_ray(ray, cells: Sequence[Cell], request_for: Callable[[Cell], RunRequ
         except KeyboardInterrupt:
             _cancel(ray, pending, cells)
             raise
+        finally:
+            restore()
         return cells
     finally:
         ray.shutdown()
+
+
+def _flag_sigint(event: threading.Event) -> Callable[[], None]:
+    """Ctrl-C sets ``event`` instead of raising wherever the main thread is; returns what puts the
+    previous handler back (nothing to do off the main thread, where signals cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: event.set())
+    return lambda: signal.signal(signal.SIGINT, previous)
 
 
 def _cancel(ray, pending, cells: list[Cell]) -> None:

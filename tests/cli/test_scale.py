@@ -94,7 +94,7 @@ def _interrupted(args: tuple[str, ...], db: str) -> tuple[int, str]:
         else:
             pytest.fail("the cells never stored a first batch")
         driver.send_signal(signal.SIGINT)
-        _, err = driver.communicate(timeout=60)
+        _, err = driver.communicate(timeout=120)  # cancelling and shutting Ray down under load takes a while
     finally:
         if driver.poll() is None:
             driver.kill()
