@@ -79,10 +79,10 @@ class Card:
     model_id: str
     rows: list[CardRow]
     spec: ModelSpec | None = None  # the registry model whose card this is
-    variants: list[Any] = field(default_factory=list)  # quantised columns: published, never compared
+    variants: list[PublishedResult] = field(default_factory=list)  # quantised columns: published, never compared
 
 
-def plan_card(spec, benchmarks: tuple[str, ...] = ()) -> Card:
+def plan_card(spec: ModelSpec, benchmarks: tuple[str, ...] = ()) -> Card:
     """Each published bf16 row with its recipe and data; nothing loads. ``benchmarks``: only these
     (as the card spells them, any case) are run; the others are listed."""
     if not spec.published:
