@@ -82,9 +82,10 @@ class Card:
     variants: list[PublishedResult] = field(default_factory=list)  # quantised columns: published, never compared
 
 
-def plan_card(spec: ModelSpec, benchmarks: tuple[str, ...] = ()) -> Card:
+def plan_card(spec: ModelSpec, benchmarks: tuple[str, ...] = (), locate_data: bool = True) -> Card:
     """Each published bf16 row with its recipe and data; nothing loads. ``benchmarks``: only these
-    (as the card spells them, any case) are run; the others are listed."""
+    (as the card spells them, any case) are run; the others are listed. ``locate_data=False`` skips
+    looking for each recipe's data (file-system searches), for a report that only reads the store."""
     if not spec.published:
         raise LlamaZooError(f"{spec.id} has no published results in the registry (Meta's cards print none for it); "
                             "'llama-zoo card' works on the models whose cards have benchmark tables")
@@ -100,7 +101,7 @@ def plan_card(spec: ModelSpec, benchmarks: tuple[str, ...] = ()) -> Card:
             variants.append(published)
             continue
         recipe = recipe_for(spec, published)
-        data = data_status(recipe, spec) if recipe is not None and recipe.suite is not None else None
+        data = data_status(recipe, spec) if locate_data and recipe is not None and recipe.suite is not None else None
         rows.append(CardRow(published, recipe, data, asked=not wanted or published.benchmark.casefold() in wanted))
     return Card(spec.id, rows, spec=spec, variants=variants)
 

@@ -70,7 +70,9 @@ class Recipe:
         if "{evals}" in repo:
             if not spec.hf_repo:
                 return None
-            repo = repo.replace("{evals}", f"{spec.hf_repo}-evals")
+            from llama_zoo.suites.meta_evals.data import evals_repo  # the suite's own naming rule
+
+            repo = repo.replace("{evals}", evals_repo(spec, None))
         return repo
 
 
