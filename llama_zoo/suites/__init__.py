@@ -14,6 +14,7 @@ SUITES = PluginTable("suite", "llama_zoo.suites", {
     "insecure-code": "llama_zoo.suites.safety.insecure_code:suite",
     "vqa": "llama_zoo.suites.vision.vqa:suite",
     "needle": "llama_zoo.suites.long_context.needle:suite",
+    "bfcl": "llama_zoo.suites.tool_calling.bfcl:suite",
     "lm-eval:TASK": "llama_zoo.suites.lm_eval_tasks.suite:family",
     "meta-evals:TASK": "llama_zoo.suites.meta_evals.suite:family",
 })
