@@ -38,7 +38,29 @@ def import_llama_cpp():
     except ImportError:
         raise BackendError("--backend llama.cpp needs llama-cpp-python: pip install 'llama-zoo[llamacpp]' "
                           "(it builds llama.cpp from source: cmake and a C++ compiler)") from None
+    plain_cpu_weights(llama_cpp)
     return llama_cpp
+
+
+def plain_cpu_weights(llama_cpp: Any) -> None:
+    """Load weights without llama.cpp's "extra buffer types" (weights repacked for AMX or other
+    CPU kernels). A llama.cpp built natively on a CPU with AMX (Sapphire Rapids) repacks Q4_1
+    weights for AMX and crashes in the first decode (llama-cpp-python 0.3.36, ggml 0.25.3); the
+    plain CPU path computes the same and is what every figure here was measured with.
+    ``llama_cpp.Llama`` takes no such argument, so the defaults it starts from are changed, once."""
+    low = llama_cpp.llama_cpp
+    if getattr(low.llama_model_default_params, "_plain_cpu", False):
+        return
+    original = low.llama_model_default_params
+
+    def defaults():
+        params = original()
+        if hasattr(params, "use_extra_bufts"):
+            params.use_extra_bufts = False
+        return params
+
+    defaults._plain_cpu = True  # type: ignore[attr-defined]
+    low.llama_model_default_params = defaults
 
 
 def _gguf_path(source: WeightsSource) -> str:

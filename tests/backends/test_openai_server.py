@@ -33,7 +33,12 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(smollm2_gguf):
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf), "--host",
+    # the server as `python -m llama_cpp.server` starts it, on llama.cpp's plain CPU weights (see
+    # llama_zoo.backends.llamacpp.plain_cpu_weights: AMX-repacked Q4_1 weights crash)
+    start = ("import runpy, sys, llama_cpp; from llama_zoo.backends.llamacpp import plain_cpu_weights; "
+             "plain_cpu_weights(llama_cpp); sys.argv[0] = 'llama_cpp.server'; "
+             "runpy.run_module('llama_cpp.server', run_name='__main__')")
+    process = subprocess.Popen([sys.executable, "-c", start, "--model", str(smollm2_gguf), "--host",
                                 "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--type_k", "0", "--type_v", "0",
                                 "--api_key", KEY], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
