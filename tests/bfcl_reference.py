@@ -62,6 +62,7 @@ def bfcl() -> types.SimpleNamespace:
         ns = types.SimpleNamespace(
             runner=importlib.import_module("bfcl_eval.eval_checker.eval_runner"),
             llama31=importlib.import_module("bfcl_eval.model_handler.local_inference.llama_3_1"),
+            openai_fc=importlib.import_module("bfcl_eval.model_handler.api_inference.openai_completion"),
             handler_utils=importlib.import_module("bfcl_eval.model_handler.utils"),
             utils=importlib.import_module("bfcl_eval.utils"),
             enums=importlib.import_module("bfcl_eval.constants.enums"),
@@ -95,13 +96,28 @@ class _Prompting:
         return bfcl().handler_utils.default_decode_ast_prompting(result, language, has_tool_call_tag)
 
 
+class _FunctionCalling:
+    """BFCL's OpenAI FC handler's decoder, given what its ``_parse_query_response_FC`` makes of a
+    server's reply: the ``{name: arguments}`` list where the server sent tool calls, else the text."""
+
+    is_fc_model = True
+
+    def decode_ast(self, result, language, has_tool_call_tag):
+        import json
+
+        envelope = json.loads(result)
+        bfcl_result = envelope["tool_calls"] or envelope["content"]
+        return bfcl().openai_fc.OpenAICompletionsHandler.decode_ast(self, bfcl_result, language, has_tool_call_tag)
+
+
 def handler(fmt: str) -> Any:
-    return _Llama31() if fmt == "json" else _Prompting()
+    return {"json": _Llama31, "server": _FunctionCalling}.get(fmt, _Prompting)()
 
 
-def bfcl_verdict(entry: bfcl_data.Entry, reply: str, fmt: str, model_name: str = bfcl_data.PROMPTED) -> dict[str, Any]:
+def bfcl_verdict(entry: bfcl_data.Entry, reply: str, fmt: str) -> dict[str, Any]:
     """BFCL's eval runner's verdict on one reply (``{"valid": True}`` or its error record)."""
     ns = bfcl()
+    model_name = bfcl_data.SERVER_TOOLS if fmt == "server" else bfcl_data.PROMPTED
     h = handler(fmt)
     prompt_entry = {"id": entry.id, "function": [dict(f) for f in entry.functions_as_given]}
     if bfcl_data.is_relevance(entry.category):
@@ -116,6 +132,13 @@ def bfcl_verdict(entry: bfcl_data.Entry, reply: str, fmt: str, model_name: str =
 def bfcl_entries(category: str) -> list[dict[str, Any]]:
     """BFCL's own reading of a category, language hints added (what its generation sends)."""
     return bfcl().utils.load_dataset_entry(category, include_prereq=False, include_language_specific_hint=True)
+
+
+def bfcl_openai_tools(functions) -> list[dict[str, Any]]:
+    """BFCL's ``tools=`` for an OpenAI-compatible chat completions endpoint."""
+    ns = bfcl()
+    return ns.handler_utils.convert_to_tool(list(functions), ns.handler_utils.GORILLA_TO_OPENAPI,
+                                            ns.enums.ModelStyle.OPENAI_COMPLETIONS)
 
 
 def bfcl_system_prompt(functions) -> str:

@@ -52,6 +52,9 @@ class GenerateRequest:
     ignore_eos: bool = False  # exactly max_new_tokens, no stop at all (speed measurements)
     text: str | None = None
     messages: tuple[tuple[str, str], ...] | None = None  # (role, content) pairs
+    # OpenAI-style tools as JSON text, for a server that parses the calls itself (text backends);
+    # the answer's text is then {"content": ..., "tool_calls": [{name: arguments JSON}, ...]}
+    tools: str | None = None
 
 
 @dataclass(frozen=True)

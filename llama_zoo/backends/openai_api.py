@@ -160,8 +160,16 @@ class OpenAIBackend:
             body["ignore_eos"] = True  # vLLM's extension; servers without it may stop early
         if req.messages:
             body["messages"] = [{"role": role, "content": content} for role, content in req.messages]
+            if req.tools:
+                body["tools"] = json.loads(req.tools)
             reply = self._call("chat/completions", body)
-            text = reply["choices"][0]["message"].get("content") or ""
+            message = reply["choices"][0]["message"]
+            text = message.get("content") or ""
+            if req.tools:  # the server's own parse of the calls, kept as it sent them
+                calls = [{c["function"]["name"]: c["function"].get("arguments") or "{}"}
+                         for c in message.get("tool_calls") or [] if c.get("function")]
+                text = json.dumps({"content": text, "tool_calls": calls}, ensure_ascii=False)
+                return text, int((reply.get("usage") or {}).get("completion_tokens") or 0)
         elif req.text is not None:
             body["prompt"] = req.text
             reply = self._call("completions", body)

@@ -8,11 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
@@ -21,43 +16,12 @@ pytest.importorskip("llama_cpp.server.app", reason="the server test needs llama-
 # one xdist worker for the module: one llama-cpp-python server for all of it
 pytestmark = pytest.mark.xdist_group("openai-server")
 
-KEY = "test-key-not-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+from tests.llama_cpp_server import KEY, free_port, llama_cpp_server  # noqa: E402 - after the skip
 
 @pytest.fixture(scope="module")
 def server(smollm2_gguf):
-    port = free_port()
-    # the server as `python -m llama_cpp.server` starts it, on llama.cpp's plain CPU weights (see
-    # llama_zoo.backends.llamacpp.plain_cpu_weights: AMX-repacked Q4_1 weights crash)
-    start = ("import runpy, sys, llama_cpp; from llama_zoo.backends.llamacpp import plain_cpu_weights; "
-             "plain_cpu_weights(llama_cpp); sys.argv[0] = 'llama_cpp.server'; "
-             "runpy.run_module('llama_cpp.server', run_name='__main__')")
-    process = subprocess.Popen([sys.executable, "-c", start, "--model", str(smollm2_gguf), "--host",
-                                "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--type_k", "0", "--type_v", "0",
-                                "--api_key", KEY], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        for _ in range(120):  # bounded: at most a minute
-            try:
-                request = urllib.request.Request(f"{url}/models", headers={"Authorization": f"Bearer {KEY}"})
-                urllib.request.urlopen(request, timeout=2).read()
-                break
-            except OSError:
-                if process.poll() is not None:
-                    pytest.fail("llama-cpp-python's server exited at start")
-                time.sleep(0.5)
-        else:
-            pytest.fail("llama-cpp-python's server did not answer within a minute")
+    with llama_cpp_server(smollm2_gguf) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def keyed(key: str | None = KEY) -> dict[str, str | None]:

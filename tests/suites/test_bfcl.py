@@ -18,7 +18,7 @@ import pytest
 from llama_zoo.suites.core.base import Context
 from llama_zoo.suites.tool_calling import bfcl_data, formats
 from llama_zoo.suites.tool_calling.bfcl import metrics_of, suite, verdict
-from tests.bfcl_reference import bfcl, bfcl_entries, bfcl_system_prompt, bfcl_verdict
+from tests.bfcl_reference import bfcl, bfcl_entries, bfcl_openai_tools, bfcl_system_prompt, bfcl_verdict
 from tests.zoo import zoo
 
 pytestmark = pytest.mark.xdist_group("bfcl")
@@ -80,6 +80,25 @@ def test_llama31_prompt_equals_the_published_template_and_bfcls_handler(source, 
             tok.convert_tokens_to_ids("<|begin_of_text|>")) == 1
 
 
+def test_a_community_checkpoint_whose_template_takes_tools_is_asked_through_it(source, shared):
+    """A checkpoint outside the registry (family ``community``) whose chat template takes ``tools``
+    (here Llama 3.1's published one) is asked through that template: the same prompt as the json
+    format, and its reply read as JSON calls."""
+    from llama_zoo.registry.catalog import load_catalog
+    from llama_zoo.suites.tool_calling.bfcl import chosen_format, request
+
+    tok = llama31_tokenizer(shared)
+    tok.chat_template = published_llama31_template()
+    spec = load_catalog().get("llama-3.1-8b-instruct").model_copy(update={"family": "community"})
+    entry = entries(source, "multiple", 1)[0]
+    ctx = Context(spec=spec, options=suite.info.resolve_options({}), tokenizer=tok, context=4096)
+    assert chosen_format(ctx) == "chat-template"
+    assert request(ctx, entry, "chat-template", 0).text == formats.llama31_json_prompt(list(entry.question), entry.functions)
+    name, args = next(iter(entry.ground_truth[0].items()))
+    reply = json.dumps({"name": name, "parameters": {k: v[0] for k, v in args.items() if v[0] != ""}})
+    assert verdict(entry, reply, "chat-template") == verdict(entry, reply, "json")
+
+
 def test_non_ascii_documentation_is_kept_as_the_template_keeps_it(source, shared):
     """Where a function's documentation is not ASCII (multiple_6), the published template (jinja's
     tojson) keeps the characters and BFCL's handler (json.dumps) escapes them: llama-zoo follows the
@@ -106,6 +125,12 @@ def test_the_functions_carry_bfcls_language_hints_in_every_category(source):
         assert ours == theirs, category
 
 
+def test_the_tools_sent_to_a_server_are_bfcls(source):
+    for category in bfcl_data.CATEGORIES:
+        for entry in entries(source, category):
+            assert formats.openai_tools(entry.functions) == bfcl_openai_tools(entry.functions), entry.id
+
+
 def test_the_pythonic_system_prompt_is_bfcls_default(source):
     for entry in entries(source, "parallel_multiple", 5) + entries(source, "live_multiple", 5):
         assert formats.pythonic_system_prompt(entry.functions) == bfcl_system_prompt(entry.functions)
@@ -125,6 +150,10 @@ def _first_values(answer: dict) -> dict:
     return args
 
 
+def _server_call(name: str, args: dict) -> str:
+    return json.dumps({"content": "", "tool_calls": [{name.replace(".", "_"): json.dumps(args)}]})
+
+
 def _json_call(name: str, args: dict) -> str:
     return json.dumps({"name": name, "parameters": args})
 
@@ -135,14 +164,16 @@ def _py_call(name: str, args: dict) -> str:
 
 def replies(entry: bfcl_data.Entry, fmt: str) -> dict[str, str]:
     """Correct, wrong (name, value, type, missing, extra) and malformed replies to one case."""
-    write = _json_call if fmt == "json" else _py_call
+    write = {"json": _json_call, "server": _server_call}.get(fmt, _py_call)
     out = {"prose": "I cannot help with that.", "empty": "", "truncated": '{"name": "f", "parameters": {'
            if fmt == "json" else "[f(a=1", "list-of-nothing": "[]"}
     calls = [(name, _first_values(args)) for answer in (entry.ground_truth or ()) for name, args in answer.items()]
     if not calls:  # relevance: call the first function with no arguments
         calls = [(entry.functions[0]["name"], {})]
     name, args = calls[0]
-    joined = (lambda parts: "; ".join(parts)) if fmt == "json" else (lambda parts: "[" + ", ".join(parts) + "]")
+    joined = {"json": lambda parts: "; ".join(parts),
+              "server": lambda parts: json.dumps({"content": "", "tool_calls": [c for p in parts for c in json.loads(p)[
+                  "tool_calls"]]})}.get(fmt, lambda parts: "[" + ", ".join(parts) + "]")
     out["correct"] = joined([write(n, a) for n, a in calls])
     out["wrong-name"] = write(name + "_x", args)
     if args:
@@ -154,7 +185,11 @@ def replies(entry: bfcl_data.Entry, fmt: str) -> dict[str, str]:
             value, bool) else "certainly-not-this"})
     out["extra"] = write(name, {**args, "unexpected_argument": 1})
     out["one-of-several"] = write(name, args)
-    if fmt == "json":
+    if fmt == "server":
+        out["prose"] = json.dumps({"content": "I cannot help with that.", "tool_calls": []})
+        out["bad-arguments"] = json.dumps({"content": "", "tool_calls": [{name.replace(".", "_"): "{not json"}]})
+        out["dotted-name"] = json.dumps({"content": "", "tool_calls": [{name: json.dumps(args)}]})
+    elif fmt == "json":
         out["list-form"] = "[" + ", ".join(_json_call(n, a) for n, a in calls) + "]"
         out["python-tag"] = "<|python_tag|>" + out["correct"]
         out["json-true"] = '{"name": "%s", "parameters": {"flag": true}}' % name
@@ -176,7 +211,7 @@ def _cases(source, fmt: str, per_category: int):
                 yield entry, kind, reply
 
 
-@pytest.mark.parametrize("fmt", ["json", "pythonic"])
+@pytest.mark.parametrize("fmt", ["json", "pythonic", "server"])
 def test_every_verdict_equals_bfcls_eval_runner(source, fmt):
     seen_errors: set[str] = set()
     checked = 0
@@ -273,6 +308,20 @@ def test_summaries_are_bfcls_leaderboard_aggregates():
     assert got["category/live_parallel/accuracy"] == pytest.approx(table["live_parallel"]["accuracy"])
 
 
+def test_plan_counts_each_prompts_bytes_and_the_replies(source):
+    from llama_zoo.registry.catalog import load_catalog
+
+    spec = load_catalog().get("llama-3.1-8b-instruct")
+    ctx = Context(spec=spec, options=suite.info.resolve_options({"category": "simple_python,irrelevance",
+                                                                 "max_new_tokens": 100}),
+                  tokenizer=None, context=4096, limit=10)
+    work = suite.work(ctx)
+    chosen = entries(source, "simple_python", 10) + entries(source, "irrelevance", 10)
+    prompt_bytes = sum(len(formats.llama31_json_prompt(list(e.question), e.functions).encode()) for e in chosen)
+    assert work.sequences == 20 and work.generated == 2000
+    assert work.scored == int(prompt_bytes / 4.0) and "20 cases" in work.basis
+
+
 # -- shadow runs: Llama 3.1 (json), 3.2 and 4 (pythonic) through store, report and compare
 
 
@@ -319,6 +368,85 @@ def test_shadow_runs_are_stored_reported_and_compared(shadow_runs, tmp_path):
     assert any(r["test"].startswith("McNemar exact") for r in got["rows"])
 
 
+# -- a server that parses the calls itself (tools=)
+
+
+@pytest.mark.slow
+def test_a_server_given_tools_parses_the_calls_and_they_are_scored_as_bfcl_scores_them(smollm2_gguf, source, tmp_path):
+    """llama-cpp-python's server with its function-calling chat format (a grammar constrains the
+    calls) and the real SmolLM2: the run stores the server's tool calls and BFCL's verdict on each."""
+    pytest.importorskip("llama_cpp.server.app", reason="the server needs llama-cpp-python[server] (a dev extra)")
+    from llama_zoo.results.store import Store
+    from tests.llama_cpp_server import KEY, llama_cpp_server
+
+    db = tmp_path / "s.db"
+    with llama_cpp_server(smollm2_gguf, "--chat_format", "chatml-function-calling") as url:
+        out = zoo("eval", "--model", str(smollm2_gguf), "--backend", "openai", "--base-url", url, "--suite", "bfcl",
+                  "--tool-format", "server", "--category", "simple_python,irrelevance", "--limit", "3",
+                  "--max-new-tokens", "64", "--format", "json", db=db, env={"LLAMA_ZOO_API_KEY": KEY, "OPENAI_API_KEY": None})
+    assert out.returncode == 0, out.stderr
+    outcome = json.loads(out.stdout)
+    store = Store.open(str(db))
+    assert store.get(outcome["run_id"])["options"]["tool_format"] == "server"
+    by_id = {e.id: e for c in ("simple_python", "irrelevance") for e in entries(source, c, 3)}
+    samples = list(store.iter_samples(outcome["run_id"]))
+    assert len(samples) == 6
+    for s in samples:
+        assert set(json.loads(s["output"])) == {"content", "tool_calls"}
+        assert s["scores"]["passed"] == bfcl_verdict(by_id[s["input_ref"]], s["output"], "server")["valid"]
+    # SmolLM2 answers these in prose when the call is not forced (BFCL sends no tool_choice): no call
+    # is no pass in simple_python and a pass in irrelevance
+    assert all(s["scores"]["passed"] == (s["scores"]["category"] == "irrelevance") for s in samples
+               if not json.loads(s["output"])["tool_calls"])
+
+
+def test_a_servers_tool_calls_are_what_is_scored(source, tmp_path):
+    """The tool_calls of a chat completion, as llama-cpp-python's server sends them when a call is made
+    (its reply to simple_python_0 with the call forced, dots and all), through the openai backend to
+    BFCL's verdict. A stand-in server replays that reply: the real one makes no call unforced, and
+    vLLM's parsers cannot run here."""
+    import http.server
+    import threading
+
+    entry = entries(source, "simple_python", 1)[0]
+    calls = [{"id": "call__0", "type": "function", "function": {"name": "calculate_triangle_area",
+                                                                  "arguments": '{ "base":10, "height":5 }'}}]
+    seen = []
+
+    class Reply(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            body = json.dumps({"model": "stand-in", "usage": {"completion_tokens": 12}, "choices": [
+                {"message": {"role": "assistant", "content": None, "tool_calls": calls}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Reply)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        from llama_zoo.backends.base import GenerateRequest
+        from llama_zoo.backends.openai_api import OpenAIBackend
+        from llama_zoo.backends.weights import WeightsSource
+        from llama_zoo.registry.catalog import load_catalog
+
+        spec = load_catalog().get("llama-3.1-8b-instruct")
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+        backend = OpenAIBackend(spec, WeightsSource("server", f"{url} stand-in"), options={"base_url": url, "timeout": 10})
+        request = GenerateRequest((), messages=(("user", "area?"),), tools=json.dumps(formats.openai_tools(entry.functions)))
+        reply = backend.generate([request])[0].texts[0]
+    finally:
+        httpd.shutdown()
+    assert seen[0]["tools"] == formats.openai_tools(entry.functions)
+    assert json.loads(reply) == {"content": "", "tool_calls": [{"calculate_triangle_area": '{ "base":10, "height":5 }'}]}
+    assert verdict(entry, reply, "server")["valid"] is True
+    assert bfcl_verdict(entry, reply, "server") == {"valid": True}
+
+
 # -- bad input: one line each, nothing stored
 
 
@@ -328,6 +456,7 @@ def test_shadow_runs_are_stored_reported_and_compared(shadow_runs, tmp_path):
     ("llama-2-7b", ("--tokenizer", "LLAMA2"), "llama-2-7b has no tool-call format and its tokenizer no chat template"),
     ("llama-3.1-8b-instruct", ("--predictions-file", "UNKNOWN"), "id 'simple_python_9999' is no case of the run's categories"),
     ("llama-3.1-8b-instruct", ("--dataset", "/no/such/dir"), "--dataset /no/such/dir: no BFCL_v4_<category>.json there"),
+    ("llama-3.1-8b-instruct", ("--tool-format", "server"), "--tool-format server sends tools= to an OpenAI-compatible"),
 ])
 def test_bad_input_is_one_line_and_stores_nothing(model, args, message, shared, tmp_path, source):
     unknown = tmp_path / "unknown.jsonl"

@@ -46,9 +46,10 @@ class Case:
 # -- one case's verdict, as BFCL's eval runner reaches it
 
 
-def verdict(entry: data.Entry, reply: str, fmt: str, model_name: str = data.PROMPTED) -> dict[str, Any]:
+def verdict(entry: data.Entry, reply: str, fmt: str) -> dict[str, Any]:
     """``{"valid", "error_type", "error", "decoded"}`` for one reply: BFCL's relevance runner for
     the relevance categories, else its AST runner (decode, call form, AST checker)."""
+    model_name = data.SERVER_TOOLS if fmt == "server" else data.PROMPTED
     language = data.language_of(entry.category)
     if data.is_relevance(entry.category):
         try:
@@ -83,6 +84,9 @@ def request(ctx: Context, entry: data.Entry, fmt: str, index: int) -> GenerateRe
                     stop_token_ids=eos_ids(spec),
                     stop_strings=tuple(spec.tokenizer.stop_strings) if spec.tokenizer else ())
     messages = list(entry.question)
+    if fmt == "server":  # the server renders the tools in its chat template and parses the calls
+        return GenerateRequest((), messages=tuple((m["role"], m["content"]) for m in messages),
+                               tools=json.dumps(formats.openai_tools(entry.functions)), **settings)
     if fmt == "json":
         text = formats.llama31_json_prompt(messages, entry.functions)
         ids = tuple(tokenizer(text, add_special_tokens=False).input_ids) if tokenizer is not None else ()
@@ -104,6 +108,9 @@ def chosen_format(ctx: Context) -> str:
     fmt = ctx.options["tool_format"]
     if fmt == "auto":
         fmt = formats.default_format(ctx.spec, ctx.tokenizer)
+    if fmt == "server" and ctx.predictions_file is None and ctx.tokenizer is not None:
+        raise LlamaZooError("--tool-format server sends tools= to an OpenAI-compatible server that parses the calls: "
+                            "give --backend openai --base-url URL")
     own_chat = fmt == "pythonic" and ctx.spec.family in formats.HEADER_FAMILIES
     if ctx.predictions_file is None and fmt != "json" and not own_chat and ctx.tokenizer is not None \
             and not getattr(ctx.tokenizer, "chat_template", None):
@@ -185,10 +192,12 @@ class BfclSuite:
                    f"single_turn. One of: {', '.join(data.CATEGORIES)}.", type=str),
             Option("tool_format", "auto", "How functions are offered: json (Llama 3.1's JSON tool calls), pythonic "
                    "(the zero-shot format of Llama 3.2, 3.3 and 4, BFCL's default prompt), chat-template (the "
-                   "checkpoint's own template with tools=); auto picks the model's own.", choices=formats.FORMATS),
+                   "checkpoint's own template with tools=), server (tools= sent to an OpenAI-compatible server, "
+                   "which parses the calls: --backend openai); auto picks the model's own.", choices=formats.FORMATS),
             Option("max_new_tokens", 256, "Longest reply.", type=int, minimum=1),
         ),
         scores_predictions_file=True,
+        needs_tokens=False,  # a text backend is sent the chat (or tools=) and the server renders it
         meant_for="instruct",
         datasets=f"bfcl-eval's data directory (default: the installed package; {data.INSTALL})",
     )

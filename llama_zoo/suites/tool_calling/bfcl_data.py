@@ -209,7 +209,7 @@ class _FlagTable(dict):
     as underscores (an OpenAI-style ``tools=`` request cannot carry a dot)."""
 
     def __missing__(self, key: str) -> _ModelConfig:
-        return _ModelConfig(underscore_to_dot=key.endswith("server/tools"))
+        return _ModelConfig(underscore_to_dot=key == SERVER_TOOLS.replace("_", "/"))
 
 
 PROMPTED = "llama-zoo_prompted"  # the checker's model name for replies to a prompt we built

@@ -12,6 +12,9 @@ Two prompt formats, each the one its model was trained on:
   template.
 - ``chat-template``: a checkpoint outside the registry whose chat template takes ``tools``: the
   template decides (its replies are read as JSON calls, or else as pythonic ones).
+- ``server``: an OpenAI-compatible server is sent ``tools=`` (the functions as BFCL's FC handlers
+  convert them) and parses the calls itself (vLLM's ``llama3_json`` parser, llama.cpp's grammar);
+  its ``tool_calls`` are read as BFCL reads an FC model's.
 
 Replies are read as BFCL's decoders read them, with one difference that matters: BFCL calls
 ``eval`` on a reply (Llama 3.1's handler) or on parts of one (arithmetic and lambdas in its
@@ -28,7 +31,7 @@ from typing import Any, Callable, Sequence
 
 from llama_zoo.errors import LlamaZooError
 
-FORMATS = ("auto", "json", "pythonic", "chat-template")
+FORMATS = ("auto", "json", "pythonic", "chat-template", "server")
 JSON_FAMILIES = ("llama-3.1",)
 
 # -- prompts
@@ -128,6 +131,66 @@ def llama_chat(messages: Sequence[dict[str, str]], family: str) -> str | None:
     start, end, eot = headers
     body = "".join(f"{start}{m['role']}{end}\n\n{m['content'].strip()}{eot}" for m in messages)
     return f"<|begin_of_text|>{body}{start}assistant{end}\n\n"
+
+
+# BFCL's GORILLA_TO_OPENAPI: its parameter types as JSON Schema types
+_OPENAPI_TYPES = {
+    "integer": "integer", "number": "number", "float": "number", "string": "string", "boolean": "boolean",
+    "bool": "boolean", "array": "array", "list": "array", "dict": "object", "object": "object", "tuple": "array",
+    "any": "string", "byte": "integer", "short": "integer", "long": "integer", "double": "number", "char": "string",
+    "ArrayList": "array", "Array": "array", "HashMap": "object", "Hashtable": "object", "Queue": "array",
+    "Stack": "array", "Any": "string", "String": "string", "Bigint": "integer",
+}
+
+
+def _schema_types(properties: dict[str, Any]) -> dict[str, Any]:
+    """Each property's type as JSON Schema has it, nested objects and list items too (as BFCL's
+    ``_cast_to_openai_type``: floats say so in words, unknown types become strings)."""
+    for value in properties.values():
+        kind = value.get("type")
+        if kind is None:
+            value["type"] = "string"
+        else:
+            if kind == "float":
+                value["format"] = "float"
+                value["description"] += " This is a float type value."
+            value["type"] = _OPENAPI_TYPES.get(kind, "string")
+        if value["type"] in ("array", "object"):
+            if "properties" in value:
+                value["properties"] = _schema_types(value["properties"])
+            elif "items" in value:
+                items = value["items"]
+                items["type"] = _OPENAPI_TYPES[items["type"]]
+                if items["type"] == "array" and "items" in items:
+                    items["items"]["type"] = _OPENAPI_TYPES[items["items"]["type"]]
+                elif items["type"] == "object" and "properties" in items:
+                    items["properties"] = _schema_types(items["properties"])
+    return properties
+
+
+def openai_tools(functions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The functions as an OpenAI ``tools=`` list: names with dots written with underscores (the API
+    allows ``^[a-zA-Z0-9_-]{1,64}$``), parameters as a JSON Schema object."""
+    out = []
+    for fn in json.loads(json.dumps(list(functions))):
+        fn["name"] = fn["name"].replace(".", "_")
+        fn["parameters"]["type"] = "object"
+        fn["parameters"]["properties"] = _schema_types(fn["parameters"]["properties"])
+        out.append({"type": "function", "function": fn})
+    return out
+
+
+def decode_server_calls(reply: str) -> list[dict[str, Any]]:
+    """A server's parsed calls (``{"content", "tool_calls": [{name: arguments JSON}]}``, as the
+    openai backend returns them) as BFCL decodes an FC model's; a reply without calls is none."""
+    try:
+        calls = json.loads(reply)["tool_calls"]
+        out = [{name: json.loads(arguments)} for call in calls for name, arguments in call.items()]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise NotACall(f"no tool calls: {exc}") from None
+    if not out:
+        raise NotACall("no tool calls")
+    return out
 
 
 # -- reading replies
@@ -295,6 +358,8 @@ def decode(reply: str, fmt: str, language: str = "python") -> list[dict[str, Any
     """Calls from a reply in format ``fmt``; NotACall where the reply is none."""
     if fmt == "json":
         return decode_json_calls(reply)
+    if fmt == "server":
+        return decode_server_calls(reply)
     if fmt == "chat-template":
         stripped = reply.replace("<|python_tag|>", "").strip()
         if stripped.startswith("{") or stripped.startswith("[{"):
