@@ -7,7 +7,6 @@ one line each, and nothing is stored as completed."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 

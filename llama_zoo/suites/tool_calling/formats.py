@@ -61,10 +61,11 @@ def llama31_json_prompt(messages: Sequence[dict[str, str]], functions: Sequence[
     if not rest:
         raise LlamaZooError("Llama 3.1's JSON tool format puts the tools in the first user message: this chat has none")
     out += ["<|start_header_id|>user<|end_header_id|>\n\n",
-            "Given the following functions, please respond with a JSON for a function call with its proper arguments "
-            "that best answers the given prompt.\n\n",
-            'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.'
-            "Do not use variables.\n\n"]
+            ("Given the following functions, please respond with a JSON for a function call with its proper arguments "
+             "that best answers the given prompt.\n\n"),
+            # no space after the full stop: the template writes it so
+            ('Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.'
+             "Do not use variables.\n\n")]
     out += [tojson(fn, indent=4) + "\n\n" for fn in functions]
     out += [rest[0]["content"].strip(), "<|eot_id|>"]
     for m in rest[1:]:
