@@ -86,6 +86,7 @@ class _Llama31:
         self.format_prompt = lambda messages, functions: cls._format_prompt(self, messages, functions)
         self.decode_ast = lambda result, language, has_tool_call_tag: cls.decode_ast(self, result, language,
                                                                                      has_tool_call_tag)
+        self.decode_execute = lambda result, has_tool_call_tag: cls.decode_execute(self, result, has_tool_call_tag)
 
 
 class _Prompting:
@@ -94,6 +95,9 @@ class _Prompting:
 
     def decode_ast(self, result, language, has_tool_call_tag):
         return bfcl().handler_utils.default_decode_ast_prompting(result, language, has_tool_call_tag)
+
+    def decode_execute(self, result, has_tool_call_tag):
+        return bfcl().handler_utils.default_decode_execute_prompting(result, has_tool_call_tag)
 
 
 class _FunctionCalling:
@@ -127,6 +131,20 @@ def bfcl_verdict(entry: bfcl_data.Entry, reply: str, fmt: str) -> dict[str, Any]
     ret = getattr(ns.enums.ReturnFormat, language.upper())
     return ns.runner._evaluate_single_ast_entry(h, entry.id, reply, list(entry.ground_truth), prompt_entry, model_name,
                                                 entry.category, language=lang, return_format=ret)
+
+
+_runs = iter(range(10**9))
+
+
+def bfcl_multi_turn_verdict(conversation, replies, fmt: str) -> dict[str, Any]:
+    """BFCL's eval runner's verdict on a multi-turn conversation's replies, its own executor (``eval``
+    of the call texts: only replies the tests wrote reach it) on fresh API objects: each call gets a
+    model name of its own, since BFCL keeps the objects in module globals under that name."""
+    entry = {"id": conversation.id, "initial_config": conversation.initial_config,
+             "involved_classes": list(conversation.involved_classes)}
+    return bfcl().runner._evaluate_single_multi_turn_entry(
+        handler(fmt), conversation.id, [list(t) for t in replies], [list(t) for t in conversation.ground_truth], entry,
+        f"reference_{next(_runs)}", conversation.category)
 
 
 def bfcl_entries(category: str) -> list[dict[str, Any]]:

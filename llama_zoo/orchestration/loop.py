@@ -197,9 +197,12 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
         for chunk in _chunks(pending, suite.info.items_per_chunk, backend.info.chunk_for(device)):
             began = time.perf_counter()
             answers = _answer(runner, chunk)
+            produced += sum(_tokens(item, answer) for item, answer in zip(chunk, answers))
+            if suite.info.interactive:
+                chunk, answers, more = _converse(suite, runner, chunk, answers, ctx)
+                produced += more
             seconds = time.perf_counter() - began
             model_s += seconds
-            produced += sum(_tokens(item, answer) for item, answer in zip(chunk, answers))
             suite.score(chunk, answers, seconds, ctx, emit)
             if progress:
                 progress(len(handle.done), len(plan.items), produced)
@@ -373,6 +376,27 @@ def _chunks(items: Sequence[Item], items_per_chunk: int | None, requests_per_chu
             chunk, count = [], 0
     if chunk:
         yield chunk
+
+
+def _converse(suite: Any, runner: Backend, chunk: Sequence[Item], answers: list[list[Any]], ctx: Context
+              ) -> tuple[list[Item], list[list[Any]], int]:
+    """Every conversation of the chunk to its end: the next steps of all items still going are
+    answered together, until the suite has none. Gives each item's last step, its answers, and the
+    tokens the later steps generated."""
+    last: dict[int, tuple[Item, list[Any]]] = {}
+    going, produced = list(zip(chunk, answers)), 0
+    while going:
+        steps = []
+        for item, answer in going:
+            step = suite.follow_up(item, answer, ctx)
+            if step is None:
+                last[item.index] = (item, answer)
+            else:
+                steps.append(step)
+        replies = _answer(runner, steps) if steps else []
+        produced += sum(_tokens(item, reply) for item, reply in zip(steps, replies))
+        going = list(zip(steps, replies))
+    return [last[i.index][0] for i in chunk], [last[i.index][1] for i in chunk], produced
 
 
 def _answer(runner: Backend, chunk: Sequence[Item]) -> list[list[Any]]:

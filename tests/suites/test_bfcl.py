@@ -18,7 +18,9 @@ import pytest
 from llama_zoo.suites.core.base import Context
 from llama_zoo.suites.tool_calling import bfcl_data, formats
 from llama_zoo.suites.tool_calling.bfcl import metrics_of, suite, verdict
-from tests.bfcl_reference import bfcl, bfcl_entries, bfcl_openai_tools, bfcl_system_prompt, bfcl_verdict
+from llama_zoo.suites.tool_calling import multi_turn as mt
+from tests.bfcl_reference import (bfcl, bfcl_entries, bfcl_multi_turn_verdict, bfcl_openai_tools, bfcl_system_prompt,
+                                  bfcl_verdict)
 from tests.zoo import zoo
 
 pytestmark = pytest.mark.xdist_group("bfcl")
@@ -67,7 +69,7 @@ def test_llama31_prompt_equals_the_published_template_and_bfcls_handler(source, 
                       context=spec.max_context)
         from llama_zoo.suites.tool_calling.bfcl import request
 
-        ours = request(ctx, entry, "json", 0)
+        ours = request(ctx, list(entry.question), entry.functions, "json", 0)
         rendered = tok.apply_chat_template(list(entry.question), tools=list(entry.functions), chat_template=template,
                                            add_generation_prompt=True, tokenize=False)
         theirs = theirs_by_id[case]
@@ -93,7 +95,7 @@ def test_a_community_checkpoint_whose_template_takes_tools_is_asked_through_it(s
     entry = entries(source, "multiple", 1)[0]
     ctx = Context(spec=spec, options=suite.info.resolve_options({}), tokenizer=tok, context=4096)
     assert chosen_format(ctx) == "chat-template"
-    assert request(ctx, entry, "chat-template", 0).text == formats.llama31_json_prompt(list(entry.question), entry.functions)
+    assert request(ctx, list(entry.question), entry.functions, "chat-template", 0).text == formats.llama31_json_prompt(list(entry.question), entry.functions)
     name, args = next(iter(entry.ground_truth[0].items()))
     reply = json.dumps({"name": name, "parameters": {k: v[0] for k, v in args.items() if v[0] != ""}})
     assert verdict(entry, reply, "chat-template") == verdict(entry, reply, "json")
@@ -284,6 +286,120 @@ def test_arithmetic_and_literals_are_values_but_names_are_text():
         formats.decode_pythonic_calls("[f(a='x'*10**9)]")
 
 
+# -- multi-turn: BFCL's simulated APIs, called without eval, judged by BFCL's checker
+
+
+def test_multi_turn_conversations_offer_bfcls_functions(source):
+    for category in mt.CATEGORIES:
+        ours = mt.load_multi_turn(source, category)
+        theirs = bfcl_entries(category)
+        assert [c.id for c in ours] == [t["id"] for t in theirs]
+        for c, t in zip(ours, theirs):
+            assert list(c.functions) == t["function"], c.id
+            assert {str(k): list(v) for k, v in c.held_out.items()} == (t.get("missed_function") or {}), c.id
+
+
+def _keywords(call: str) -> str:
+    """A ground-truth call text with its positional arguments left out (as a decoder reads a reply)."""
+    import ast
+
+    node = ast.parse(call, mode="eval").body
+    return f"{ast.unparse(node.func)}(" + ", ".join(ast.unparse(k) for k in node.keywords) + ")"
+
+
+def conversation_replies(c: mt.Conversation, fmt: str) -> dict[str, list[list[str]]]:
+    """Right, wrong and malformed replies to every turn of a conversation."""
+    def step(calls):
+        if fmt == "json":
+            import ast
+
+            objs = []
+            for call in calls:
+                node = ast.parse(call, mode="eval").body
+                objs.append(json.dumps({"name": ast.unparse(node.func),
+                                        "parameters": {k.arg: ast.literal_eval(k.value) for k in node.keywords}}))
+            return "; ".join(objs) if len(objs) > 1 else (objs[0] if objs else "[]")
+        return "[" + ", ".join(calls) + "]"
+
+    gt = [list(t) for t in c.ground_truth]
+    out = {
+        "as-given": [[step(t), "Done."] if t else ["I cannot do that."] for t in gt],
+        "keywords-only": [[step([_keywords(x) for x in t]), "Done."] if t else ["No."] for t in gt],
+        "one-step-per-call": [[step([x]) for x in t] + ["Done."] if t else ["No."] for t in gt],
+        "prose": [["I would rather not."] for _ in gt],
+        "cut-short": [[step(t)] for t in gt[:-1]],
+        "first-call-dropped": [[step(t[1:]) if t else "No."] for t in gt],
+        "wrong-argument": [[step([x.replace("'", "'x", 1) for x in t])] if t else ["No."] for t in gt],
+        "calls-in-the-wrong-turn": [["No."]] + [[step(t)] for t in gt[:-1]],
+    }
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["pythonic", "json"])
+def test_every_multi_turn_verdict_equals_bfcls(source, fmt):
+    seen: dict[str, int] = {}
+    passed = 0
+    for category in mt.CATEGORIES:
+        for c in mt.load_multi_turn(source, category)[:4]:
+            for kind, replies in conversation_replies(c, fmt).items():
+                ours = mt.check_conversation(c, replies, fmt)
+                theirs = bfcl_multi_turn_verdict(c, replies, fmt)
+                assert ours["valid"] == theirs["valid"], (c.id, kind, ours, theirs)
+                if not ours["valid"]:
+                    assert ours["error_type"] == theirs["error"]["error_type"], (c.id, kind, ours, theirs)
+                    seen[ours["error_type"]] = seen.get(ours["error_type"], 0) + 1
+                passed += ours["valid"]
+    assert passed > 0  # some replies are right, not only wrong ones
+    assert {"multi_turn:force_terminated", "multi_turn:empty_turn_model_response"} <= set(seen), seen
+    assert any(k.startswith("multi_turn:instance_state") or k.startswith("multi_turn:execution_response")
+               for k in seen), seen
+
+
+def test_a_dialogue_runs_the_calls_on_its_apis_and_moves_through_the_turns(source):
+    c = mt.load_multi_turn(source, "multi_turn_base")[0]
+    d = mt.Dialogue.start(c, "pythonic")
+    assert d.messages == [dict(m) for m in c.turns[0]]
+    assert d.answer("[cd(folder='document'), mkdir(dir_name='temp')]") is True
+    assert [m["role"] for m in d.messages[-3:]] == ["assistant", "tool", "tool"]
+    assert d.messages[-2] == {"role": "tool", "name": "cd(folder='document')",
+                              "content": '{"current_working_directory": "document"}'}
+    assert d.answer("The folder is ready.") is True and d.turn == 1  # no call: the next user turn
+    assert d.messages[-1] == dict(c.turns[1][0])
+    for _ in c.turns[1:]:
+        last = d.answer("Nothing to do.")
+    assert last is False and len(d.replies) == len(c.turns) and d.force_quit is False
+    # the calls changed the APIs' state: the checker sees the same conversation as BFCL does
+    assert mt.check_conversation(c, d.replies, "pythonic")["valid"] == bfcl_multi_turn_verdict(c, d.replies, "pythonic")["valid"]
+
+
+def test_a_turn_that_never_stops_calling_is_cut_off_as_bfcl_cuts_it(source):
+    c = mt.load_multi_turn(source, "multi_turn_base")[0]
+    d = mt.Dialogue.start(c, "pythonic")
+    steps = 0
+    while d.answer("[ls()]"):
+        steps += 1
+    assert steps == mt.MAX_STEPS and d.force_quit is True and len(d.replies) == 1
+
+
+@pytest.mark.parametrize("reply,result", [
+    ("[__import__('os').system('touch MARK')]", "Error during execution: name"),
+    # a call as an argument is its text (as BFCL's decoder gives it), a string passed to ls
+    ("[ls(a=__import__('os').system('touch MARK'))]", '{"current_directory_content"'),
+    ("[cd(folder=open('MARK', 'w').name)]", None),  # an attribute is no value: no call decoded, the turn ends
+    ("[exit()]", "Error during execution: Function call exit is not allowed."),
+])
+def test_a_multi_turn_call_that_would_run_code_runs_nothing(source, tmp_path, monkeypatch, reply, result):
+    monkeypatch.chdir(tmp_path)
+    c = mt.load_multi_turn(source, "multi_turn_base")[0]
+    d = mt.Dialogue.start(c, "pythonic")
+    d.answer(reply)
+    assert not (tmp_path / "MARK").exists()
+    results = [m["content"] for m in d.messages if m["role"] == "tool"]
+    assert results[0].startswith(result) if result else (results == [] and d.turn == 1)
+    assert mt.check_conversation(c, [[reply]] * len(c.turns), "pythonic")["valid"] is False
+    assert not (tmp_path / "MARK").exists()
+
+
 # -- metrics as BFCL's leaderboard aggregates them
 
 
@@ -333,9 +449,15 @@ def shadow_runs(tmp_path_factory, shared, source):
     for model, extra in (("llama-3.1-8b-instruct", tok), ("llama-3.2-1b-instruct", tok),
                          ("llama-4-scout-17b-16e-instruct", ())):
         out = zoo("eval", "--model", model, "--suite", "bfcl", "--shadow", *extra, "--category", "simple_python,irrelevance",
-                  "--limit", "3", "--max-new-tokens", "6", "--format", "json", db=db)
+                  "--limit", "3", "--max-new-tokens", "6", "--context", "4096", "--format", "json", db=db)
         assert out.returncode == 0, out.stderr
         runs[model] = json.loads(out.stdout)
+    # a conversation of each format (its prompts hold every API's documentation, ~8K tokens: one each)
+    for model in ("llama-3.1-8b-instruct", "llama-3.2-1b-instruct"):
+        out = zoo("eval", "--model", model, "--suite", "bfcl", "--shadow", *tok, "--category", "multi_turn_base",
+                  "--limit", "1", "--max-new-tokens", "6", "--context", "16384", "--format", "json", db=db)
+        assert out.returncode == 0, out.stderr
+        runs[f"{model} multi-turn"] = json.loads(out.stdout)
     return db, runs
 
 
@@ -348,14 +470,22 @@ def test_shadow_runs_are_stored_reported_and_compared(shadow_runs, tmp_path):
     formats_seen = {}
     for model, outcome in runs.items():
         metrics = outcome["metrics"]
+        samples = list(store.iter_samples(outcome["run_id"]))
+        formats_seen[model] = store.get(outcome["run_id"])["options"]["tool_format"]
+        if model.endswith("multi-turn"):
+            assert {"accuracy", "category/multi_turn_base/accuracy"} <= set(metrics)
+            (s,) = samples
+            # every turn was asked (a random model's reply calls nothing, which ends each turn)
+            assert s["input_ref"] == "multi_turn_base_0" and len(json.loads(s["output"])) == len(json.loads(s["target"]))
+            assert s["scores"]["passed"] is False and s["scores"]["error_type"] == "multi_turn:empty_turn_model_response"
+            continue
         assert {"accuracy", "category/simple_python/accuracy", "category/irrelevance/accuracy"} <= set(metrics)
         assert metrics["accuracy"]["n"] == 6
-        samples = list(store.iter_samples(outcome["run_id"]))
         assert sorted(s["input_ref"] for s in samples) == sorted(
             [f"simple_python_{i}" for i in range(3)] + [f"irrelevance_{i}" for i in range(3)])
-        formats_seen[model] = store.get(outcome["run_id"])["options"]["tool_format"]
     assert formats_seen == {"llama-3.1-8b-instruct": "json", "llama-3.2-1b-instruct": "pythonic",
-                            "llama-4-scout-17b-16e-instruct": "pythonic"}
+                            "llama-4-scout-17b-16e-instruct": "pythonic", "llama-3.1-8b-instruct multi-turn": "json",
+                            "llama-3.2-1b-instruct multi-turn": "pythonic"}
     out = zoo("report", "--suite", "bfcl", "-o", str(tmp_path / "r.html"), db=db)
     assert out.returncode == 0, out.stderr
     html = (tmp_path / "r.html").read_text()
@@ -452,16 +582,23 @@ def test_a_servers_tool_calls_are_what_is_scored(source, tmp_path):
 
 @pytest.mark.parametrize("model,args,message", [
     ("llama-3.1-8b-instruct", ("--category", "simple_cobol"), "--category simple_cobol: no such BFCL category"),
-    ("llama-3.1-8b-instruct", ("--category", "multi_turn_base"), "multi_turn_base is not run by llama-zoo yet"),
+    ("llama-3.1-8b-instruct", ("--category", "web_search"), "web_search is not run by llama-zoo yet"),
     ("llama-2-7b", ("--tokenizer", "LLAMA2"), "llama-2-7b has no tool-call format and its tokenizer no chat template"),
     ("llama-3.1-8b-instruct", ("--predictions-file", "UNKNOWN"), "id 'simple_python_9999' is no case of the run's categories"),
     ("llama-3.1-8b-instruct", ("--dataset", "/no/such/dir"), "--dataset /no/such/dir: no BFCL_v4_<category>.json there"),
     ("llama-3.1-8b-instruct", ("--tool-format", "server"), "--tool-format server sends tools= to an OpenAI-compatible"),
+    ("llama-3.1-8b-instruct", ("--category", "multi_turn_base", "--limit", "1"),
+     "multi_turn_base_0: its prompt and reply need 7,833 tokens, over --context 2,048"),
+    ("llama-3.1-8b-instruct", ("--category", "multi_turn_base", "--tool-format", "pythonic", "--context", "16384",
+                               "--predictions-file", "BADTURNS"), "a multi-turn result is a list of turns"),
 ])
 def test_bad_input_is_one_line_and_stores_nothing(model, args, message, shared, tmp_path, source):
     unknown = tmp_path / "unknown.jsonl"
     unknown.write_text(json.dumps({"id": "simple_python_9999", "result": "[]"}) + "\n")
-    args = tuple({"UNKNOWN": str(unknown), "LLAMA2": str(shared / "tokenizers" / "llama2")}.get(a, a) for a in args)
+    bad_turns = tmp_path / "turns.jsonl"
+    bad_turns.write_text(json.dumps({"id": "multi_turn_base_0", "result": "not a list of turns"}) + "\n")
+    args = tuple({"UNKNOWN": str(unknown), "LLAMA2": str(shared / "tokenizers" / "llama2"),
+                  "BADTURNS": str(bad_turns)}.get(a, a) for a in args)
     if "--tokenizer" not in args and "--predictions-file" not in args:
         args = ("--tokenizer", str(shared / "tokenizers" / "llama3_1"), *args)
     db = tmp_path / "b.db"

@@ -104,6 +104,9 @@ class SuiteInfo:
     takes_limit: bool = True
     context_in_identity: bool = True
     always_new: bool = False  # a measurement: never a cache hit
+    # an item is a conversation: after each answer the loop asks ``follow_up(item, answers, ctx)`` for
+    # the next step's item (None: done) and scores the last one (tool use over several steps)
+    interactive: bool = False
     # who the suite measures: "any" model, "generalist" language models (a safety classifier is
     # warned), or "instruct" models (a base model is warned too); a mismatch is a warning, stored with the run
     meant_for: str = "any"
@@ -238,6 +241,12 @@ class Suite(Protocol):
                 ) -> list[dict[str, Any]]:
         """Metrics from the stored samples (``runner`` is the loaded runner, or None; ``state`` the
         plan's)."""
+
+    # An interactive suite (``info.interactive``) also has
+    #   follow_up(item, answers, ctx) -> Item | None
+    # the next step of the item's conversation, given the answers to its last requests (the same
+    # index; its ``data`` carries the conversation), or None once it is over: then ``score`` gets
+    # that last item and its answers. Steps of the items of a chunk are answered together.
 
 
 # Shared by every suite that generates: one set of flags, whichever suite takes them.

@@ -36,14 +36,16 @@ NON_LIVE_AST = ("simple_python", "simple_java", "simple_javascript", "multiple",
 LIVE_AST = ("live_simple", "live_multiple", "live_parallel", "live_parallel_multiple")
 RELEVANCE = ("irrelevance", "live_irrelevance", "live_relevance")
 CATEGORIES = NON_LIVE_AST + ("irrelevance",) + LIVE_AST + ("live_irrelevance", "live_relevance")
+MULTI_TURN = ("multi_turn_base", "multi_turn_miss_func", "multi_turn_miss_param", "multi_turn_long_context")
+ALL = CATEGORIES + MULTI_TURN
 GROUPS = {
     "non_live": NON_LIVE_AST + ("irrelevance",),
     "live": LIVE_AST + ("live_irrelevance", "live_relevance"),
     "ast": NON_LIVE_AST + LIVE_AST,
     "single_turn": CATEGORIES,
+    "multi_turn": MULTI_TURN,
 }
-NOT_YET = ("multi_turn_base", "multi_turn_miss_func", "multi_turn_miss_param", "multi_turn_long_context",
-           "web_search", "memory", "format_sensitivity")
+NOT_YET = ("web_search", "memory", "format_sensitivity")
 
 
 def language_of(category: str) -> str:
@@ -63,13 +65,13 @@ def parse_categories(text: str) -> tuple[str, ...]:
     for part in (p.strip() for p in text.split(",") if p.strip()):
         if part in GROUPS:
             out += GROUPS[part]
-        elif part in CATEGORIES:
+        elif part in ALL:
             out.append(part)
         elif part in NOT_YET:
-            raise LlamaZooError(f"--category {part}: BFCL's {part} is not run by llama-zoo yet; the single-turn "
-                                f"categories are {', '.join(CATEGORIES)}")
+            raise LlamaZooError(f"--category {part}: BFCL's {part} is not run by llama-zoo yet; the categories it runs "
+                                f"are {', '.join(ALL)}")
         else:
-            raise LlamaZooError(f"--category {part}: no such BFCL category; give one or more of {', '.join(CATEGORIES)}, "
+            raise LlamaZooError(f"--category {part}: no such BFCL category; give one or more of {', '.join(ALL)}, "
                                 f"or a group: {', '.join(GROUPS)}")
     if not out:
         raise LlamaZooError("--category: give at least one BFCL category")
@@ -161,6 +163,9 @@ def content_hash(source: Source, categories: tuple[str, ...]) -> str:
                      source.directory / "possible_answer" / f"{VERSION_PREFIX}_{c}.json"):
             if path.is_file():
                 h.update(path.read_bytes())
+    if any(c in MULTI_TURN for c in categories):  # the APIs' documentation the conversations offer
+        for path in sorted((source.directory / "multi_turn_func_doc").glob("*.json")):
+            h.update(path.read_bytes())
     return h.hexdigest()
 
 

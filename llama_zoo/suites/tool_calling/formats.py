@@ -69,8 +69,10 @@ def llama31_json_prompt(messages: Sequence[dict[str, str]], functions: Sequence[
     out += [tojson(fn, indent=4) + "\n\n" for fn in functions]
     out += [rest[0]["content"].strip(), "<|eot_id|>"]
     for m in rest[1:]:
-        role = "ipython" if m["role"] == "tool" else m["role"]
-        out += [f"<|start_header_id|>{role}<|end_header_id|>\n\n", m["content"].strip(), "<|eot_id|>"]
+        if m["role"] in ("tool", "ipython"):  # a call's result, as the template writes it (a string too goes through tojson)
+            out += ["<|start_header_id|>ipython<|end_header_id|>\n\n", tojson(m["content"]), "<|eot_id|>"]
+        else:
+            out += [f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n", m["content"].strip(), "<|eot_id|>"]
     out.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
     return "".join(out)
 
@@ -130,7 +132,9 @@ def llama_chat(messages: Sequence[dict[str, str]], family: str) -> str | None:
     if headers is None:
         return None
     start, end, eot = headers
-    body = "".join(f"{start}{m['role']}{end}\n\n{m['content'].strip()}{eot}" for m in messages)
+    # a call's result comes back as the ipython role (llama-models' format, BFCL's Llama handler)
+    body = "".join(f"{start}{'ipython' if m['role'] == 'tool' else m['role']}{end}\n\n{m['content'].strip()}{eot}"
+                   for m in messages)
     return f"<|begin_of_text|>{body}{start}assistant{end}\n\n"
 
 
