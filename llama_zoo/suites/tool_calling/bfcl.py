@@ -1,4 +1,5 @@
-"""The ``bfcl`` suite: the Berkeley Function-Calling Leaderboard's single-turn categories (issue #26).
+"""The ``bfcl`` suite: the Berkeley Function-Calling Leaderboard's single-turn and multi-turn
+categories (issue #26; the conversations are ``multi_turn``'s).
 
 Each case offers functions and asks a question; the model answers with calls in its own tool
 format (``formats``), and the reply is scored as BFCL scores it: decoded (a reply that cannot be
@@ -12,7 +13,8 @@ Metrics: ``accuracy`` over every case of the run, ``category/<c>/accuracy`` per 
 a 95% bootstrap interval), and BFCL's leaderboard summaries where the run holds their categories:
 ``non_live_ast`` (the unweighted mean of simple, multiple, parallel and parallel_multiple, simple
 being the mean of its three languages) and ``live_ast`` (the four live AST categories, weighted by
-their sizes). Each accuracy's ``extra`` counts the error types.
+their sizes) and ``multi_turn`` (the unweighted mean of the four multi-turn categories). Each
+accuracy's ``extra`` counts the error types.
 """
 
 from __future__ import annotations
@@ -212,7 +214,8 @@ def metrics_of(scores: Sequence[dict[str, Any]], seed: int) -> list[dict[str, An
 class BfclSuite:
     info = SuiteInfo(
         name=SUITE, version=SUITE_VERSION,
-        summary="Tool calling: BFCL's single-turn categories in each Llama's own format, scored by BFCL's checker.",
+        summary=("Tool calling: BFCL's single- and multi-turn categories in each Llama's own format, scored by "
+                 "BFCL's checkers."),
         headline="accuracy", setup_keys=("categories", "tool_format", "limit"),
         paired=McNemar("passed", "calls right"),
         options=(
