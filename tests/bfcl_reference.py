@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
+import tempfile
 import types
 from functools import lru_cache
 from typing import Any
@@ -55,6 +57,9 @@ def bfcl() -> types.SimpleNamespace:
     if bfcl_data.package_dir() is None:
         pytest.skip(f"bfcl-eval is not installed ({bfcl_data.INSTALL})")
     bfcl_data.checker()  # the shared model_config table, as llama-zoo installs it
+    # BFCL writes lock files (and results) under its project root, by default its own install
+    # directory, which an ordinary user cannot write: give it a scratch one before its config loads
+    os.environ.setdefault("BFCL_PROJECT_ROOT", tempfile.mkdtemp(prefix="bfcl-project-"))
     added = [n for n in _STUBS if importlib.util.find_spec(n) is None and n not in sys.modules]
     for name in added:
         sys.modules[name] = _stub(name)

@@ -31,3 +31,22 @@ def jsonl_file(path: str | Path, flag: str | None = None) -> Iterator[tuple[int,
     raw = file.read_bytes()
     text = (gzip.decompress(raw) if file.suffix == ".gz" else raw).decode("utf-8-sig")
     yield from json_lines(text, str(path))
+
+
+def keyed_predictions(path: str, value: str, kinds: tuple[type, ...], what: str) -> list[tuple[int, str, Any]]:
+    """A predictions file's ``{id, <value>}`` lines as (line number, id as text, value): a line of
+    another shape, an id given twice or a file with no line is one error naming the line. Whether
+    an id is one of the run's is the suite's to say."""
+    out: list[tuple[int, str, Any]] = []
+    seen: set[str] = set()
+    for n, rec in jsonl_file(path, "--predictions-file"):
+        if not isinstance(rec, dict) or "id" not in rec or not isinstance(rec.get(value), kinds):
+            raise LlamaZooError(f"{path}:{n}: expected an object with 'id' and '{value}' ({what})")
+        ref = str(rec["id"])
+        if ref in seen:
+            raise LlamaZooError(f"{path}:{n}: id {ref!r} again")
+        seen.add(ref)
+        out.append((n, ref, rec[value]))
+    if not out:
+        raise LlamaZooError(f"{path}: no predictions")
+    return out

@@ -35,7 +35,7 @@ from llama_zoo.errors import LlamaZooError
 from llama_zoo.suites.core.base import (BYTES_PER_TOKEN, Chart, Context, Emit, Item, McNemar, Option, PairedBootstrap,
                                         Plan, Ratio, Sample, SuiteInfo, Work, eos_ids, require_language_model)
 from llama_zoo.suites.core.prompting import chats
-from llama_zoo.suites.core.records import jsonl_file
+from llama_zoo.suites.core.records import keyed_predictions
 from llama_zoo.suites.core.stats import rate_metric
 from llama_zoo.suites.long_context.haystack import (BUILTIN, NOISE, Built, Needle, PromptFormat, draw_needles, fit,
                                                     load_haystack, question, token_stream)
@@ -180,20 +180,12 @@ class Task:
 
 def read_predictions(path: str, by_ref: dict[str, Cell]) -> list[Task]:
     """``{id, answer}`` lines, ``id`` being a cell of the grid (``L1024/d50/0``)."""
-    tasks, seen = [], set()
-    for n, rec in jsonl_file(path, "--predictions-file"):
-        if not isinstance(rec, dict) or not isinstance(rec.get("answer"), str) or "id" not in rec:
-            raise LlamaZooError(f"{path}:{n}: expected an object with 'id' and 'answer' (a string)")
-        ref = str(rec["id"])
+    tasks = []
+    for n, ref, answer in keyed_predictions(path, "answer", (str,), "a string"):
         if ref not in by_ref:
             raise LlamaZooError(f"{path}:{n}: id {ref!r} is no cell of the grid (ids are L<length>/d<depth>/<repeat>, "
                                 "e.g. L2000/d50/0; give the run's --lengths, --depths and --seed)")
-        if ref in seen:
-            raise LlamaZooError(f"{path}:{n}: id {ref!r} again")
-        seen.add(ref)
-        tasks.append(Task(by_ref[ref], answer=rec["answer"]))
-    if not tasks:
-        raise LlamaZooError(f"{path}: no predictions")
+        tasks.append(Task(by_ref[ref], answer=answer))
     return tasks
 
 

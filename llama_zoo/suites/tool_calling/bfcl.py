@@ -30,7 +30,7 @@ from llama_zoo.backends.base import GenerateRequest
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.suites.core.base import (BYTES_PER_TOKEN, Context, Emit, Item, McNemar, Option, Plan, Sample, SuiteInfo,
                                         Work, eos_ids, require_language_model)
-from llama_zoo.suites.core.records import jsonl_file
+from llama_zoo.suites.core.records import keyed_predictions
 from llama_zoo.suites.core.stats import rate_metric
 from llama_zoo.suites.tool_calling import bfcl_data as data
 from llama_zoo.suites.tool_calling import formats
@@ -141,26 +141,16 @@ def read_predictions(path: str, by_id: dict[str, Any]) -> list[Case | Played]:
     """``{id, result}`` lines: BFCL's ids (``simple_python_0``) and the model's raw reply (for a
     multi-turn conversation, as BFCL stores it: per turn, the list of each step's reply)."""
     cases: list[Case | Played] = []
-    seen = set()
-    for n, rec in jsonl_file(path, "--predictions-file"):
-        if not isinstance(rec, dict) or "id" not in rec or not isinstance(rec.get("result"), (str, list)):
-            raise LlamaZooError(f"{path}:{n}: expected an object with 'id' and 'result' (the model's reply, a string)")
-        ref = str(rec["id"])
+    for n, ref, result in keyed_predictions(path, "result", (str, list), "the model's reply, a string"):
         if isinstance(by_id.get(ref), mt.Conversation):
-            cases.append(Played(by_id[ref], mt.read_replies(rec["result"], f"{path}:{n}")))
-            seen.add(ref)
+            cases.append(Played(by_id[ref], mt.read_replies(result, f"{path}:{n}")))
             continue
-        if not isinstance(rec["result"], str):
+        if not isinstance(result, str):
             raise LlamaZooError(f"{path}:{n}: expected an object with 'id' and 'result' (the model's reply, a string)")
         if ref not in by_id:
             raise LlamaZooError(f"{path}:{n}: id {ref!r} is no case of the run's categories (BFCL's ids, e.g. "
                                 "simple_python_0; give --category and --limit to match the file)")
-        if ref in seen:
-            raise LlamaZooError(f"{path}:{n}: id {ref!r} again")
-        seen.add(ref)
-        cases.append(Case(by_id[ref], rec["result"]))
-    if not cases:
-        raise LlamaZooError(f"{path}: no predictions")
+        cases.append(Case(by_id[ref], result))
     return cases
 
 
