@@ -30,6 +30,11 @@ def load_tokenizer(spec: ModelSpec, source: WeightsSource, tokenizer: str | None
         if source.gguf_file:
             kwargs["gguf_file"] = source.gguf_file
         try:
+            if source.gguf_file:
+                from llama_zoo.registry.gguf_files import read_once
+
+                with read_once():
+                    return AutoTokenizer.from_pretrained(source.directory, **kwargs), f"{source.kind}:{source.ref}"
             return AutoTokenizer.from_pretrained(source.directory, **kwargs), f"{source.kind}:{source.ref}"
         except (OSError, ValueError) as exc:
             raise BackendError(f"cannot load the tokenizer of {source.ref}: {' '.join(str(exc).split())[:300]}") from None

@@ -155,11 +155,14 @@ def _from_gguf(cls, source: WeightsSource, device: str, dtype):
     quantized, which nothing downstream needs (and which makes save_pretrained refuse it)."""
     from transformers.utils import logging as hf_logging
 
+    from llama_zoo.registry.gguf_files import read_once
+
     # its per-tensor bars (tqdm's and transformers' own) would cut through the CLI's progress
     hf_logging.disable_progress_bar()
     quiet, os.environ["TQDM_DISABLE"] = os.environ.get("TQDM_DISABLE"), "1"
     try:
-        model = cls.from_pretrained(source.directory, gguf_file=source.gguf_file, dtype=dtype)
+        with read_once():
+            model = cls.from_pretrained(source.directory, gguf_file=source.gguf_file, dtype=dtype)
     except ImportError as exc:
         raise BackendError(f"loading a GGUF file through transformers needs the gguf package: {exc}") from None
     except (OSError, ValueError, KeyError) as exc:

@@ -47,7 +47,7 @@ def card_command(model: str, **kwargs: Any) -> None:
         card_spec = spec
     card = plan_card(card_spec, tuple(benchmarks or ()))
     if not dry_run:
-        from llama_zoo.orchestration import evaluate
+        from llama_zoo.orchestration import Kept, evaluate
         from llama_zoo.results.store import Store
 
         store = Store.open(db)
@@ -55,11 +55,12 @@ def card_command(model: str, **kwargs: Any) -> None:
         template = RunRequest(model=model, backend_options=backend_options,
                               **{k: v for k, v in run_options.items() if k in known})
         quiet = fmt is TableOrJson.json
+        kept = Kept()  # the card's benchmarks load the model once
         with progress_bar(quiet) as bar:
             def run(request):
                 task = bar.add_task(f"{card_spec.id if checkpoint is None else model} · {request.suite}", total=None, rate="")
                 try:
-                    return evaluate(request, store, progress_callback(bar, task))
+                    return evaluate(request, store, progress_callback(bar, task), kept)
                 finally:
                     bar.remove_task(task)
 

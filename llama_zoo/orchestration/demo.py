@@ -51,5 +51,6 @@ def safety_jobs() -> tuple[RunRequest, ...]:
 
 
 def real_jobs(path: str) -> tuple[RunRequest, ...]:
-    return (RunRequest(path, "perplexity", limit=3, context=256),
+    """The real model's runs: one context for both, so the model loads once for the two."""
+    return (RunRequest(path, "perplexity", limit=3),
             RunRequest(path, "humaneval", {"max_new_tokens": 160}, limit=4))

@@ -133,8 +133,36 @@ class Outcome:
 Progress = Callable[[int, int, int], None]  # (samples done, samples total, tokens scored or generated so far)
 
 
-def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Outcome:
-    """Run ``request``'s suite on its model into ``store`` (opened by the caller, before anything loads)."""
+class Kept:
+    """What a run loaded, offered to the next run of the same process that would load the same: a
+    matrix, a card or the demo loads each model (and its tokenizer) once for all the suites it runs
+    on it. One of each is kept, so memory never holds more than a single run needs; a run that
+    fails gives its backend up (it may be in a state the next run must not inherit)."""
+
+    def __init__(self) -> None:
+        self._tokenizer: tuple[Any, Any] | None = None
+        self._backend: tuple[Any, Any] | None = None
+
+    def tokenizer(self, key: Any, load: Callable[[], Any]) -> Any:
+        if self._tokenizer is None or self._tokenizer[0] != key:
+            self._tokenizer = None
+            self._tokenizer = (key, load())
+        return self._tokenizer[1]
+
+    def backend(self, key: Any, load: Callable[[], Any]) -> Any:
+        if self._backend is None or self._backend[0] != key:
+            self._backend = None  # the old model goes before the next one loads
+            self._backend = (key, load())
+        return self._backend[1]
+
+    def forget(self) -> None:
+        self._backend = None
+
+
+def evaluate(request: RunRequest, store, progress: Progress | None = None, kept: Kept | None = None) -> Outcome:
+    """Run ``request``'s suite on its model into ``store`` (opened by the caller, before anything
+    loads). ``kept``, shared by the runs of a sequence, reuses what an earlier one loaded."""
+    kept = kept or Kept()
     from llama_zoo.results.identity import RunConfig
     from llama_zoo.results.store import MetricValue
 
@@ -147,7 +175,7 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
 
     external = request.samples_file is not None or request.predictions_file is not None
     source, tokenizer, tokenizer_source, device, dtype = _what_runs(spec, checkpoint, request, backend,
-                                                                    backend_options, external)
+                                                                    backend_options, external, kept)
     _check_placement(request, backend, source)
     ctx = Context(spec=spec, options=options, tokenizer=tokenizer, context=context, seed=request.seed, limit=request.limit, dataset=request.dataset,
                   dataset_revision=request.dataset_revision, samples_file=request.samples_file,
@@ -183,38 +211,45 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None) -> Ou
                          n_samples=len(plan.items), flush_every=32)
     if handle.cached:
         return _finished(store, handle.run_id, cached=True, resumed=False)
-    runner = None
-    with handle:
-        start, produced, model_s = time.perf_counter(), 0, 0.0
-        pending = [item for item in plan.items if item.index not in handle.done]
-        if any(item.requests for item in pending):
-            runner = backend(spec, source, device=request.device, dtype=request.dtype, batch_size=request.batch_size,
-                             max_length=context, tokenizer=request.tokenizer,
-                             loaded_tokenizer=(tokenizer, tokenizer_source) if tokenizer is not None else None,
-                             options=backend_options,
-                             **{k: v for k, v in _placement(request).items() if v is not None})
-        emit = lambda sample: handle.add(sample.index, **sample.columns())  # noqa: E731
-        for chunk in _chunks(pending, suite.info.items_per_chunk, backend.info.chunk_for(device)):
-            began = time.perf_counter()
-            answers = _answer(runner, chunk)
-            produced += sum(_tokens(item, answer) for item, answer in zip(chunk, answers))
-            if suite.info.interactive:
-                chunk, answers, more = _converse(suite, runner, chunk, answers, ctx)
-                produced += more
-            seconds = time.perf_counter() - began
-            model_s += seconds
-            suite.score(chunk, answers, seconds, ctx, emit)
-            if progress:
-                progress(len(handle.done), len(plan.items), produced)
-        handle.flush()
-        elapsed = time.perf_counter() - start
-        stored = list(store.iter_samples(handle.run_id))
-        metrics = suite.metrics(stored, seed=request.seed, runner=runner, state=plan.state)
-        # the engine's rate: tokens over the time spent in runner calls (not in sandboxes or storage)
-        reported = _jsonable(runner.provenance()) if runner is not None else None
-        handle.complete([MetricValue(**m) for m in metrics],
-                        tokens_per_s=produced / model_s if produced and model_s > 0 else None, runner=reported,
-                        warnings=purpose_warnings(spec, suite.info))
+    try:
+        runner = None
+        with handle:
+            start, produced, model_s = time.perf_counter(), 0, 0.0
+            pending = [item for item in plan.items if item.index not in handle.done]
+            if any(item.requests for item in pending):
+                placement = {k: v for k, v in _placement(request).items() if v is not None}
+                built_with = (request.backend, spec_hash(spec), source, device, dtype, request.batch_size, context,
+                              request.tokenizer, tokenizer_source, _frozen(backend_options), _frozen(placement))
+                runner = kept.backend(built_with, lambda: backend(
+                    spec, source, device=request.device, dtype=request.dtype, batch_size=request.batch_size,
+                    max_length=context, tokenizer=request.tokenizer,
+                    loaded_tokenizer=(tokenizer, tokenizer_source) if tokenizer is not None else None,
+                    options=backend_options, **placement))
+            emit = lambda sample: handle.add(sample.index, **sample.columns())  # noqa: E731
+            for chunk in _chunks(pending, suite.info.items_per_chunk, backend.info.chunk_for(device)):
+                began = time.perf_counter()
+                answers = _answer(runner, chunk)
+                produced += sum(_tokens(item, answer) for item, answer in zip(chunk, answers))
+                if suite.info.interactive:
+                    chunk, answers, more = _converse(suite, runner, chunk, answers, ctx)
+                    produced += more
+                seconds = time.perf_counter() - began
+                model_s += seconds
+                suite.score(chunk, answers, seconds, ctx, emit)
+                if progress:
+                    progress(len(handle.done), len(plan.items), produced)
+            handle.flush()
+            elapsed = time.perf_counter() - start
+            stored = list(store.iter_samples(handle.run_id))
+            metrics = suite.metrics(stored, seed=request.seed, runner=runner, state=plan.state)
+            # the engine's rate: tokens over the time spent in runner calls (not in sandboxes or storage)
+            reported = _jsonable(runner.provenance()) if runner is not None else None
+            handle.complete([MetricValue(**m) for m in metrics],
+                            tokens_per_s=produced / model_s if produced and model_s > 0 else None, runner=reported,
+                            warnings=purpose_warnings(spec, suite.info))
+    except BaseException:
+        kept.forget()  # a backend a run failed in (out of memory, Ctrl-C) is not handed on
+        raise
     outcome = _finished(store, handle.run_id, cached=False, resumed=handle.resumed)
     outcome.provenance.update(reported or {})
     outcome.scored_tokens, outcome.wall_s, outcome.model_s = produced, elapsed, model_s
@@ -325,7 +360,7 @@ def _check_backend_answers(plan: Plan, backend: type[Backend]) -> None:
 
 
 def _what_runs(spec, checkpoint, request: RunRequest, backend: type[Backend], backend_options: dict[str, Any],
-               external: bool):
+               external: bool, kept: Kept):
     """The weights source, the tokenizer the backend will use (and where it came from), the device
     and the dtype: everything of a run's identity that depends on how it runs, without loading weights."""
     from llama_zoo.backends.weights import WeightsSource, choose_source
@@ -353,8 +388,16 @@ def _what_runs(spec, checkpoint, request: RunRequest, backend: type[Backend], ba
                                checkpoint=checkpoint)
     if backend.info.inputs == TEXT:
         return source, None, f"{request.backend}:server", device, dtype
-    tokenizer, tokenizer_source = backend.load_tokenizer(spec, source, request.tokenizer)
+    tokenizer, tokenizer_source = kept.tokenizer((request.backend, spec_hash(spec), source, request.tokenizer),
+                                                 lambda: backend.load_tokenizer(spec, source, request.tokenizer))
     return source, tokenizer, tokenizer_source, device, dtype
+
+
+def _frozen(options: Mapping[str, Any]) -> str:
+    """Options as a key (their values may be lists or mappings)."""
+    import json
+
+    return json.dumps(options, sort_keys=True, default=str)
 
 
 def _tokenizer_hash(tokenizer) -> str | None:

@@ -15,7 +15,7 @@ from fnmatch import fnmatchcase
 from typing import Callable, Sequence
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.orchestration.loop import Outcome, Progress, RunRequest, evaluate
+from llama_zoo.orchestration.loop import Kept, Outcome, Progress, RunRequest, evaluate
 
 
 @dataclass
@@ -71,12 +71,12 @@ def expand_suites(names: Sequence[str], given: dict) -> list[str]:
 
 
 def run_cell(cell: Cell, request: RunRequest, store, progress: Progress | None = None,
-             headline: str | None = None) -> Cell:
+             headline: str | None = None, kept: Kept | None = None) -> Cell:
     """One cell through ``evaluate``, its outcome or its failure written into ``cell``. A failure is
     the cell's own (the loop has stored the run as failed where it had begun); Ctrl-C is not."""
     started = time.perf_counter()
     try:
-        outcome = evaluate(request, store, progress)
+        outcome = evaluate(request, store, progress, kept)
     except KeyboardInterrupt:
         cell.status, cell.error = "interrupted", "interrupted by the user"
         cell.seconds = time.perf_counter() - started
@@ -94,11 +94,12 @@ def run_matrix(cells: Sequence[Cell], request_for: Callable[[Cell], RunRequest],
                on_start: Callable[[Cell], None] | None = None, on_done: Callable[[Cell], None] | None = None,
                progress: Progress | None = None, headline_of: Callable[[str], str] | None = None) -> list[Cell]:
     """Each cell in order, in this process (the local executor). Ctrl-C stops the matrix, and what
-    is stored stays: the next run resumes."""
+    is stored stays: the next run resumes. Consecutive cells of one model load it once."""
+    kept = Kept()
     for cell in cells:
         if on_start:
             on_start(cell)
-        run_cell(cell, request_for(cell), store, progress, headline_of(cell.suite) if headline_of else None)
+        run_cell(cell, request_for(cell), store, progress, headline_of(cell.suite) if headline_of else None, kept)
         if on_done:
             on_done(cell)
         if fail_fast and cell.status == "failed":

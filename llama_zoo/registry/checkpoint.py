@@ -139,11 +139,13 @@ def _from_gguf(path: Path, base: ModelSpec | None) -> tuple[ModelSpec, Checkpoin
         if handle.read(4) != GGUF_MAGIC:
             raise CheckpointError(f"{path} is not a GGUF file (no GGUF magic number)")
     try:
-        from gguf import GGUFReader
+        import gguf  # noqa: F401 - only whether it is there
     except ImportError:
         raise CheckpointError("reading a .gguf file needs the gguf package: pip install 'llama-zoo[gguf]'") from None
+    from llama_zoo.registry.gguf_files import reader as gguf_reader
+
     try:
-        reader = GGUFReader(str(path))
+        reader = gguf_reader(str(path))  # parsed once for this description and the loads after it
     except Exception as exc:  # noqa: BLE001 - a damaged file, whatever the parser says
         raise CheckpointError(f"{path}: not a readable GGUF file ({type(exc).__name__}: {exc})") from None
     meta = {key: _field(field) for key, field in reader.fields.items() if not key.startswith("tokenizer.ggml.merges")}

@@ -33,7 +33,7 @@ def test_a_real_checkpoint_quantised_as_it_loads(smollm2_dir, tmp_path):
     _needs_bitsandbytes()
     pytest.importorskip("torchao", reason="--quantize fp8 needs torchao (the quantize extra)")
     db = tmp_path / "r.db"
-    args = ("eval", "--model", str(smollm2_dir), "--suite", "perplexity", "--limit", "4", "--format", "json")
+    args = ("eval", "--model", str(smollm2_dir), "--suite", "perplexity", "--limit", "2", "--format", "json")
     full_id, full, _ = _ppl(zoo(*args, db=db))
     runs = {}
     for scheme in ("int8", "int4", "fp8"):

@@ -4,6 +4,7 @@ models, and one clear line for a selection that matches nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -63,3 +64,52 @@ def test_models_by_glob_and_by_facts():
 def test_a_selection_that_matches_nothing_is_one_line(args, message, tmp_path):
     out = zoo("eval", *args, "--suite", "perplexity", "--shadow", db=tmp_path / "r.db")
     assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def built(monkeypatch):
+    """The model ids each hf backend was built for, in order (the real constructor runs)."""
+    from llama_zoo.backends.hf import HFBackend
+
+    ids: list[str] = []
+    init = HFBackend.__init__
+
+    def counted(self, spec, source, **kwargs):
+        ids.append(spec.id)
+        init(self, spec, source, **kwargs)
+
+    monkeypatch.setattr(HFBackend, "__init__", counted)
+    return ids
+
+
+@pytest.mark.slow
+def test_consecutive_cells_of_one_model_load_it_once_and_score_as_alone(built, tmp_path):
+    common = ("--shadow", "--limit", "2", "--max-new-tokens", "4", "--format", "json")
+    cells = json.loads(zoo("eval", "--model", "code-llama-7b", "--model", "llama-2-7b", "--suite", "perplexity",
+                           "--suite", "humaneval", *common, db=tmp_path / "m.db").stdout)
+    assert [c["status"] for c in cells] == ["completed"] * 4
+    assert built == ["code-llama-7b", "llama-2-7b"]  # two models, four cells
+    for cell in cells:  # a backend handed on scores what a freshly loaded one scores
+        own = common if cell["suite"] == "humaneval" else common[:3] + common[5:]  # --max-new-tokens is humaneval's
+        alone = zoo("eval", "--model", cell["model"], "--suite", cell["suite"], *own,
+                    db=tmp_path / f"{cell['model']}-{cell['suite']}.db")
+        assert json.loads(alone.stdout)["metrics"][cell["headline"]]["value"] == cell["value"], alone.stderr
+
+
+@pytest.mark.slow
+def test_a_run_that_fails_gives_its_backend_up(built, tmp_path):
+    from llama_zoo.orchestration import Kept, RunRequest, evaluate
+    from llama_zoo.results.store import Store
+
+    store, kept = Store.open(str(tmp_path / "r.db")), Kept()
+    request = RunRequest("llama-2-7b", "perplexity", shadow=True, limit=1, context=64)
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(request, store, interrupt, kept)
+    evaluate(dataclasses.replace(request, limit=2), store, None, kept)  # built again: the failed run's was dropped
+    evaluate(dataclasses.replace(request, limit=3), store, None, kept)  # handed on
+    evaluate(dataclasses.replace(request, limit=3, context=128), store, None, kept)  # another context: built anew
+    assert built == ["llama-2-7b"] * 3

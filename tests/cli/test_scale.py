@@ -18,7 +18,7 @@ import pytest
 from tests.cli.matrix_runs import cells as _cells, corpus as _corpus, driven as _driven, pids as _pids, stored as _stored
 from tests.pg import free_port, new_pg_database
 
-VISION = ("llama-3.2-11b-vision-instruct", "llama-3.2-90b-vision-instruct", "llama-4-scout-17b-16e-instruct")
+VISION = ("llama-3.2-11b-vision-instruct", "llama-4-scout-17b-16e-instruct")  # Mllama and Llama 4
 MATRIX = ("eval", *(a for m in VISION for a in ("--model", m)), "--suite", "perplexity", "--suite", "vqa",
           "--shadow", "--limit", "2", "--format", "json")
 
@@ -57,25 +57,24 @@ def test_a_matrix_on_ray_into_postgresql(zoo, ray_cluster, pg_admin_url):
     assert first.returncode == 0, first.stderr
     cells = _cells(first)
     assert [(c["model"], c["suite"]) for c in cells] == [(m, s) for m in VISION for s in ("perplexity", "vqa")]
-    assert [c["status"] for c in cells] == ["completed"] * 6
+    assert [c["status"] for c in cells] == ["completed"] * 4
     runs = _cells(zoo("runs", "list", "--format", "json", db=db))
-    assert sorted(r["id"] for r in runs) == sorted(c["run_id"] for c in cells)  # six runs, each once
+    assert sorted(r["id"] for r in runs) == sorted(c["run_id"] for c in cells)  # four runs, each once
     assert all(r["status"] == "completed" for r in runs)
     assert driver not in _pids(db, [r["id"] for r in runs])  # Ray's workers ran them, not the driver
 
-    again = _cells(_driven(*MATRIX, *on_ray, db=db)[0])
-    assert [c["status"] for c in again] == ["cached"] * 6
-    assert [c["run_id"] for c in again] == [c["run_id"] for c in cells]
-
-    # a text-only model added: its vqa cell is refused and reported, every other cell is stored or cached
+    # the same matrix again with a text-only model added: the stored cells are cache hits on the same
+    # runs, the new model's vqa cell is refused and reported, its perplexity cell is stored
     wider, _ = _driven(*MATRIX, "--model", "llama-3.2-1b", *on_ray, db=db)
     assert wider.returncode == 1, wider.stderr
     status = {(c["model"], c["suite"]): c for c in _cells(wider)}
     assert status[("llama-3.2-1b", "vqa")]["status"] == "failed"
     assert "text-only model" in status[("llama-3.2-1b", "vqa")]["error"]
     assert status[("llama-3.2-1b", "perplexity")]["status"] == "completed"
-    assert sorted(c["status"] for k, c in status.items() if k[0] != "llama-3.2-1b") == ["cached"] * 6
-    assert len(_cells(zoo("runs", "list", "--format", "json", db=db))) == 7
+    again = [status[(c["model"], c["suite"])] for c in cells]
+    assert [c["status"] for c in again] == ["cached"] * 4
+    assert [c["run_id"] for c in again] == [c["run_id"] for c in cells]
+    assert len(_cells(zoo("runs", "list", "--format", "json", db=db))) == 5
 
 
 def _interrupted(args: tuple[str, ...], db: str) -> tuple[int, str]:
@@ -107,7 +106,8 @@ def test_ctrl_c_on_ray_cancels_the_tasks_and_the_same_command_resumes(ray_cluste
     # (CI saw it once): then again, in a fresh database, with four times the documents.
     for documents in (360, 1440):
         db = new_pg_database(pg_admin_url)
-        args = ("eval", "--model", "llama-3.2-1b", "--model", "llama-2-7b", "--suite", "perplexity", "--shadow",
+        # two 32K-vocabulary models: the output projection is most of a shadow's work
+        args = ("eval", "--model", "llama-1-7b", "--model", "llama-2-7b", "--suite", "perplexity", "--shadow",
                 "--context", "64", "--dataset", str(_corpus(tmp_path / f"docs-{documents}.jsonl", documents)),
                 "--executor", "ray", "--ray-address", ray_cluster, "--format", "json")
         code, err = _interrupted(args, db)

@@ -70,6 +70,41 @@ def test_perplexity_of_a_checkpoint_directory_equals_plain_transformers(zoo, smo
     assert shown["options"]["checkpoint"]["params"] == 134_515_008
 
 
+def test_a_gguf_file_is_parsed_once_and_loads_what_transformers_loads(smollm2_gguf, smollm2_dir, monkeypatch):
+    """Describing the file, its tokenizer and its weights parse the GGUF once (transformers alone
+    parses it three times); the tokenizer and every tensor are what transformers' own conversion gives."""
+    import gguf
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from llama_zoo.backends.tokenizers import load_tokenizer
+    from llama_zoo.backends.weights import choose_source, load_model
+    from llama_zoo.registry import gguf_files
+
+    parsed = []
+
+    class Counting(gguf.GGUFReader):
+        def __init__(self, path, *args, **kwargs):
+            parsed.append(str(path))
+            super().__init__(path, *args, **kwargs)
+
+    monkeypatch.setattr(gguf, "GGUFReader", Counting)
+    monkeypatch.setattr(gguf_files, "_originals", {})  # taken afresh: the counting class
+    monkeypatch.setattr(gguf_files, "_last", None)
+    spec, checkpoint = from_path(str(smollm2_gguf))
+    source = choose_source(spec, checkpoint=checkpoint)
+    tokenizer, _ = load_tokenizer(spec, source)
+    model = load_model(spec, source, "cpu", torch.float32)
+    assert parsed == [str(smollm2_gguf)]
+    assert gguf.GGUFReader is Counting  # put back once the loads are done
+
+    text = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)  # Grüße"
+    assert tokenizer(text)["input_ids"] == AutoTokenizer.from_pretrained(smollm2_dir)(text)["input_ids"]
+    plain = AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32).state_dict()
+    mine = model.state_dict()
+    assert mine.keys() == plain.keys() and all(torch.equal(mine[k], plain[k]) for k in plain)
+
+
 @pytest.mark.slow
 def test_humaneval_through_the_checkpoints_own_chat_template(zoo, smollm2_gguf, tmp_path):
     done = zoo("eval", "--model", str(smollm2_gguf), "--suite", "humaneval", "--limit", "2", "--max-new-tokens", "96",

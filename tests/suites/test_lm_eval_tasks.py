@@ -266,7 +266,7 @@ def test_single_token_choices_after_one_context_are_one_request(shared):
 # -- RULER: tasks that generate their documents, sized by the evaluated model's tokenizer
 
 RULER_METADATA = {"max_seq_lengths": [1024]}
-RULER_LIMIT = 4  # documents: about 3 s each on a CPU at 1,024 tokens
+RULER_LIMIT = 2  # documents: about 3 s each on a CPU at 1,024 tokens
 
 
 def _ruler_packages() -> None:

@@ -31,20 +31,24 @@ class Timing:
 
 
 
-def _matmul_peak_flops(device: str, dtype, size: int = 4096, repeats: int = 10) -> float:
+def _matmul_peak_flops(device: str, dtype, min_s: float = 1.0) -> float:
+    """Dense square matmuls, repeated for at least ``min_s`` after a warm-up. 2048 on a CPU is large
+    enough to reach its peak (4096 took ten seconds a run there), 4096 on a GPU."""
     import time
 
     import torch
 
+    size = 4096 if device == "cuda" else 2048
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
     for _ in range(2):
         a @ b
     _sync(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
+    start, repeats = time.perf_counter(), 0
+    while repeats < 3 or time.perf_counter() - start < min_s:
         a @ b
-    _sync(device)
+        _sync(device)
+        repeats += 1
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
