@@ -12,6 +12,7 @@ SUITES = PluginTable("suite", "llama_zoo.suites", {
     "prompt-guard": "llama_zoo.suites.safety.prompt_guard:suite",
     "refusal": "llama_zoo.suites.safety.refusal:suite",
     "insecure-code": "llama_zoo.suites.safety.insecure_code:suite",
+    "prompt-injection": "llama_zoo.suites.safety.prompt_injection:suite",
     "vqa": "llama_zoo.suites.vision.vqa:suite",
     "needle": "llama_zoo.suites.long_context.needle:suite",
     "bfcl": "llama_zoo.suites.tool_calling.bfcl:suite",

@@ -32,25 +32,27 @@ def chats(ctx: Context) -> bool:
     return bool(ctx.spec.capabilities.instruct) and (tokenizer is None or bool(getattr(tokenizer, "chat_template", None)))
 
 
-def user_turn(tokenizer, text: str, **settings: Any) -> GenerateRequest:
-    """``text`` as one user turn: chat messages for a text backend (no tokenizer here), else the
-    chat template rendered and encoded."""
+def user_turn(tokenizer, text: str, system: str | None = None, **settings: Any) -> GenerateRequest:
+    """``text`` as one user turn, after a system turn where one is given: chat messages for a text
+    backend (no tokenizer here), else the chat template rendered and encoded."""
+    turns = ((("system", system),) if system is not None else ()) + (("user", text),)
     if tokenizer is None:
-        return GenerateRequest((), messages=(("user", text),), **settings)
+        return GenerateRequest((), messages=turns, **settings)
     # transformers 5 returns a mapping when it tokenizes: render the text, then encode it
-    rendered = tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+    rendered = tokenizer.apply_chat_template([{"role": r, "content": c} for r, c in turns], add_generation_prompt=True,
                                              tokenize=False)
     return GenerateRequest(tuple(tokenizer(rendered, add_special_tokens=False).input_ids), text=rendered, **settings)
 
 
-def continuation(tokenizer, text: str, **settings: Any) -> GenerateRequest:
-    """``text`` as a prompt to continue."""
+def continuation(tokenizer, text: str, system: str | None = None, **settings: Any) -> GenerateRequest:
+    """``text`` as a prompt to continue (a system prompt, where given, as a paragraph before it)."""
+    text = f"{system}\n\n{text}" if system is not None else text
     ids = tuple(tokenizer(text).input_ids) if tokenizer is not None else ()
     return GenerateRequest(ids, text=text, **settings)
 
 
-def ask(ctx: Context, text: str, index: int) -> GenerateRequest:
+def ask(ctx: Context, text: str, index: int, system: str | None = None) -> GenerateRequest:
     """``text`` as one user turn (an instruct model with a chat template, or a text backend's chat
-    endpoint) or as a prompt to continue."""
+    endpoint), after ``system`` as a system turn, or as a prompt to continue."""
     turn = user_turn if chats(ctx) else continuation
-    return turn(ctx.tokenizer, text, **sampling(ctx, index))
+    return turn(ctx.tokenizer, text, system, **sampling(ctx, index))

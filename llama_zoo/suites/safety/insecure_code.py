@@ -17,7 +17,6 @@ import asyncio
 import logging
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,6 +24,7 @@ from llama_zoo.errors import LlamaZooError
 from llama_zoo.suites.core.base import (GENERATION_OPTIONS, Context, Emit, Item, McNemar, Option, Plan, Sample, SuiteInfo,
                                   require_language_model, require_sampling)
 from llama_zoo.suites.safety.common import KEEP_INPUT_CHARS
+from llama_zoo.suites.safety.cyberseceval import Case, read_responses
 from llama_zoo.suites.safety.data import DatasetError, find_file, read_records
 from llama_zoo.suites.core.prompting import ask, generation_options
 from llama_zoo.suites.core.stats import rate_metric
@@ -37,18 +37,6 @@ LANGUAGES = ("c", "cpp", "csharp", "java", "javascript", "php", "python", "rust"
 CODE_BLOCK = re.compile(r"```(.*?)```", re.DOTALL)
 MISSING = ("the insecure-code scanner needs the safety extra: pip install 'llama-zoo[safety]' "
            "(codeshield and semgrep==1.70.0)")
-
-
-@dataclass(frozen=True)
-class Case:
-    """One CyberSecEval test case, and its reply when it was made elsewhere."""
-
-    case: dict[str, Any]
-    response: str | None = None
-
-    @property
-    def ref(self) -> str:
-        return f"{self.case.get('variant', 'case')}-{self.case['prompt_id']}"
 
 
 def scanned_code(response: str) -> str:
@@ -118,28 +106,6 @@ def load_cases(subset: str, dataset: str | None) -> tuple[str, list[dict[str, An
         raise DatasetError(f"{path}: language {unknown[0]!r} is not one the detector scans ({', '.join(LANGUAGES)})")
     name = f"cyberseceval-{subset}" if path.name in SUBSETS[subset] else str(path.resolve())
     return name, cases, hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def read_responses(path: str, cases: Sequence[dict[str, Any]], all_cases: Sequence[dict[str, Any]]) -> list[Case]:
-    """``{"prompt_id", "response"}`` lines: replies made elsewhere, several per case allowed; replies
-    to cases outside the selection (``--language``, ``--limit``) are left out."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise LlamaZooError(f"--samples-file {path}: no such file")
-    by_id = {str(c["prompt_id"]): c for c in all_cases}
-    wanted = {str(c["prompt_id"]) for c in cases}
-    out = []
-    for n, rec in enumerate(read_records(file), 1):
-        if not isinstance(rec, dict) or "prompt_id" not in rec or not isinstance(rec.get("response"), str):
-            raise LlamaZooError(f"{path}: row {n}: expected {{\"prompt_id\": ..., \"response\": ...}}")
-        case = by_id.get(str(rec["prompt_id"]))
-        if case is None:
-            raise LlamaZooError(f"{path}: row {n}: prompt_id {rec['prompt_id']!r} is not in the dataset")
-        if str(rec["prompt_id"]) in wanted:
-            out.append(Case(case, rec["response"]))
-    if not out:
-        raise LlamaZooError(f"{path}: no responses to the test cases asked for")
-    return out
 
 
 class InsecureCodeSuite:

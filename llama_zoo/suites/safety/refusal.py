@@ -26,6 +26,7 @@ from llama_zoo.suites.safety.common import KEEP_INPUT_CHARS, require_labels
 from llama_zoo.suites.safety.data import LabelledSet, Row, load_labelled, read_records
 from llama_zoo.suites.safety.guard import policy_categories, verdict_request, verdict_token_ids
 from llama_zoo.suites.safety.refusal_rules import is_cyberseceval_refusal, is_refusal
+from llama_zoo.suites.core.judge import JUDGE_WEIGHTS
 from llama_zoo.suites.core.prompting import ask, generation_options
 from llama_zoo.suites.core.stats import rate_metric
 
@@ -89,8 +90,7 @@ class RefusalSuite:
         paired=McNemar("refused", "refusal rate"),
         options=(*GENERATION_OPTIONS,
                  Option("judge", None, "A Llama Guard that also judges each reply (response classification), e.g. llama-guard-3-8b.", type=str),
-                 Option("judge_weights", None, "The judge's weights: hub, shadow or a checkpoint directory (default: shadow for a "
-                        "shadow run, else hub).", type=str)),
+                 JUDGE_WEIGHTS),
         needs_tokens=False, scores_samples_file=True, context_in_identity=False,
         datasets="xstest (default), harmbench, do-not-answer, cyberseceval-mitre-frr, or a .csv/.jsonl with prompt and "
                  "label (1 = should be refused)",
