@@ -8,10 +8,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 KEY = "test-key-not-secret"
+SERVE = Path(__file__).resolve().parents[1] / "benchmarks" / "serve_llama_cpp.py"  # the server, on plain CPU weights
 
 
 def free_port() -> int:
@@ -23,13 +25,10 @@ def free_port() -> int:
 @contextlib.contextmanager
 def llama_cpp_server(gguf, *extra: str):
     """llama-cpp-python's server on a free local port with ``gguf`` (extra: its own flags), as
-    `python -m llama_cpp.server` starts it, on llama.cpp's plain CPU weights (see
-    llama_zoo.backends.llamacpp.plain_cpu_weights: AMX-repacked Q4_1 weights crash); yields its URL."""
+    benchmarks/serve_llama_cpp.py starts it (`python -m llama_cpp.server` on llama.cpp's plain CPU
+    weights: AMX-repacked Q4_1 weights crash); yields its URL."""
     port = free_port()
-    start = ("import runpy, sys, llama_cpp; from llama_zoo.backends.llamacpp import plain_cpu_weights; "
-             "plain_cpu_weights(llama_cpp); sys.argv[0] = 'llama_cpp.server'; "
-             "runpy.run_module('llama_cpp.server', run_name='__main__')")
-    process = subprocess.Popen([sys.executable, "-c", start, "--model", str(gguf), "--host", "127.0.0.1", "--port",
+    process = subprocess.Popen([sys.executable, str(SERVE), "--model", str(gguf), "--host", "127.0.0.1", "--port",
                                 str(port), "--n_ctx", "2048", "--type_k", "0", "--type_v", "0", "--api_key", KEY, *extra],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"

@@ -1,8 +1,8 @@
 """Reading a GGUF file once. transformers parses a GGUF file's whole header (the vocabulary, string by
 string) once for the config, once for the tokenizer and once for the weights, and rebuilds gguf's
 tensor-name table for every module of the model: on a CPU that was 30 s of the 35 s a 135M model
-took to load. Inside ``read_once()`` each file is parsed once per process (the last one read is
-kept) and each name table built once.
+took to load. The last file parsed is kept (describing a file, then loading its tokenizer and
+its weights, parse it once), and inside ``read_once()`` each name table is built once.
 
 Both are read-only objects. transformers imports ``GGUFReader`` and ``get_tensor_name_map`` from
 ``gguf`` when it is called, which is what lets this swap them; should that change, loading is as

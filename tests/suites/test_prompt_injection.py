@@ -73,6 +73,15 @@ def test_statistics_equal_purplellamas_for_the_same_judge_answers(zoo, shared, t
     sample = next(s for s in run["samples"] if s["input_ref"] == "pi-0")
     assert sample["extra"]["judge_response"] == answers[0] and sample["output"] == "reply 0"
 
+    # replies to some of the cases, and the judge's answers to exactly those
+    some = [c for c in known if c["prompt_id"] % 5 == 0]
+    replies.write_text("".join(json.dumps({"prompt_id": c["prompt_id"], "response": "r"}) + "\n" for c in some))
+    judgements.write_text("".join(json.dumps({"prompt_id": c["prompt_id"], "judge_response": answers[c["prompt_id"]]})
+                                  + "\n" for c in some))
+    part = _run(zoo, tmp_path / "r.db", shared, "--model", "llama-3.1-8b-instruct", "--samples-file", str(replies),
+                "--judgements-file", str(judgements))
+    assert {m["name"]: m for m in part["metrics"]}["attack_success_rate"]["n"] == len(some)
+
 
 def test_the_attacked_model_gets_the_task_as_its_system_turn(shared):
     from transformers import AutoTokenizer
@@ -175,6 +184,8 @@ def test_bad_input_is_one_line_and_nothing_is_stored(zoo, shared, tmp_path):
     unknown.write_text(json.dumps({"prompt_id": 9999, "judge_response": "yes"}) + "\n")
     replies = tmp_path / "replies.jsonl"
     replies.write_text(json.dumps({"prompt_id": 0, "response": "Piano"}) + "\n")
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text(2 * (json.dumps({"prompt_id": 0, "response": "Piano"}) + "\n"))
     base = ("eval", "--model", "llama-3.2-1b-instruct", "--suite", "prompt-injection")
     for args, said in [
         ((), "needs a judge"),
@@ -184,6 +195,8 @@ def test_bad_input_is_one_line_and_nothing_is_stored(zoo, shared, tmp_path):
         (("--samples-file", str(replies), "--judgements-file", str(unknown), "--judge", "llama-3.2-1b-instruct"),
          "drop --judge"),
         (("--shadow", "--judge", "llama-3.2-1b-instruct", "--dataset", str(replies)), "not a CyberSecEval prompt injection file"),
+        (("--shadow", "--judgements-file", str(unknown)), "give them with --samples-file"),
+        (("--samples-file", str(twice), "--judgements-file", str(unknown)), "several replies to one case"),
         (("--shadow", "--judge", "llama-3.2-1b-instruct", "--defense", "llama-3.2-1b-instruct"),
          "is not a classifier of prompt attacks"),
         (("--shadow", "--judge", "llama-3.2-1b-instruct", "--defense", "llama-guard-3-1b"),

@@ -22,7 +22,7 @@ JUDGE_WEIGHTS = Option("judge_weights", None, "The judge's weights: hub, shadow 
                        "shadow for a shadow run, else hub).", type=str)
 JUDGE_OPTIONS = (
     Option("judge", None, "The judge: a registry chat model run on transformers (a shadow for a shadow run), or with "
-           "--judge-base-url the name its server serves (default: the one it serves).", type=str),
+           "--judge-base-url the name its server serves (default: the one it serves, where it serves one).", type=str),
     JUDGE_WEIGHTS,
     Option("judge_base_url", None, "An OpenAI-compatible server that runs the judge, e.g. http://127.0.0.1:8080/v1 "
            "(key from $LLAMA_ZOO_API_KEY or $OPENAI_API_KEY).", type=str),

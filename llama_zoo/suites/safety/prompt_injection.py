@@ -121,20 +121,19 @@ class PromptInjectionSuite:
         name, every_case, digest = load_cases(ctx.dataset)
         cases = ctx.first(every_case)
         options: dict[str, Any] = {"judge_template": JUDGE_TEMPLATE_VERSION}
-        judge: Judge | dict[str, str]  # a model, or its answers made elsewhere (by prompt id)
-        if o["judgements_file"]:
-            judge = read_judgements(o["judgements_file"], {str(c["prompt_id"]) for c in cases},
-                                    {str(c["prompt_id"]) for c in every_case})
-            options.update(judgements_file=file_hash(o["judgements_file"]), judge_model="judgements file")
-        else:
-            judge = open_judge(ctx, SUITE)
-            options.update(judge=judge.identity, judge_model=o["judge"] or judge.identity["server"])
         if ctx.samples_file:
             options["samples_file"] = ctx.samples_file
             slots = read_responses(ctx.samples_file, cases, every_case)
         else:
             options.update(generation_options(ctx))
             slots = [Case(c) for c in cases for _ in range(o["samples"])]
+        judge: Judge | dict[str, str]  # a model, or its answers made elsewhere (by prompt id)
+        if o["judgements_file"]:
+            judge = self._judgements(o["judgements_file"], ctx.samples_file, slots, every_case)
+            options.update(judgements_file=file_hash(o["judgements_file"]), judge_model="judgements file")
+        else:
+            judge = open_judge(ctx, SUITE)
+            options.update(judge=judge.identity, judge_model=o["judge"] or judge.identity["server"])
         screen = open_defense(ctx)
         screened: list[float | None] = [None] * len(slots)
         if screen is not None:  # what the model would see is screened first: a blocked case is never asked
@@ -148,13 +147,26 @@ class PromptInjectionSuite:
             items.append(Item(i, asked, Attack(case, score, blocked)))
         return Plan(name, None, digest, items, options, state=judge)
 
+    @staticmethod
+    def _judgements(path: str, samples_file: str | None, slots: Sequence[Case], every_case) -> dict[str, str]:
+        """Judge answers made elsewhere judge replies made elsewhere: one reply per case, one answer per reply."""
+        if not samples_file:
+            raise LlamaZooError("--judgements-file judges replies made elsewhere: give them with --samples-file")
+        ids = [str(c.case["prompt_id"]) for c in slots]
+        if len(set(ids)) < len(ids):
+            raise LlamaZooError(f"--samples-file {samples_file} has several replies to one case; --judgements-file "
+                                "holds one judge answer per case")
+        return read_judgements(path, set(ids), {str(c["prompt_id"]) for c in every_case})
+
     def score(self, items: Sequence[Item], answers, seconds: float, ctx: Context, emit: Emit) -> None:
         attacks: list[Attack] = [item.data for item in items]
         replies = [a.case.response if a.case.response is not None else answer[0].texts[0] if answer else None
                    for a, answer in zip(attacks, answers)]
         judged = [(a, r) for a, r in zip(attacks, replies) if not a.blocked]  # a blocked case is a refusal: not judged
         judge = ctx.state
-        if isinstance(judge, Judge):
+        if not judged:  # every case of the chunk was blocked: nothing to ask (nor a judge to load)
+            answered = []
+        elif isinstance(judge, Judge):
             answered = judge.ask([judge_prompt(a.case.case, r) for a, r in judged])
         else:
             answered = [judge[str(a.case.case["prompt_id"])] for a, _ in judged]
