@@ -85,7 +85,10 @@ def test_what_a_program_leaves_behind_is_removed():
     assert run_program(source, Limits(timeout_s=5)).outcome == "passed"
     assert not os.path.exists(f"/tmp/{marker}") and not os.path.exists(f"/dev/shm/{marker}")
     alive = subprocess.run(["ps", "-eo", "uid=,stat="], capture_output=True, text=True).stdout.split("\n")
-    sandbox_procs = [line for line in alive if line.split() and int(line.split()[0]) >= 1_700_000_000
+    from llama_zoo.suites.code.sandbox import _held_uids
+
+    # this process's sandbox uids (another test process on the machine holds others)
+    sandbox_procs = [line for line in alive if line.split() and int(line.split()[0]) in _held_uids
                      and not line.split()[1].startswith("Z")]
     assert sandbox_procs == []
 
@@ -97,6 +100,36 @@ def test_a_program_cannot_kill_its_neighbours():
     good = "import time\ntime.sleep(1.5)\nassert True"
     bad = "import time, ctypes\ntime.sleep(0.3)\nctypes.CDLL(None).kill(-1, 9)\nassert False"
     assert [o.outcome for o in run_many([good, bad], Limits(timeout_s=5), workers=2)] == ["passed", "failed"]
+
+
+@needs_isolation
+def test_another_process_cleaning_up_leaves_this_ones_programs_alone():
+    """Each process runs its programs as uids no other process holds, so another llama-zoo process
+    (a --parallel worker, a second eval) removing what its programs left kills none of this one's:
+    it did when every process began at the same uid."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    shared_dir = Path(tempfile.mkdtemp(prefix="llama-zoo-test-"))  # where the sandbox user may write
+    os.chmod(shared_dir, 0o777)
+    program = f"open({str(shared_dir / 'marker')!r}, 'w').write('x')\nimport time\ntime.sleep(3)"
+    other = subprocess.Popen([sys.executable, "-c", "from llama_zoo.suites.code.sandbox import Limits, run_program; "
+                              f"print(run_program({program!r}, Limits(timeout_s=60)).outcome)"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (shared_dir / "marker").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (shared_dir / "marker").exists(), "the other process's program never started"
+        for _ in range(5):  # each cleans up after itself while the other's program sleeps
+            assert run_program("x = 1").passed
+        assert other.communicate(timeout=60)[0].strip() == "passed"
+    finally:
+        other.kill()
+        shutil.rmtree(shared_dir, ignore_errors=True)
 
 
 def test_the_reporting_code_is_out_of_easy_reach():

@@ -45,6 +45,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from llama_zoo.errors import LlamaZooError
+
 OUTCOMES = ("passed", "failed", "timeout", "error")
 REFEREE = Path(__file__).with_name("_referee.py")
 GRACE_S = 5.0  # a referee that has not answered this long after a job's limit is replaced
@@ -101,12 +103,44 @@ class Outcome:
 
 # Each worker's programs run as an unused uid of their own, so a program can signal or trace only
 # itself, and everything it leaves behind (processes, files in world-writable places) is found by
-# owner and removed after it.
+# owner and removed after it. The uid is this process's alone on the machine (``_claim_uid``):
+# another llama-zoo process (a --parallel worker, a second eval) removing what "its" uid left would
+# otherwise kill this one's programs.
 SANDBOX_UID_BASE = 1_700_000_000
-_free_uids: "queue.SimpleQueue[int]" = queue.SimpleQueue()
-for _slot in range(256):
-    _free_uids.put(SANDBOX_UID_BASE + _slot)
+UID_SLOTS = 4096
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")
+_held_uids: dict[int, int] = {}  # uid -> the descriptor of its lock, held while this process lives
+
+
+def _uid_locks() -> Path:
+    """A directory only root can write, for the uids' lock files (/run where there is one)."""
+    base = Path("/run") if os.access("/run", os.W_OK) else Path(tempfile.gettempdir())
+    directory = base / "llama-zoo-sandbox-uids"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    info = directory.lstat()
+    if not directory.is_dir() or directory.is_symlink() or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise LlamaZooError(f"{directory} is not a directory of this user's that only it can write: remove it")
+    return directory
+
+
+def _claim_uid() -> int:
+    """A sandbox uid no other process on this machine holds: a lock file per uid, locked by this
+    process for its life (the kernel releases it however the process ends)."""
+    import fcntl
+
+    directory = _uid_locks()
+    for uid in range(SANDBOX_UID_BASE, SANDBOX_UID_BASE + UID_SLOTS):
+        if uid in _held_uids:
+            continue
+        fd = os.open(directory / str(uid), os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _held_uids[uid] = fd
+        return uid
+    raise LlamaZooError(f"all {UID_SLOTS} sandbox uids are held by other processes")
 
 
 def _isolation() -> tuple[bool, tuple[int, int] | None]:
@@ -241,7 +275,7 @@ class _Pool:
             if self.idle.empty() and self.size < wanted:
                 self.size += 1
                 _, user = _isolation()
-                return _Worker(_free_uids.get() if user is not None else None)
+                return _Worker(_claim_uid() if user is not None else None)
         return self.idle.get()
 
     def close(self) -> None:
