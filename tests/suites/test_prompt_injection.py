@@ -174,6 +174,7 @@ def test_a_defence_blocks_at_its_threshold_and_a_blocked_case_is_a_refusal(zoo, 
     metrics = {t: {m["name"]: m["value"] for m in r["metrics"]} for t, r in runs.items()}
     assert metrics["0"]["blocked_rate"] == 1.0 and metrics["0"]["attack_success_rate"] == 0.0
     assert metrics["0.5"]["attack_success_rate"] == 1.0 - metrics["0.5"]["blocked_rate"]
+    assert runs["0"]["options"]["defense_model"] == "prompt-guard-2-22m (shadow weights)"  # said wherever it is shown
     compared = zoo("compare", open_run["id"], runs["0"]["id"], db=db)
     assert compared.returncode == 0 and "McNemar" in compared.stdout, compared.stderr
 

@@ -89,6 +89,13 @@ class Attack:
     blocked: bool = False
 
 
+def _shown(name: str, identity: dict[str, Any]) -> str:
+    """A judge's or defence's name as a report's setup column shows it: weights that measure
+    nothing (a shadow's, random ones) say so, even beside a real model's run."""
+    kind = identity.get("weights_source")
+    return f"{name} ({kind} weights)" if kind in ("shadow", "random") else name
+
+
 def _check_judge(options) -> None:
     if not (options.get("judge") or options.get("judge_base_url") or options.get("judgements_file")):
         raise LlamaZooError("the prompt-injection suite needs a judge: --judge MODEL, --judge-base-url URL "
@@ -133,11 +140,11 @@ class PromptInjectionSuite:
             options.update(judgements_file=file_hash(o["judgements_file"]), judge_model="judgements file")
         else:
             judge = open_judge(ctx, SUITE)
-            options.update(judge=judge.identity, judge_model=o["judge"] or judge.identity["server"])
+            options.update(judge=judge.identity, judge_model=_shown(o["judge"] or judge.identity["server"], judge.identity))
         screen = open_defense(ctx)
         screened: list[float | None] = [None] * len(slots)
         if screen is not None:  # what the model would see is screened first: a blocked case is never asked
-            options.update(defense=screen.identity, defense_model=o["defense"])
+            options.update(defense=screen.identity, defense_model=_shown(o["defense"], screen.identity))
             screened = screen.scores([case.case["user_input"] for case in slots])
         items = []
         for i, (case, score) in enumerate(zip(slots, screened)):
