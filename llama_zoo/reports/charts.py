@@ -273,6 +273,45 @@ def by_length(rows: list[dict[str, Any]], metric: str, *, measured: bool = True)
     return _frame(f"{metric} against prompt length ({what})", "prompt length (tokens)", metric, body, legend)
 
 
+def trade_off(rows: list[dict[str, Any]], metric: str, x_metric: str, series: str, *, measured: bool = True
+              ) -> str | None:
+    """One point per run: ``metric`` (attack success) against ``x_metric`` (utility), both rates
+    on [0, 1] axes, coloured by the run's ``series`` option (its defence; "none" without one);
+    hovering gives the run, its defence and both values with their intervals. The card's trade-off:
+    a defence is good where it moves a model's point down without moving it left. ``measured`` as
+    in ``heatmap``."""
+    points = [r for r in rows if r["measured"] == measured and metric in r["metrics"] and x_metric in r["metrics"]]
+    if not points:
+        return None
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def sx(v: float) -> float:
+        return LEFT + v * plot_w
+
+    def sy(v: float) -> float:
+        return TOP + plot_h - v * plot_h
+
+    body = _y_axis(0.0, 1.0, sy)
+    for tick in nice_ticks(0.0, 1.0):
+        body.append(f'<text x="{sx(tick):.1f}" y="{TOP + plot_h + 16}" class="tick" text-anchor="middle">{number(tick)}</text>')
+    kinds = sorted({str((r["run"]["options"] or {}).get(series) or "none") for r in points})
+    colour = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(kinds)}
+
+    def shown(m: dict[str, Any]) -> str:
+        interval = f" [{number(m['ci_low'])}, {number(m['ci_high'])}]" if m.get("ci_low") is not None else ""
+        return f"{number(m['value'])}{interval}"
+
+    for r in points:
+        kind = str((r["run"]["options"] or {}).get(series) or "none")
+        y, x = r["metrics"][metric], r["metrics"][x_metric]
+        tip = f"{_label(r)} · {series} {kind} · {metric} {shown(y)} · {x_metric} {shown(x)}"
+        body.append(f'<circle class="point" cx="{sx(x["value"]):.1f}" cy="{sy(y["value"]):.1f}" r="6" '
+                    f'fill="{colour[kind]}" data-tip="{escape(tip)}"><title>{escape(tip)}</title></circle>')
+    what = "measured runs only" if measured else "shadow and random runs: not measurements"
+    return _frame(f"{metric} against {x_metric}, per {series} ({what})", x_metric, metric, body,
+                  [(k, colour[k]) for k in kinds])
+
+
 # kinds drawn once per section: real weights in the main one, shadow and random runs apart
 PER_SECTION = {"heatmap": heatmap, "by_length": by_length}
 
@@ -284,6 +323,8 @@ def draw(chart, rows: list[dict[str, Any]], published: dict[str, list[tuple[floa
         return metric_vs_params(rows, chart.metric, log_y=chart.log_y, published=published)
     if chart.kind == "by_option":
         return by_option(rows, chart.metric, chart.group, chart.series)
+    if chart.kind == "trade_off":
+        return trade_off(rows, chart.metric, chart.x_metric, chart.series, measured=True)
     if chart.kind in PER_SECTION:
         return PER_SECTION[chart.kind](rows, chart.metric, measured=True)
     raise ValueError(f"unknown chart kind {chart.kind!r}")
@@ -292,6 +333,8 @@ def draw(chart, rows: list[dict[str, Any]], published: dict[str, list[tuple[floa
 def draw_code_paths(chart, rows: list[dict[str, Any]]) -> str | None:
     """A declared chart of the shadow and random runs, for the report's section that lists them
     apart (only kinds drawn per run or per line; the others mark such runs themselves or leave them out)."""
+    if chart.kind == "trade_off":
+        return trade_off(rows, chart.metric, chart.x_metric, chart.series, measured=False)
     if chart.kind in PER_SECTION:
         return PER_SECTION[chart.kind](rows, chart.metric, measured=False)
     return None

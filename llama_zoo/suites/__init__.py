@@ -16,6 +16,7 @@ SUITES = PluginTable("suite", "llama_zoo.suites", {
     "vqa": "llama_zoo.suites.vision.vqa:suite",
     "needle": "llama_zoo.suites.long_context.needle:suite",
     "bfcl": "llama_zoo.suites.tool_calling.bfcl:suite",
+    "agentdojo": "llama_zoo.suites.tool_calling.agentdojo:suite",
     "lm-eval:TASK": "llama_zoo.suites.lm_eval_tasks.suite:family",
     "meta-evals:TASK": "llama_zoo.suites.meta_evals.suite:family",
 })

@@ -68,13 +68,16 @@ class Chart:
     on a log axis), ``by_option`` (bars of ``metric`` per (model, ``group`` option value), one
     series per value of the ``series`` option), ``heatmap`` (one length x depth grid per run, from
     ``extra["cells"]`` of ``metric``) or ``by_length`` (one line per run through its
-    ``length/<L>/<metric>`` metrics); the last two draw shadow runs only in their own section."""
+    ``length/<L>/<metric>`` metrics) or ``trade_off`` (one point per run, ``metric`` against
+    ``x_metric``, coloured by the ``series`` option: attack success against utility per defence);
+    the last three draw shadow runs only in their own section."""
 
     kind: str
     metric: str
     log_y: bool = False
     group: str | None = None
     series: str | None = None
+    x_metric: str | None = None
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from llama_zoo.suites.core.stats import rate_metric
 from llama_zoo.suites.safety.common import KEEP_INPUT_CHARS
 from llama_zoo.suites.safety.cyberseceval import Case, read_responses
 from llama_zoo.suites.safety.data import DatasetError, find_file, read_records
-from llama_zoo.suites.safety.defenses import DEFENSE_OPTIONS, open_defense
+from llama_zoo.suites.safety.defenses import DEFENSE_OPTIONS, open_defense, shown
 
 SUITE = "prompt-injection"
 SUITE_VERSION = "1"
@@ -89,13 +89,6 @@ class Attack:
     blocked: bool = False
 
 
-def _shown(name: str, identity: dict[str, Any]) -> str:
-    """A judge's or defence's name as a report's setup column shows it: weights that measure
-    nothing (a shadow's, random ones) say so, even beside a real model's run."""
-    kind = identity.get("weights_source")
-    return f"{name} ({kind} weights)" if kind in ("shadow", "random") else name
-
-
 def _check_judge(options) -> None:
     if not (options.get("judge") or options.get("judge_base_url") or options.get("judgements_file")):
         raise LlamaZooError("the prompt-injection suite needs a judge: --judge MODEL, --judge-base-url URL "
@@ -140,15 +133,14 @@ class PromptInjectionSuite:
             options.update(judgements_file=file_hash(o["judgements_file"]), judge_model="judgements file")
         else:
             judge = open_judge(ctx, SUITE)
-            options.update(judge=judge.identity, judge_model=_shown(o["judge"] or judge.identity["server"], judge.identity))
+            options.update(judge=judge.identity, judge_model=shown(o["judge"] or judge.identity["server"], judge.identity))
         screen = open_defense(ctx)
-        screened: list[float | None] = [None] * len(slots)
+        screened: list[tuple[float | None, bool]] = [(None, False)] * len(slots)
         if screen is not None:  # what the model would see is screened first: a blocked case is never asked
-            options.update(defense=screen.identity, defense_model=_shown(o["defense"], screen.identity))
-            screened = screen.scores([case.case["user_input"] for case in slots])
+            options.update(defense=screen.identity, defense_model=shown(o["defense"], screen.identity))
+            screened = screen.verdicts([case.case["user_input"] for case in slots], "user")
         items = []
-        for i, (case, score) in enumerate(zip(slots, screened)):
-            blocked = score is not None and screen.blocks(score)
+        for i, (case, (score, blocked)) in enumerate(zip(slots, screened)):
             asked = () if blocked or case.response is not None else (
                 ask(ctx, case.case["user_input"], i, system=case.case["test_case_prompt"]),)
             items.append(Item(i, asked, Attack(case, score, blocked)))
