@@ -301,15 +301,18 @@ def trade_off(rows: list[dict[str, Any]], metric: str, x_metric: str, series: st
         interval = f" [{number(m['ci_low'])}, {number(m['ci_high'])}]" if m.get("ci_low") is not None else ""
         return f"{number(m['value'])}{interval}"
 
-    for r in points:
+    # runs often share a point (no defence and a defence that never fired): each series a size
+    # smaller than the one before, drawn after it, so every one stays visible
+    for r in sorted(points, key=lambda r: kinds.index(str((r["run"]["options"] or {}).get(series) or "none"))):
         kind = str((r["run"]["options"] or {}).get(series) or "none")
         y, x = r["metrics"][metric], r["metrics"][x_metric]
         tip = f"{_label(r)} · {series} {kind} · {metric} {shown(y)} · {x_metric} {shown(x)}"
-        body.append(f'<circle class="point" cx="{sx(x["value"]):.1f}" cy="{sy(y["value"]):.1f}" r="6" '
+        radius = max(3, 9 - 2 * kinds.index(kind))
+        body.append(f'<circle class="point" cx="{sx(x["value"]):.1f}" cy="{sy(y["value"]):.1f}" r="{radius}" '
                     f'fill="{colour[kind]}" data-tip="{escape(tip)}"><title>{escape(tip)}</title></circle>')
     what = "measured runs only" if measured else "shadow and random runs: not measurements"
-    return _frame(f"{metric} against {x_metric}, per {series} ({what})", x_metric, metric, body,
-                  [(k, colour[k]) for k in kinds])
+    return _frame(f"{metric} against {x_metric} ({what})", x_metric, metric, body,
+                  [(k if len(k) <= 18 else k[:17] + "…", colour[k]) for k in kinds])
 
 
 # kinds drawn once per section: real weights in the main one, shadow and random runs apart

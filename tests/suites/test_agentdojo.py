@@ -177,7 +177,7 @@ def test_shadow_runs_with_and_without_a_defence_are_stored_reported_and_compared
     out = zoo("report", "--suite", "agentdojo", "-o", str(report), db=db)
     assert out.returncode == 0, out.stderr
     html = report.read_text()
-    assert "targeted_asr against utility_under_attack, per defense_model (shadow and random runs" in html
+    assert "targeted_asr against utility_under_attack (shadow and random runs" in html
     out = zoo("compare", runs["none"]["run_id"], runs["firewall"]["run_id"], "--format", "json", db=db)
     assert out.returncode == 0, out.stderr
     compared = json.loads(out.stdout)
@@ -204,11 +204,32 @@ def test_bad_input_is_one_line_and_stores_nothing(zoo, shared, tmp_path, args, s
         assert sqlite3.connect(db).execute("select count(*) from runs").fetchone()[0] == 0
 
 
-def test_without_agentdojo_the_error_names_the_extra(monkeypatch):
+def test_without_agentdojo_the_error_names_the_extra(zoo, monkeypatch, tmp_path):
     import sys
 
-    from llama_zoo.errors import LlamaZooError
+    monkeypatch.setitem(sys.modules, "agentdojo.task_suite", None)  # as if the package were absent: import fails
+    db = tmp_path / "a.db"
+    out = _eval(zoo, db, "--limit", "1")
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == "error: the agentdojo suite needs AgentDojo: pip install 'llama-zoo[agents]' (agentdojo)"
+    assert not db.exists() or sqlite3.connect(db).execute("select count(*) from runs").fetchone()[0] == 0
 
-    monkeypatch.setitem(sys.modules, "agentdojo.task_suite", None)  # as if the package were absent
-    with pytest.raises(LlamaZooError, match=r"pip install 'llama-zoo\[agents\]'"):
-        ad.task_suite("banking", ad.BENCHMARK_VERSION)
+
+def test_the_trade_off_chart_puts_each_run_at_its_utility_and_attack_success():
+    import re
+
+    from llama_zoo.reports import charts
+
+    def row(model, defense, asr, utility, measured=True):
+        return {"run": {"model_id": model, "options": {"defense_model": defense}, "weights_source": "hub"},
+                "measured": measured, "metrics": {"targeted_asr": {"value": asr}, "utility_under_attack": {"value": utility}}}
+
+    rows = [row("a", None, 0.5, 0.25), row("a", "prompt-guard-2-86m", 0.1, 0.2), row("b", None, 0.9, 0.8, measured=False)]
+    svg = charts.trade_off(rows, "targeted_asr", "utility_under_attack", "defense_model")
+    points = [(float(x), float(y)) for x, y in re.findall(r'<circle class="point" cx="([\d.]+)" cy="([\d.]+)"', svg)]
+    plot_w, plot_h = charts.WIDTH - charts.LEFT - charts.RIGHT, charts.HEIGHT - charts.TOP - charts.BOTTOM
+    expected = [(charts.LEFT + u * plot_w, charts.TOP + plot_h - a * plot_h) for a, u in ((0.5, 0.25), (0.1, 0.2))]
+    assert sorted(points) == sorted((round(x, 1), round(y, 1)) for x, y in expected)  # the shadow run is not among them
+    assert "none" in svg and "prompt-guard-2-86m" in svg
+    assert charts.trade_off(rows, "targeted_asr", "utility_under_attack", "defense_model", measured=False).count(
+        'class="point"') == 1
