@@ -26,6 +26,7 @@ from llama_zoo.backends.base import (
     TokenWindow,
     cut_at_stop,
 )
+from llama_zoo.backends.shared_inputs import hosts
 from llama_zoo.backends.tokenizers import tokenizer_hash
 from llama_zoo.backends.weights import WeightsSource
 
@@ -163,18 +164,20 @@ class LlamaCppBackend:
         self._version = llama_cpp.__version__
 
     def loglikelihood_rolling(self, windows: Sequence[TokenWindow]) -> list[list[float]]:
-        out = []
         for w in windows:
             if w.length > self.max_length:
                 raise BackendError(f"a window of {w.length} tokens exceeds the model's {self.max_length}")
-            ids = list(w.context) + list(w.targets[:-1])
+        out: list[list[float]] = [[] for _ in windows]
+        # windows whose input is a prefix of another's are read from its evaluation (shared_inputs.py)
+        for host in hosts(windows):
             self.llm.reset()
-            self.llm.eval(ids)
-            first = len(w.context) - 1
-            logits = np.asarray(self.llm.scores[first:len(ids)], dtype=np.float64)
-            top = logits.max(axis=1, keepdims=True)
-            logz = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
-            out.append((logits[np.arange(len(w.targets)), list(w.targets)] - logz).tolist())
+            self.llm.eval(list(host.ids))
+            for read in host.reads:
+                n = len(read.targets)
+                logits = np.asarray(self.llm.scores[read.first:read.first + n], dtype=np.float64)
+                top = logits.max(axis=1, keepdims=True)
+                logz = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+                out[read.window] = (logits[np.arange(n), list(read.targets)] - logz).tolist()
         return out
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[Generation]:

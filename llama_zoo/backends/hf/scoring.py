@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from llama_zoo.backends.base import ClassifyRequest, NextTokenRequest, BackendError, TokenWindow
 from llama_zoo.backends.hf.common import without_autograd
+from llama_zoo.backends.shared_inputs import Host, Read, hosts
 
 # Rows of fp32 logits computed at once: about 512 MB whatever the vocabulary.
 LOGIT_BYTES_PER_CHUNK = 512 * 2**20
@@ -36,7 +37,12 @@ class Scoring:
         for w in windows:
             if w.length > self.max_length:
                 raise BackendError(f"a window of {w.length} tokens exceeds the model's {self.max_length}")
-        return self._by_length(windows, lambda w: w.length, self._score_batch)
+        out: list[list[float]] = [[] for _ in windows]
+        # windows whose input is a prefix of another's are read from its pass (shared_inputs.py)
+        for answered in self._by_length(hosts(windows), lambda h: len(h.ids), self._score_batch):
+            for read, logprobs in answered:
+                out[read.window] = logprobs
+        return out
 
     def _batch_for(self, length: int) -> int:
         if self.batch_size:  # an explicit size, unless it ran out of memory (then halved, like a found one)
@@ -52,21 +58,21 @@ class Scoring:
             self._fitted_batch[length] = max(1, min(256, int(free * 0.5 // per_row)))
         return self._fitted_batch[length]
 
-    def _score_batch(self, windows: list[TokenWindow]) -> list[list[float]]:
+    def _score_batch(self, batch: list[Host]) -> list[list[tuple[Read, list[float]]]]:
         import torch
 
         # right padding: positions of real tokens stay 0..n-1
-        ids, mask = self._right_padded([list(w.context) + list(w.targets[:-1]) for w in windows])
+        ids, mask = self._right_padded([h.ids for h in batch])
         hidden = self.body(input_ids=ids, attention_mask=mask).last_hidden_state
         # gather the positions that predict targets, then project them a chunk at a time
         rows, cols, targets, owners = [], [], [], []
-        for row, w in enumerate(windows):
-            first = len(w.context) - 1
-            n = len(w.targets)
-            rows += [row] * n
-            cols += range(first, first + n)
-            targets += list(w.targets)
-            owners.append(n)
+        for row, host in enumerate(batch):
+            for read in host.reads:
+                n = len(read.targets)
+                rows += [row] * n
+                cols += range(read.first, read.first + n)
+                targets += read.targets
+                owners.append((row, read, n))
         picked = hidden[torch.tensor(rows, device=self.device), torch.tensor(cols, device=self.device)]
         target_ids = torch.tensor(targets, device=self.device)
         vocab = self.head.weight.shape[0]
@@ -76,9 +82,10 @@ class Scoring:
             logits = self.head(picked[i:i + step]).float()
             logprobs.append(torch.log_softmax(logits, dim=-1).gather(1, target_ids[i:i + step, None])[:, 0])
         flat = torch.cat(logprobs).tolist()
-        out, pos = [], 0
-        for n in owners:
-            out.append(flat[pos:pos + n])
+        out: list[list[tuple[Read, list[float]]]] = [[] for _ in batch]
+        pos = 0
+        for row, read, n in owners:
+            out[row].append((read, flat[pos:pos + n]))
             pos += n
         return out
 
