@@ -10,7 +10,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from llama_zoo.cli.common import DB_OPTION, Format, console, print_json
+from llama_zoo.cli.common import DB_OPTION, TableOrJson, console, print_json
 from llama_zoo.cli.options import BENCH, SELECTION, for_command, parameter, parameters, take
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.options import Option
@@ -54,7 +54,7 @@ def bench_command(**kwargs: Any) -> None:
     results = {m["name"]: m["value"] for m in outcome.metrics}
     results.update(run_id=outcome.run_id, device=outcome.provenance.get("device_name"), dtype=outcome.provenance.get("dtype"),
                    weights_source=outcome.provenance.get("weights_source"))
-    if fmt is not Format.table:
+    if fmt is not TableOrJson.table:
         print_json(results)
         return
     table = Table(title=f"{model}{' (shadow)' if shadow else ''} · {results['device']} · {results['dtype']} · run {results['run_id']}",
@@ -77,6 +77,6 @@ bench_command.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
     *parameters(for_command(SELECTION, BENCH), BENCH, helps={"model": "Registry id or Hugging Face repo id."}),
     *parameters(RUN, BENCH),
     *parameters(SUITE_OPTIONS, BENCH),
-    parameter("fmt", Format, typer.Option(Format.table, "--format", help="table or json.")),
+    parameter("fmt", TableOrJson, typer.Option(TableOrJson.table, "--format", help="table or json.")),
     parameter("db", Optional[str], DB_OPTION),
 ])

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from llama_zoo.cli.common import DB_OPTION, TableOrJson, console, print_json
 from llama_zoo.cli.options import EVAL, SELECTION, alias_parameter, for_command, names, note, parameter, parameters, take
-from llama_zoo.errors import LlamaZooError
+from llama_zoo.errors import Interrupted, LlamaZooError
 from llama_zoo.suites import DEFAULT_SUITE
 from llama_zoo.orchestration.executors import RAY, SCALE_OPTIONS, Executor, Scale
 from llama_zoo.orchestration.loop import RUN_OPTIONS
@@ -201,7 +201,10 @@ def _one(request, store, quiet: bool):
 
     with progress_bar(quiet) as bar:
         task = bar.add_task(f"{request.model} · {request.suite}", total=None, rate="")
-        return evaluate(request, store, progress_callback(bar, task))
+        try:
+            return evaluate(request, store, progress_callback(bar, task))
+        except Interrupted as exc:  # typer would turn Ctrl-C into a silent exit 130: say what is kept instead
+            raise LlamaZooError(str(exc)) from None
 
 
 def _executor(scale: Scale, store, db_url: str, request_for, bar: Progress) -> Executor:
@@ -280,7 +283,7 @@ def _matrix(models: list[str], suites: list[str], request_for, store, db_url: st
             shown = f"{c.headline}={c.value:.4g}" if c.value is not None else "-"
             if c.weights_source in ("shadow", "random"):
                 shown += f" ({c.weights_source})"
-            table.add_row(c.model, c.suite, c.status, shown, f"{c.seconds:.1f} s", c.run_id or (c.error or "")[:120])
+            table.add_row(c.model, c.suite, c.status, shown, f"{c.seconds:.1f} s", c.run_id or (c.error or ""))
         console.print(table)
         if any(c.weights_source in ("shadow", "random") for c in cells):
             console.print("[yellow]shadow: not a measurement of the real model (rows marked shadow or random).[/yellow]")

@@ -282,8 +282,15 @@ def diff(
     for col in ("field", left.id, right.id):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["field"], *("-" if r[c] is None else str(r[c]) for c in (left.id, right.id)))
+        table.add_row(r["field"], *(_cell(r[c]) for c in (left.id, right.id)))
     console.print(table)
+
+
+def _cell(value: Any) -> str:
+    """A fact as a table shows it: a float without binary noise (3014070681.6, not 3014070681.6000004)."""
+    if value is None:
+        return "-"
+    return str(round(value, 6)) if isinstance(value, float) else str(value)
 
 
 @app.command()

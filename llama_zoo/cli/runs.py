@@ -12,7 +12,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from llama_zoo.cli.common import DB_OPTION, Format, console, emit, print_json
+from llama_zoo.cli.common import DB_OPTION, Format, TableOrJson, console, emit, print_json
 from llama_zoo.errors import LlamaZooError
 
 app = typer.Typer(help="Stored runs: list, inspect, export and remove them.", no_args_is_help=True,
@@ -93,14 +93,14 @@ def _provenance_table(run: dict[str, Any]) -> Table:
 def show(
     run: str = typer.Argument(..., help="Run id, or a unique prefix of one."),
     samples: int = typer.Option(5, "--samples", help="How many samples to show."),
-    fmt: Format = typer.Option(Format.table, "--format", help="table or json."),
+    fmt: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table or json."),
     db: Optional[str] = DB_OPTION,
 ) -> None:
     """One run: provenance, metrics and its first samples."""
     store = _store(db)
     data = store.get(run)
     first = list(store.iter_samples(data["id"], limit=samples)) if samples else []
-    if fmt is not Format.table:
+    if fmt is not TableOrJson.table:
         print_json({**data, "samples": first})
         return
     title = f"[bold]run {data['id']}[/bold]  {data['model_id']} · {data['suite']} · [bold]{data['status']}[/bold]"

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence, cast
 
-from llama_zoo.errors import LlamaZooError
+from llama_zoo.errors import Interrupted, LlamaZooError
 from llama_zoo.options import Option, declare, declared
 from llama_zoo.suites import DEFAULT_SUITE, SUITES
 from llama_zoo.suites.core.base import Context, Item, Plan, purpose_warnings
@@ -247,8 +247,11 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None, kept:
             handle.complete([MetricValue(**m) for m in metrics],
                             tokens_per_s=produced / model_s if produced and model_s > 0 else None, runner=reported,
                             warnings=purpose_warnings(spec, suite.info))
-    except BaseException:
+    except BaseException as exc:
         kept.forget()  # a backend a run failed in (out of memory, Ctrl-C) is not handed on
+        if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
+            raise Interrupted(f"interrupted: run {handle.run_id} kept {len(handle.done)} of {len(plan.items)} samples; "
+                              "the same command resumes it") from None
         raise
     outcome = _finished(store, handle.run_id, cached=False, resumed=handle.resumed)
     outcome.provenance.update(reported or {})

@@ -77,6 +77,9 @@ def make_engine(url: str) -> Engine:
             parent = Path(path).expanduser().parent
             if not parent.is_dir():
                 raise DatabaseError(f"cannot open database {display(url)}: directory {parent} does not exist")
+            if Path(path).expanduser().is_dir():
+                raise DatabaseError(f"cannot open database {display(url)}: {path} is a directory; give a database "
+                                    f"file inside it, e.g. --db {Path(path) / 'results.db'}")
         engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -3,6 +3,7 @@ mid-matrix (SIGKILL) leaves a run that the same command resumes with every sampl
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -59,3 +60,35 @@ def test_a_driver_killed_mid_matrix_resumes_with_each_sample_once(zoo, tmp_path)
     after = _stored(db)
     assert [r["id"] for r in after] == [r["id"] for r in before]  # the killed run was resumed, not begun anew
     assert all(r["status"] == "completed" and r["samples"] == r["distinct"] == r["n"] for r in after)
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_what_is_stored_and_the_same_command_resumes_it(zoo, tmp_path):
+    """One run interrupted once it has stored a batch: one line names the run and how much of it
+    is kept, and the same command then completes that run rather than starting anew."""
+    db = tmp_path / "r.db"
+    args = ("eval", "--model", "llama-2-7b", "--suite", "perplexity", "--shadow", "--context", "64", "--dataset",
+            str(_corpus(tmp_path / "docs.jsonl", 720)), "--db", str(db))
+    run = subprocess.Popen([sys.executable, "-m", "llama_zoo", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            rows = _stored(db)
+            if rows and 0 < rows[0]["samples"] < rows[0]["n"]:
+                break
+            if run.poll() is not None:
+                pytest.fail(f"the run ended before it could be interrupted: {run.stderr.read()[-300:]}")
+            time.sleep(0.1)
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    [row] = _stored(db)
+    assert run.returncode == 2 and row["status"] == "interrupted", err[-3000:]
+    assert err.strip() == (f"error: interrupted: run {row['id']} kept {row['samples']} of {row['n']} samples; the same "
+                           "command resumes it"), err
+    again = zoo(*args[:-2], "--format", "json", db=db)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["run_id"] == row["id"] and json.loads(again.stdout)["resumed"] is True
