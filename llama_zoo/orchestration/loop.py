@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence, cast
 
 from llama_zoo.errors import Interrupted, LlamaZooError
+from llama_zoo.hub import offline_if_unreachable
 from llama_zoo.options import Option, declare, declared
 from llama_zoo.suites import DEFAULT_SUITE, SUITES
 from llama_zoo.suites.core.base import Context, Item, Plan, purpose_warnings
@@ -174,6 +175,7 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None, kept:
     context = _check(spec, request, suite, backend, options)
 
     external = request.samples_file is not None or request.predictions_file is not None
+    offline_if_unreachable()  # before the first load: an unreachable hub fails at once, not after retries
     source, tokenizer, tokenizer_source, device, dtype = _what_runs(spec, checkpoint, request, backend,
                                                                     backend_options, external, kept)
     _check_placement(request, backend, source)

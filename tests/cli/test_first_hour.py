@@ -24,3 +24,24 @@ def test_commands_that_print_a_table_or_json_refuse_csv_instead_of_printing_json
         out = zoo(*args, "--format", "csv", db=tmp_path / "r.db")
         assert out.returncode == 2 and "'csv' is not one of 'table', 'json'" in out.stderr, out.stderr
         assert not out.stdout.strip()
+
+
+def test_an_unreachable_hub_fails_at_once_without_retries(tmp_path):
+    """A hub that refuses connections (HF_ENDPOINT at a closed port): without the probe, datasets
+    retries five times with back-off ("Retrying in 8s [Retry 5/5]") before failing. The process
+    boundary is what is tested: offline modes are read when the libraries are imported."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.pg import free_port
+
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "LLAMA_ZOO_DATA")}
+    env["HF_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
+    out = subprocess.run([sys.executable, "-m", "llama_zoo", "eval", "--model", "llama-3.2-1b-instruct", "--shadow",
+                          "--suite", "refusal", "--limit", "2", "--db", str(tmp_path / "r.db")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 2
+    assert "Retry" not in out.stderr, out.stderr
+    assert out.stderr.strip() == ("error: xstest: cannot load Paul/XSTest from the hub (ConnectionError); set "
+                                  "LLAMA_ZOO_DATA to a directory holding xstest_prompts.csv, or give --dataset PATH")

@@ -100,8 +100,11 @@ def task_manager(include: str | None, name: str):
 def _index(include: str | None, defaults: bool):
     from lm_eval.tasks import TaskManager
 
+    from llama_zoo.suites.lm_eval_tasks.index_cache import cached_builds
+
     paths = [str(SHIPPED)] + ([include] if include else [])
-    return TaskManager(include_path=paths, include_defaults=defaults)
+    with cached_builds():  # parsed once per machine, not once per process (index_cache.py)
+        return TaskManager(include_path=paths, include_defaults=defaults)
 
 
 def parse_metadata(text: str | None) -> dict[str, Any] | None:

@@ -1,0 +1,78 @@
+"""lm-eval's task index, kept on disk between processes.
+
+``TaskManager`` parses every task YAML of every directory it is given (lm-eval's own are about
+14,000 files): 10-20 s on a small machine, in every process that names a task outside the ones
+llama-zoo ships, so in every run, every ``--parallel`` or Ray worker, and before any offline
+error can be reported. The parsed index (``TaskIndex.build``'s ``{name: Entry}``) depends only on
+those files: it is kept under the cache directory (``$LLAMA_ZOO_CACHE``, else the user's cache),
+keyed by lm-eval's version and each directory's YAML files (their paths, sizes and modification
+times), so an edited, added or removed task file builds it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+
+def cache_dir() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(os.environ.get("LLAMA_ZOO_CACHE") or user_cache_dir("llama-zoo")) / "lm-eval-index"
+
+
+def fingerprint(paths: Iterable[Path]) -> str:
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(f"lm-eval {version('lm-eval')}\n".encode())
+    for root in paths:
+        digest.update(f"root {Path(root).resolve()}\n".encode())
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                if name.endswith((".yaml", ".py")):  # a task's YAML, or the code it !function-includes
+                    stat = os.stat(os.path.join(dirpath, name))
+                    digest.update(f"{dirpath}/{name} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+@contextlib.contextmanager
+def cached_builds() -> Iterator[None]:
+    """While inside, ``TaskManager`` takes its index from the cache where it is there, and leaves it
+    there where it builds one."""
+    from lm_eval.tasks import manager
+
+    original = manager.TaskIndex
+
+    class CachedIndex(original):  # type: ignore[misc, valid-type]
+        @staticmethod
+        def build(paths, **kwargs) -> dict[str, Any]:
+            paths = [Path(p) for p in paths]
+            path = cache_dir() / f"{fingerprint(paths)}.pickle"
+            with contextlib.suppress(OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+                return pickle.loads(path.read_bytes())
+            built = original.build(paths, **kwargs)
+            _write(path, built)
+            return built
+
+    manager.TaskIndex = CachedIndex
+    try:
+        yield
+    finally:
+        manager.TaskIndex = original
+
+
+def _write(path: Path, index: dict[str, Any]) -> None:
+    """Atomically: a process reading the cache never sees half a file (a cache that cannot be written
+    is only a cache missed)."""
+    with contextlib.suppress(OSError, pickle.PicklingError, TypeError, AttributeError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as out:
+            pickle.dump(index, out, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
