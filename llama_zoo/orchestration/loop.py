@@ -248,7 +248,7 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None, kept:
             reported = _jsonable(runner.provenance()) if runner is not None else None
             handle.complete([MetricValue(**m) for m in metrics],
                             tokens_per_s=produced / model_s if produced and model_s > 0 else None, runner=reported,
-                            warnings=purpose_warnings(spec, suite.info))
+                            warnings=purpose_warnings(spec, suite.info) + _short_of_limit(request, suite, plan))
     except BaseException as exc:
         kept.forget()  # a backend a run failed in (out of memory, Ctrl-C) is not handed on
         if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
@@ -259,6 +259,13 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None, kept:
     outcome.provenance.update(reported or {})
     outcome.scored_tokens, outcome.wall_s, outcome.model_s = produced, elapsed, model_s
     return outcome
+
+
+def _short_of_limit(request: RunRequest, suite, plan: Plan) -> list[str]:
+    """A --limit the dataset cannot fill is said, not silently shortened (each row is one item or more)."""
+    if request.limit and suite.info.takes_limit and len(plan.items) < request.limit:
+        return [f"--limit {request.limit}: the dataset gave {len(plan.items)} items, so all {len(plan.items)} ran"]
+    return []
 
 
 def _check(spec, request: RunRequest, suite, backend, options: dict[str, Any]) -> int:

@@ -45,3 +45,17 @@ def test_an_unreachable_hub_fails_at_once_without_retries(tmp_path):
     assert "Retry" not in out.stderr, out.stderr
     assert out.stderr.strip() == ("error: xstest: cannot load Paul/XSTest from the hub (ConnectionError); set "
                                   "LLAMA_ZOO_DATA to a directory holding xstest_prompts.csv, or give --dataset PATH")
+
+
+def test_a_limit_larger_than_the_dataset_is_said(zoo, tmp_path):
+    import json
+
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"text": f"Document {i}: the quick brown fox."}) + "\n" for i in range(5)))
+    out = zoo("eval", "--model", "llama-3.2-1b", "--shadow", "--suite", "perplexity", "--dataset", str(docs), "--limit",
+              "60", "--context", "64", "--format", "json", db=tmp_path / "r.db")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["warnings"] == ["--limit 60: the dataset gave 5 items, so all 5 ran"]
+    out = zoo("eval", "--model", "llama-3.2-1b", "--shadow", "--suite", "perplexity", "--dataset", str(docs), "--limit",
+              "3", "--context", "64", "--format", "json", db=tmp_path / "r.db")
+    assert json.loads(out.stdout)["warnings"] == []
