@@ -72,6 +72,9 @@ def _root(
 def main() -> None:
     from llama_zoo.errors import LlamaZooError
 
+    from llama_zoo.cli.eval import help_for
+
+    help_for(sys.argv[1:])
     try:
         code = app(standalone_mode=False)
     except LlamaZooError as exc:  # user-caused: one line, no traceback

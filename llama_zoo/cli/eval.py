@@ -76,13 +76,15 @@ def _backend_options() -> dict[str, tuple[Any, list[str]]]:
     return found
 
 
-def backend_parameters() -> list[inspect.Parameter]:
+def backend_parameters(helped: frozenset[str] = frozenset()) -> list[inspect.Parameter]:
     """A flag per backend option, in a panel per backend; unset (None) unless given, so that only
-    what the user gave reaches the loop (which fills the backend's defaults)."""
+    what the user gave reaches the loop (which fills the backend's defaults). ``--help`` lists those
+    of the backends in ``helped`` (all where it is empty)."""
     params = []
     for name, (option, owners) in BACKEND_FLAGS.items():
         kind = option.value_type
         flag = typer.Option(None, option.flag, help=_option_help(option),  # bounds: checked by the loop, in one line
+                            hidden=bool(helped) and not helped & set(owners),
                             rich_help_panel=f"--backend {' / '.join(owners)} options")
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[kind], default=flag))
     return params
@@ -100,11 +102,13 @@ def _suite_names() -> str:
     return ", ".join(SUITES.names())
 
 
-def _dataset_help() -> str:
+def _dataset_help(helped: frozenset[str] = frozenset()) -> str:
     from llama_zoo.suites import SUITES
 
     parts = []
     for name in SUITES.names():
+        if helped and name not in helped:
+            continue
         try:
             info = SUITES.get(name).info
         except LlamaZooError:
@@ -333,11 +337,15 @@ def _suite_aliases(entry) -> list[str]:
     return [a for a in dict.fromkeys(a for _, o in variants for a in o.aliases) if a not in TAKEN]
 
 
-def _parameters() -> list[inspect.Parameter]:
-    """The loop's flags, then each suite's, as typer reads them from a signature."""
+def _parameters(helped: frozenset[str] = frozenset(), backends: frozenset[str] = frozenset()
+                ) -> list[inspect.Parameter]:
+    """The loop's flags, then each suite's, as typer reads them from a signature. ``--help`` lists
+    the options of the suites in ``helped`` (those the command line names), the others hidden:
+    every suite's options at once made the help hundreds of lines."""
     from llama_zoo.backends import BACKENDS
 
-    helps = {"suite": f"The suite (default {DEFAULT_SUITE}): {_suite_names()}.", "dataset": _dataset_help(),
+    helps = {"suite": f"The suite (default {DEFAULT_SUITE}): {_suite_names()}. Its own options: llama-zoo eval "
+                      "--suite NAME --help.", "dataset": _dataset_help(helped),
              "backend": f"The engine: {', '.join(BACKENDS.names())}."}
     loop = [
         *parameters(SELECTION, EVAL, helps=helps),
@@ -353,14 +361,15 @@ def _parameters() -> list[inspect.Parameter]:
             continue  # the run option's flag carries it
         kind = option.value_type
         annotation = bool if kind is bool else Optional[kind]
-        shown = _option_help(option) if len(variants) == 1 else " ".join(f"{suite}: {_option_help(o)}" for suite, o in variants)
+        mine = [(suite, o) for suite, o in variants if suite in helped] or variants
+        shown = _option_help(mine[0][1]) if len(mine) == 1 else " ".join(f"{suite}: {_option_help(o)}" for suite, o in mine)
         suites.append(parameter(name, annotation, typer.Option(
-            option.default if kind is bool else None, option.flag, help=shown,
-            rich_help_panel=f"{', '.join(owners)} options")))
+            option.default if kind is bool else None, option.flag, help=shown, hidden=not helped & set(owners),
+            rich_help_panel=f"{', '.join(o for o in owners if o in helped)} options")))
         for alias in _suite_aliases((option, owners, variants)):
             suites.append(parameter(alias_parameter(alias), bool if kind is bool else Optional[kind], typer.Option(
                 False if kind is bool else None, "--" + alias.replace("_", "-"), hidden=True)))
-    return loop + backend_parameters() + suites
+    return loop + backend_parameters(backends) + suites
 
 
 # The plug-ins' flags as this process found them, read once: typer reads the signature once, so a
@@ -369,3 +378,18 @@ def _parameters() -> list[inspect.Parameter]:
 BACKEND_FLAGS = _backend_options()
 SUITE_FLAGS = _suite_options()
 eval_command.__signature__ = inspect.Signature(_parameters())  # type: ignore[attr-defined]
+
+
+def help_for(argv: list[str]) -> None:
+    """Before ``eval --help`` is drawn: show the options of the suites its command line names."""
+    if "eval" not in argv or not {"--help", "-h"} & set(argv):
+        return
+    named = {argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--suite"}
+    named |= {a.split("=", 1)[1] for a in argv if a.startswith("--suite=")}
+    from llama_zoo.suites import SUITES
+
+    known = set(SUITES.names())
+    # a family's member (lm-eval:arc_easy) shows the family's options
+    helped = frozenset(n if n in known else n.split(":", 1)[0] + ":TASK" for n in named)
+    backends = frozenset(argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--backend") or frozenset({"hf"})
+    eval_command.__signature__ = inspect.Signature(_parameters(helped, backends))  # type: ignore[attr-defined]

@@ -59,3 +59,19 @@ def test_a_limit_larger_than_the_dataset_is_said(zoo, tmp_path):
     out = zoo("eval", "--model", "llama-3.2-1b", "--shadow", "--suite", "perplexity", "--dataset", str(docs), "--limit",
               "3", "--context", "64", "--format", "json", db=tmp_path / "r.db")
     assert json.loads(out.stdout)["warnings"] == []
+
+
+def test_eval_help_lists_the_options_of_the_suites_named(zoo):
+    bare = zoo("eval", "--help").stdout
+    assert "--category" not in bare and "--fim-mode" not in bare  # no suite's own options
+    assert "llama-zoo eval --suite NAME --help" in " ".join(bare.replace("│", " ").split())
+    bfcl = zoo("eval", "--suite", "bfcl", "--help").stdout
+    assert "bfcl options" in bfcl and "--category" in bfcl and "--fim-mode" not in bfcl
+    assert "humaneval:" not in bfcl  # a shared flag's help is the named suite's alone
+    both = zoo("eval", "--suite", "bfcl", "--suite", "humaneval-infilling", "--help").stdout
+    assert "--category" in both and "--fim-mode" in both
+    assert "--backend openai options" not in bfcl and "--backend openai options" in zoo(
+        "eval", "--suite", "bfcl", "--backend", "openai", "--help").stdout
+    # a hidden flag still works where it is given
+    out = zoo("eval", "--model", "llama-3.2-1b", "--shadow", "--fim-mode", "spm")
+    assert out.returncode == 2 and "--fim-mode is an option of humaneval-infilling, not of perplexity" in out.stderr
