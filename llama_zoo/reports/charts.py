@@ -142,14 +142,16 @@ def metric_vs_params(rows: list[dict[str, Any]], metric: str, log_y: bool = Fals
                   metric + (" (log scale)" if log_y else ""), body, legend)
 
 
-def by_option(rows: list[dict[str, Any]], metric: str, group: str, series: str) -> str | None:
+def by_option(rows: list[dict[str, Any]], metric: str, group: str, series: str, *, measured: bool = True
+              ) -> str | None:
     """Bars of ``metric`` per (model, value of the ``group`` option), one series per value of the
-    ``series`` option (HumanEval-Infilling: pass@1 per subset, PSM beside SPM); shadow and random
-    runs are marked in their labels."""
+    ``series`` option (HumanEval-Infilling: pass@1 per subset, PSM beside SPM). ``measured`` as in
+    ``heatmap``: real weights in the suite's section, shadow and random runs (marked in their labels
+    and the title) only in the section that lists them."""
     cells: dict[tuple[str, str, str], float] = {}
     for r in rows:
         options = r["run"]["options"] or {}
-        if metric in r["metrics"]:
+        if metric in r["metrics"] and r["measured"] == measured:
             model = r["run"]["model_id"] + ("" if r["measured"] else f" ({r['run']['weights_source']})")
             cells[(model, str(options.get(group)), str(options.get(series)))] = r["metrics"][metric]["value"]
     if not cells:
@@ -178,7 +180,9 @@ def by_option(rows: list[dict[str, Any]], metric: str, group: str, series: str) 
                         f'<title>{escape(tip)}</title></rect>')
         body.append(f'<text x="{x0 + slot * 0.4:.1f}" y="{TOP + plot_h + 16}" class="tick" text-anchor="middle">'
                     f'{escape(value)}</text>')
-    return _frame(f"{metric} by {group}, per {series}", group, metric, body, [(k.upper(), colour[k]) for k in kinds])
+    what = "measured runs only" if measured else "shadow and random runs: not measurements"
+    return _frame(f"{metric} by {group}, per {series} ({what})", group, metric, body,
+                  [(k.upper(), colour[k]) for k in kinds])
 
 
 def _label(row: dict[str, Any]) -> str:
@@ -338,6 +342,8 @@ def draw_code_paths(chart, rows: list[dict[str, Any]]) -> str | None:
     apart (only kinds drawn per run or per line; the others mark such runs themselves or leave them out)."""
     if chart.kind == "trade_off":
         return trade_off(rows, chart.metric, chart.x_metric, chart.series, measured=False)
+    if chart.kind == "by_option":
+        return by_option(rows, chart.metric, chart.group, chart.series, measured=False)
     if chart.kind in PER_SECTION:
         return PER_SECTION[chart.kind](rows, chart.metric, measured=False)
     return None

@@ -28,10 +28,11 @@ def render_html(store, suite: str | None = None, model: str | None = None, compa
     from llama_zoo.registry.query import row
 
     boards = leaderboards(store, suite, model)
-    evaluated: dict[str, set[str]] = {}
+    evaluated: dict[str, set[str]] = {}  # suites run on the model's real weights
+    exercised: dict[str, set[str]] = {}  # suites run on a shadow or random weights only
     for name, rows in boards.items():
         for r in rows:
-            evaluated.setdefault(r["run"]["model_id"], set()).add(name)
+            (evaluated if r["measured"] else exercised).setdefault(r["run"]["model_id"], set()).add(name)
             r["provenance"] = json.dumps({k: r["run"].get(k) for k in PROVENANCE_KEYS}, indent=2, default=str)
     catalog = load_catalog()
     charts_by_suite: dict[str, list[str]] = {}
@@ -46,7 +47,8 @@ def render_html(store, suite: str | None = None, model: str | None = None, compa
     cards = _cards(store, boards, catalog)
     for spec in catalog:
         facts = row(spec)
-        facts["suites"] = sorted(evaluated.get(spec.id, ()))
+        measured = evaluated.get(spec.id, set())
+        facts["suites"] = sorted(measured) + [f"{n} (shadow only)" for n in sorted(exercised.get(spec.id, set()) - measured)]
         registry.append(facts)
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["human"] = _human

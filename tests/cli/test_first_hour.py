@@ -75,3 +75,17 @@ def test_eval_help_lists_the_options_of_the_suites_named(zoo):
     # a hidden flag still works where it is given
     out = zoo("eval", "--model", "llama-3.2-1b", "--shadow", "--fim-mode", "spm")
     assert out.returncode == 2 and "--fim-mode is an option of humaneval-infilling, not of perplexity" in out.stderr
+
+
+def test_the_registry_table_says_which_suites_ran_on_shadows_only(zoo, tmp_path):
+    import json
+
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"text": f"Document {i}: the quick brown fox."}) + "\n" for i in range(3)))
+    out = zoo("eval", "--model", "llama-3.2-1b", "--shadow", "--suite", "perplexity", "--dataset", str(docs),
+              "--context", "64", db=tmp_path / "r.db")
+    assert out.returncode == 0, out.stderr
+    out = zoo("report", "-o", str(tmp_path / "r.html"), db=tmp_path / "r.db")
+    assert out.returncode == 0, out.stderr
+    html = (tmp_path / "r.html").read_text()
+    assert html.count("perplexity (shadow only)") == 1  # llama-3.2-1b's row, and no other

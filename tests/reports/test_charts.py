@@ -43,8 +43,11 @@ def test_bars_by_option_tell_the_series_apart():
             for s, m, v in (("single-line", "psm", 0.5), ("single-line", "spm", 0.55), ("multi-line", "psm", 0.2))]
     rows.append(row("code-llama-7b", 6.7e9, 0.0, source="shadow", options={"subset": "single-line", "fim_mode": "psm"}))
     svg = by_option(rows, "pass@1", "subset", "fim_mode")
-    assert len(tips(svg)) == 4
-    assert any("code-llama-7b (shadow)" in t for t in tips(svg))  # marked, not passed off as the model
+    assert len(tips(svg)) == 3 and "(measured runs only)" in svg  # the shadow run is not among the measurements
+    apart = by_option(rows, "pass@1", "subset", "fim_mode", measured=False)
+    assert [t.split(" · ")[0] for t in tips(apart)] == ["code-llama-7b (shadow)"]  # drawn apart, marked
+    assert "(shadow and random runs: not measurements)" in apart
+    assert by_option(rows[-1:], "pass@1", "subset", "fim_mode") is None  # shadow runs only: no measured chart
 
 
 @pytest.mark.parametrize("value,low,high,expected", [
