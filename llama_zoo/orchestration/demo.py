@@ -22,6 +22,28 @@ JOBS = (
 COMPARISON = ("llama-2-7b", "code-llama-7b", "perplexity")  # A, B, suite
 
 
+# what the demo leaves out, and what each needs (the suites it runs are its jobs' suites)
+NOT_IN_DEMO = {
+    "refusal": "XSTest under $LLAMA_ZOO_DATA, and a real model to refuse",
+    "insecure-code": "CyberSecEval's instruct file under $LLAMA_ZOO_DATA",
+    "prompt-injection": "CyberSecEval's file under $LLAMA_ZOO_DATA and a judge model (--judge)",
+    "vqa": "a vision model: llama-zoo eval --model llama-3.2-11b-vision-instruct --shadow --suite vqa --dataset synthetic",
+    "needle": "minutes of long prompts: llama-zoo eval --suite needle",
+    "bfcl": "BFCL's files: pip install --no-deps bfcl-eval==2026.3.23",
+    "agentdojo": "AgentDojo: pip install 'llama-zoo[agents]'",
+    "lm-eval:TASK": "a task's data from the hub or $LLAMA_ZOO_DATA",
+    "meta-evals:TASK": "Meta's evals datasets from the hub or $LLAMA_ZOO_DATA",
+    "bench": "a measurement of speed: llama-zoo bench",
+    "guard": "XSTest under $LLAMA_ZOO_DATA (xstest_prompts.csv)",
+    "prompt-guard": "Prompt Guard's labelled sets under $LLAMA_ZOO_DATA",
+}
+
+
+def left_out(ran: set[str]) -> list[tuple[str, str]]:
+    """Each suite the demo did not run, with what it needs."""
+    return [(suite, need) for suite, need in NOT_IN_DEMO.items() if suite not in ran]
+
+
 def label(job: RunRequest) -> str:
     return " · ".join([job.model, job.suite, *(str(v) for k, v in job.suite_options.items() if k != "max_new_tokens")])
 

