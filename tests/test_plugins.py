@@ -57,7 +57,7 @@ def toy_backend_installed(tmp_path_factory):
 @pytest.mark.xdist_group("pip-install")
 def test_a_plugin_suite_runs_reports_and_compares(toy_installed, tmp_path):
     db = tmp_path / "r.db"
-    shown = zoo("eval", "--help", db=db)
+    shown = zoo("eval", "--suite", "toy", "--help", db=db)
     assert "--toy-threshold" in shown.stdout and "toy options" in shown.stdout  # its option, in its own panel
 
     runs = {}
@@ -125,7 +125,7 @@ def test_a_plugin_backend_runs_is_stored_reported_and_compared(toy_backend_insta
     db = tmp_path / "r.db"
     data = tmp_path / "docs.jsonl"
     data.write_text("".join(json.dumps({"text": t}) + "\n" for t in DOCUMENTS))
-    shown = zoo("eval", "--help", db=db)
+    shown = zoo("eval", "--backend", "toy", "--help", db=db)
     assert "--toy-smoothing" in shown.stdout and "toy options" in shown.stdout  # its option, in its own panel
 
     common = ("eval", "--model", "llama-3.2-1b", "--shadow", "--backend", "toy", "--dataset", str(data),

@@ -69,8 +69,10 @@ def test_ctrl_c_says_what_is_stored_and_the_same_command_resumes_it(zoo, tmp_pat
     db = tmp_path / "r.db"
     args = ("eval", "--model", "llama-2-7b", "--suite", "perplexity", "--shadow", "--context", "64", "--dataset",
             str(_corpus(tmp_path / "docs.jsonl", 720)), "--db", str(db))
+    # as a terminal runs it: xdist's workers (and a shell's background jobs) ignore SIGINT, and a child
+    # inherits that, so Python would never raise KeyboardInterrupt in it
     run = subprocess.Popen([sys.executable, "-m", "llama_zoo", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True)
+                           text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
