@@ -19,8 +19,12 @@ PROBE_S = 2.0
 TRUE = ("1", "ON", "YES", "TRUE")
 
 
+PROXIES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
 def offline_set() -> bool:
-    return any(os.environ.get(v, "").upper() in TRUE for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    return any(os.environ.get(v, "").upper() in TRUE
+               for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 @lru_cache(maxsize=1)
@@ -39,8 +43,8 @@ def offline_if_unreachable() -> bool:
     """True when the hub is offline for this process (set so by the user, or found unreachable now)."""
     if offline_set():
         return True
-    if reachable():
-        return False
+    if any(os.environ.get(v) for v in PROXIES) or reachable():
+        return False  # behind a proxy the hub is reached through it: a direct probe would say nothing
     os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
     # the libraries read these at import: modules already imported are told directly
     hub = sys.modules.get("huggingface_hub.constants")

@@ -391,5 +391,7 @@ def help_for(argv: list[str]) -> None:
     known = set(SUITES.names())
     # a family's member (lm-eval:arc_easy) shows the family's options
     helped = frozenset(n if n in known else n.split(":", 1)[0] + ":TASK" for n in named)
-    backends = frozenset(argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--backend") or frozenset({"hf"})
-    eval_command.__signature__ = inspect.Signature(_parameters(helped, backends))  # type: ignore[attr-defined]
+    backends = {argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--backend"}
+    backends |= {a.split("=", 1)[1] for a in argv if a.startswith("--backend=")}
+    eval_command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        _parameters(helped, frozenset(backends) or frozenset({"hf"})))

@@ -252,8 +252,11 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None, kept:
     except BaseException as exc:
         kept.forget()  # a backend a run failed in (out of memory, Ctrl-C) is not handed on
         if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
-            raise Interrupted(f"interrupted: run {handle.run_id} kept {len(handle.done)} of {len(plan.items)} samples; "
-                              "the same command resumes it") from None
+            kept_part = f"interrupted: run {handle.run_id} kept {len(handle.done)} of {len(plan.items)} samples"
+            if suite.info.always_new:  # a measurement starts anew each time
+                raise Interrupted(kept_part) from None
+            again = "the same command without --force resumes it" if request.force else "the same command resumes it"
+            raise Interrupted(f"{kept_part}; {again}") from None
         raise
     outcome = _finished(store, handle.run_id, cached=False, resumed=handle.resumed)
     outcome.provenance.update(reported or {})

@@ -89,3 +89,15 @@ def test_the_registry_table_says_which_suites_ran_on_shadows_only(zoo, tmp_path)
     assert out.returncode == 0, out.stderr
     html = (tmp_path / "r.html").read_text()
     assert html.count("perplexity (shadow only)") == 1  # llama-3.2-1b's row, and no other
+
+
+def test_behind_a_proxy_the_hub_is_not_probed_directly(monkeypatch):
+    from llama_zoo import hub
+
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setattr(hub, "reachable", lambda: (_ for _ in ()).throw(AssertionError("probed directly")))
+    assert hub.offline_if_unreachable() is False
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    assert hub.offline_if_unreachable() is True

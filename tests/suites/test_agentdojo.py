@@ -117,6 +117,14 @@ def test_the_same_replies_get_agentdojos_verdicts(shared, task_suite, injections
             (False, False if injection_task else None)
 
 
+def test_a_reply_whose_call_agentdojo_cannot_take_is_the_final_answer(shared):
+    p = plan(shared, user_tasks="user_task_0", attack="none")
+    episode = p.items[0].data
+    assert episode.answer('[get_iban(account=1j)]') is False  # a complex number: no FunctionCall holds it
+    assert episode.steps == 0 and episode.trace[-1]["tool_calls"] == []
+    assert episode.verdict() == (False, None)
+
+
 def test_a_defence_screens_each_tool_output_as_agentdojos_detector_step_does(shared):
     """LlamaFirewall's regex scanner as the defence: each tool output goes through AgentDojo's
     detector step, a flagged one is replaced by its message before the model sees it, and the
@@ -192,6 +200,8 @@ def test_shadow_runs_with_and_without_a_defence_are_stored_reported_and_compared
     (("--injection-tasks", "injection_task_99"), "no injection task 'injection_task_99'"),
     (("--defense", "llama-3.2-1b-instruct"), "is not a classifier of prompt attacks"),
     (("--defense", "llamafirewall:magic"), "LlamaFirewall's scanners are regex, hidden_ascii"),
+    (("--defense", "llamafirewall:prompt_guard"), "for Prompt Guard give the model itself, --defense prompt-guard-2-86m"),
+    (("--attack", "dos"), "--attack dos is one of AgentDojo's denial-of-service attacks"),
 ])
 def test_bad_input_is_one_line_and_stores_nothing(zoo, shared, tmp_path, args, says):
     db = tmp_path / "a.db"

@@ -54,3 +54,14 @@ def test_the_index_is_read_from_the_cache_until_a_task_file_changes(tmp_path, mo
     os.utime(tasks / "a.yaml", ns=(1, 1))  # an edit that even keeps the size and sets an old time
     assert tasks_seen() == {"zoo_cached_b", "zoo_cached_c"} and len(builds) == 3
     assert manager.TaskIndex.build is not None and manager.TaskIndex.__name__ == "TaskIndex"  # put back
+
+
+def test_a_template_without_an_extension_is_part_of_the_key(tmp_path):
+    """lm-eval's includes are often extensionless (_default_template_yaml) and set names and tags."""
+    from llama_zoo.suites.lm_eval_tasks.index_cache import fingerprint
+
+    (tmp_path / "a.yaml").write_text("include: _default_template_yaml\ntask: a\n")
+    (tmp_path / "_default_template_yaml").write_text("tag: one\n")
+    before = fingerprint([tmp_path])
+    (tmp_path / "_default_template_yaml").write_text("tag: two_\n")
+    assert fingerprint([tmp_path]) != before

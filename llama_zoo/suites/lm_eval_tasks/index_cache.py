@@ -5,8 +5,9 @@
 llama-zoo ships, so in every run, every ``--parallel`` or Ray worker, and before any offline
 error can be reported. The parsed index (``TaskIndex.build``'s ``{name: Entry}``) depends only on
 those files: it is kept under the cache directory (``$LLAMA_ZOO_CACHE``, else the user's cache),
-keyed by lm-eval's version and each directory's YAML files (their paths, sizes and modification
-times), so an edited, added or removed task file builds it again.
+keyed by lm-eval's version and each directory's files (their paths, sizes and modification times:
+task YAMLs, the templates they include, the code they name), so an edited, added or removed file
+builds it again. The cache is the user's own directory: its pickles are trusted as the user's files.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ def fingerprint(paths: Iterable[Path]) -> str:
         digest.update(f"root {Path(root).resolve()}\n".encode())
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames.sort()
+            # every file: a task's YAML, the templates it includes (often without an extension,
+            # _default_template_yaml) and the code it !function-includes
             for name in sorted(filenames):
-                if name.endswith((".yaml", ".py")):  # a task's YAML, or the code it !function-includes
+                with contextlib.suppress(OSError):
                     stat = os.stat(os.path.join(dirpath, name))
                     digest.update(f"{dirpath}/{name} {stat.st_size} {stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:32]

@@ -5,9 +5,10 @@ before the model sees it. ``--defense`` names one:
   suite's scores, the attack score of the most suspicious 512-token chunk; an input scoring
   ``--defense-threshold`` or more is blocked;
 - ``llamafirewall:SCANNER[,SCANNER...]``: LlamaFirewall's own scanners (``regex``,
-  ``hidden_ascii``, ``code_shield``, ``prompt_guard``; the last loads Prompt Guard 2 86M itself
-  from ``$HF_HOME`` or the hub), run by LlamaFirewall on the text in the role it arrives in; an
-  input is blocked where LlamaFirewall's decision is not "allow", and its score is LlamaFirewall's.
+  ``hidden_ascii``, ``code_shield``) on the text in the role it arrives in, each made once and
+  their results combined as ``LlamaFirewall.scan`` combines them; an input is blocked where that
+  decision is not "allow". LlamaFirewall's own Prompt Guard scanner is not offered: it loads its
+  model per message and may ask to log in to the hub; give the Prompt Guard model instead.
 
 A blocked input counts as a refusal of that case. The defence's identity (the model, its weights
 and threshold, or the scanners and LlamaFirewall's version) is part of the run's.
@@ -22,13 +23,13 @@ from llama_zoo.errors import LlamaZooError
 from llama_zoo.options import Option
 
 FIREWALL = "llamafirewall:"
-FIREWALL_SCANNERS = ("regex", "hidden_ascii", "code_shield", "prompt_guard")
+FIREWALL_SCANNERS = ("regex", "hidden_ascii", "code_shield")
 FIREWALL_INSTALL = "pip install 'llama-zoo[agents]' (llamafirewall)"
 
 DEFENSE_OPTIONS = (
     Option("defense", None, "Screen each attacked input before the model sees it: a Prompt Guard model (e.g. "
-           "prompt-guard-2-86m) or LlamaFirewall's scanners (llamafirewall:regex,hidden_ascii; also code_shield, "
-           "prompt_guard); a blocked input counts as a refusal.", type=str),
+           "prompt-guard-2-86m) or LlamaFirewall's scanners (llamafirewall:regex,hidden_ascii; also code_shield); "
+           "a blocked input counts as a refusal.", type=str),
     Option("defense_threshold", 0.5, "Block an input whose Prompt Guard attack score is at least this.", type=float,
            minimum=0.0, maximum=1.0),
     Option("defense_weights", None, "A Prompt Guard defence's weights: hub, shadow or a checkpoint directory (default: "
@@ -88,24 +89,36 @@ def _prompt_guard(ctx: Any) -> Screen:
 def _firewall(spec: str) -> Screen:
     scanners = [s.strip() for s in spec.split(",") if s.strip()]
     unknown = [s for s in scanners if s not in FIREWALL_SCANNERS]
+    if "prompt_guard" in unknown:
+        raise LlamaZooError(f"--defense {FIREWALL}{spec}: for Prompt Guard give the model itself, --defense "
+                            "prompt-guard-2-86m (its weights as llama-zoo loads any model, a shadow for a shadow run)")
     if not scanners or unknown:
         raise LlamaZooError(f"--defense {FIREWALL}{spec}: LlamaFirewall's scanners are {', '.join(FIREWALL_SCANNERS)} "
                             "(comma-separated)")
     try:
+        import asyncio
         from importlib.metadata import version
 
-        from llamafirewall import LlamaFirewall, Role, ScanDecision, ScannerType, ToolMessage, UserMessage
+        from llamafirewall import ScanDecision, ScannerType, ToolMessage, UserMessage
+        from llamafirewall.llamafirewall import create_scanner
     except ImportError:
         raise LlamaZooError(f"--defense {FIREWALL}...: llamafirewall is not installed: {FIREWALL_INSTALL}") from None
-    types = [ScannerType(s) for s in scanners]
-    firewall = LlamaFirewall({Role.USER: types, Role.TOOL: types})
+    # each scanner made once (LlamaFirewall.scan makes them anew for every message), decided as it decides
+    made = [create_scanner(ScannerType(s)) for s in scanners]
     messages = {"user": UserMessage, "tool": ToolMessage}
 
     def verdicts(texts: Sequence[str], role: str) -> list[tuple[float, bool]]:
         out = []
         for text in texts:
-            result = firewall.scan(messages[role](content=text))
-            out.append((float(result.score), result.decision != ScanDecision.ALLOW))
+            decisions: dict[Any, float] = {}
+            for scanner in made:
+                result = asyncio.run(scanner.scan(messages[role](content=text)))
+                decisions[result.decision] = max(result.score, decisions.get(result.decision, result.score))
+            if ScanDecision.BLOCK in decisions:
+                out.append((float(decisions[ScanDecision.BLOCK]), True))
+            else:
+                final = max(decisions, key=decisions.get) if decisions else ScanDecision.ALLOW
+                out.append((float(max([*decisions.values(), 0.0])), final != ScanDecision.ALLOW))
         return out
 
     return Screen({"kind": "llamafirewall", "scanners": scanners, "llamafirewall": version("llamafirewall")}, verdicts)

@@ -178,10 +178,10 @@ class Episode:
         try:
             decoded = formats.decode(reply, self.bench.fmt)
             calls = [] if formats.is_empty(decoded) else [(name, args) for call in decoded for name, args in call.items()]
-        except Exception:  # noqa: BLE001 - a reply that cannot be read as calls is the agent's final answer
-            calls = []
-        tool_calls = [FunctionCall(function=name, args=dict(args), id=f"call_{self.steps}_{k}")
-                      for k, (name, args) in enumerate(calls)]
+            tool_calls = [FunctionCall(function=name, args=dict(args), id=f"call_{self.steps}_{k}")
+                          for k, (name, args) in enumerate(calls)]
+        except Exception:  # noqa: BLE001 - a reply that cannot be read as calls (or as AgentDojo's) is a final answer
+            tool_calls = []
         self.trace.append(ChatAssistantMessage(role="assistant", content=[text_content_block_from_string(reply)],
                                                tool_calls=tool_calls))
         self.messages.append({"role": "assistant", "content": reply})
@@ -283,6 +283,10 @@ class AgentDojoSuite:
 
         if name not in ATTACKS:
             raise LlamaZooError(f"no AgentDojo attack {name!r} (known: {', '.join(sorted(ATTACKS))}, or none)")
+        if getattr(ATTACKS[name], "is_dos_attack", False):
+            # AgentDojo scores these by utility alone (one injection task, success = the task not done)
+            raise LlamaZooError(f"--attack {name} is one of AgentDojo's denial-of-service attacks, scored by utility "
+                                "alone: not offered here; give a targeted attack (important_instructions, ...) or none")
         return name
 
     def plan(self, ctx: Context) -> Plan:
