@@ -105,7 +105,7 @@ def test_ctrl_c_on_ray_cancels_the_tasks_and_the_same_command_resumes(ray_cluste
     # On a fast, idle machine both cells may finish between the first stored batch and the interrupt
     # (CI saw it once, and a loaded machine can start one cell late): then again, in a fresh database,
     # with four times the documents.
-    for documents in (720, 2880):
+    for documents in (240, 1440):
         db = new_pg_database(pg_admin_url)
         # two 32K-vocabulary models: the output projection is most of a shadow's work
         args = ("eval", "--model", "llama-1-7b", "--model", "llama-2-7b", "--suite", "perplexity", "--shadow",
