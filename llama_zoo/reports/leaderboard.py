@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from llama_zoo.orchestration.recipes import NOT_MEASURED
 from llama_zoo.suites import suite_info
 from llama_zoo.registry.catalog import load_catalog
 from llama_zoo.registry.derive import param_count
@@ -36,14 +37,20 @@ def leaderboards(store, suite: str | None = None, model: str | None = None) -> d
             "base": outside.get("base"),
             "context": spec.max_context if spec else outside.get("context"),
             "release": spec.release_date.isoformat() if spec and spec.release_date else None,
-            "measured": run["weights_source"] not in ("shadow", "random"),
+            "measured": run["weights_source"] not in NOT_MEASURED,
             "setup": setup(run["suite"], options, run.get("dataset_name"), facts),
         })
     for name, rows in boards.items():
         info = suite_info(name)
         if info is not None:
             rows.sort(key=lambda r: _rank(info, r))
-    return boards
+    # suites with a measurement first, by their newest measurement; then the shadow-only ones: a report
+    # opens on real numbers
+    newest: dict[str, int] = {}  # suite: the place of its newest measured run (runs come newest first)
+    for n, run in enumerate(runs):
+        if run["weights_source"] not in NOT_MEASURED:
+            newest.setdefault(run["suite"], n)
+    return dict(sorted(boards.items(), key=lambda item: (item[0] not in newest, newest.get(item[0], 0))))
 
 
 def headline(info, run: dict[str, Any]) -> tuple[str, bool]:

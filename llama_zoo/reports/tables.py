@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 from llama_zoo.formatting import with_interval
+from llama_zoo.orchestration.recipes import NOT_MEASURED
 from llama_zoo.reports.leaderboard import leaderboards
 
 
@@ -37,7 +38,8 @@ def render_csv(rows: list[dict[str, Any]]) -> str:
 def render_markdown(rows: list[dict[str, Any]]) -> str:
     lines = []
     for suite in dict.fromkeys(r["suite"] for r in rows):
-        mine = [r for r in rows if r["suite"] == suite]
+        # measured rows above the code-path rows, as the HTML report sets them apart
+        mine = sorted((r for r in rows if r["suite"] == suite), key=lambda r: r["weights"] in NOT_MEASURED)
         metrics = [k for k in dict.fromkeys(k for r in mine for k in r) if k not in
                    ("suite", "model", "family", "params", "weights", "setup", "run")
                    and not k.endswith((".ci_low", ".ci_high"))]
@@ -52,5 +54,9 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
                     value, interval = with_interval(r[m], r.get(f"{m}.ci_low"), r.get(f"{m}.ci_high"))
                     cells.append(f"{value} {interval}".strip())
             lines.append(f"| {r['model']} | {r['weights']} | {r['setup'] or '-'} | " + " | ".join(cells) + " |")
+        shown = sorted({r["weights"] for r in mine} & set(NOT_MEASURED))
+        if shown:
+            lines += ["", f"Rows with weights {' or '.join(shown)}: random weights in the model's architecture (tiny, "
+                      "for shadow runs); they exercise the code path and measure no model."]
         lines.append("")
     return "\n".join(lines)

