@@ -26,7 +26,7 @@ def plan_command(**kwargs: Any) -> None:
 
     Time is the suite's tokens (its default dataset) over a throughput: a 'bench' run in the store for the same
     model, context and dtype on that GPU kind (measured; 'llama-zoo eval --suite bench --random-weights' makes one),
-    else an assumed share of the GPU's data-sheet peak, said as such in the basis column."""
+    else an assumed share of the GPU's data-sheet peak, marked * in the est. time column and named under the table."""
     from rich.table import Table
 
     from llama_zoo.suites import DEFAULT_SUITE, SUITES

@@ -101,3 +101,41 @@ def test_behind_a_proxy_the_hub_is_not_probed_directly(monkeypatch):
     assert hub.offline_if_unreachable() is False
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     assert hub.offline_if_unreachable() is True
+
+
+def test_data_that_is_neither_here_nor_on_a_reachable_hub_fails_before_anything_loads(monkeypatch, tmp_path):
+    """Offline, a safety suite's named set not found under $LLAMA_ZOO_DATA is the one-line data error
+    before the backend picks a device (importing torch) or loads a tokenizer."""
+    import pytest
+
+    from llama_zoo.backends.hf.runner import HFBackend
+    from llama_zoo.errors import LlamaZooError
+    from llama_zoo.orchestration import evaluate
+    from llama_zoo.orchestration.loop import RunRequest
+    from llama_zoo.results.store import Store
+
+    def loaded(*_, **__):
+        raise AssertionError("the backend was asked to load before the data was checked")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("LLAMA_ZOO_DATA", str(tmp_path))  # holds none of the named sets
+    monkeypatch.setattr(HFBackend, "resolve", classmethod(loaded))
+    monkeypatch.setattr(HFBackend, "load_tokenizer", classmethod(loaded))
+    store = Store.open(str(tmp_path / "r.db"))
+    for model, suite, dataset, message in (
+            ("llama-3.2-1b-instruct", "refusal", None, "xstest: cannot load Paul/XSTest from the hub"),
+            ("llama-guard-3-1b", "guard", "openai-moderation", "openai-moderation: cannot load mmathys/"),
+            ("prompt-guard-86m", "prompt-guard", None, "cyberseceval-prompt-injection: not found under $LLAMA_ZOO_DATA")):
+        with pytest.raises(LlamaZooError) as raised:
+            evaluate(RunRequest(model, suite, shadow=True, limit=2, dataset=dataset), store)
+        assert str(raised.value).startswith(message), raised.value
+    assert store.completed_runs() == []
+
+
+def test_plan_help_names_what_its_output_shows(zoo, tmp_path):
+    text = " ".join(zoo("plan", "--help").stdout.replace("│", " ").split())
+    assert "marked * in the est. time column and named under the table" in text and "basis column" not in text
+    out = zoo("plan", "--model", "llama-3.1-8b", db=tmp_path / "r.db")  # no bench run stored: an assumed time
+    assert out.returncode == 0, out.stderr
+    assert "est. time" in out.stdout and " * " in out.stdout
+    assert any(line.startswith("* time assumed:") for line in out.stdout.splitlines())

@@ -22,7 +22,7 @@ import numpy as np
 
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.suites.core.base import (BYTES_PER_TOKEN, GENERATION_OPTIONS, Chart, Context, Emit, Item, McNemar, Option,
-                                  Plan, Sample, SuiteInfo, eos_ids, Work, require_language_model, require_sampling)
+                                  Plan, Sample, SuiteInfo, Work, require_language_model, require_sampling)
 from llama_zoo.suites.code.calibration import canonical_seconds, limits_for
 from llama_zoo.suites.code.sandbox import Job, Limits, Outcome, run_jobs
 from llama_zoo.suites.core.prompting import chats, continuation, generation_options, sampling, user_turn

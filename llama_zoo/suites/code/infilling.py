@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.suites.core.base import Chart, Context, McNemar, Option, SuiteInfo
-from llama_zoo.suites.code.humaneval import (GENERATION_OPTIONS, SCAN_CODE, WORKERS, HumanEvalSuite, Problems, eos_ids,
+from llama_zoo.suites.core.base import Chart, Context, McNemar, Option, SuiteInfo, eos_ids
+from llama_zoo.suites.code.humaneval import (GENERATION_OPTIONS, SCAN_CODE, WORKERS, HumanEvalSuite, Problems,
                                             load_problems, read_jsonl)
 from llama_zoo.suites.code.sandbox import Job
 from llama_zoo.backends.base import GenerateRequest

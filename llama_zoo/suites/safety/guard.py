@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,7 +22,7 @@ from llama_zoo.errors import LlamaZooError
 from llama_zoo.suites.core.base import (Context, Emit, Item, McNemar, Option, PairedBootstrap, Plan, Statistic, SuiteInfo, eos_ids,
                                   require_language_model)
 from llama_zoo.suites.safety.common import classified_sample, classifier_metrics, predicted_items, prompt_hash, require_labels
-from llama_zoo.suites.safety.data import load_labelled
+from llama_zoo.suites.safety.data import check_here, load_labelled
 from llama_zoo.suites.safety.guard_prompts import parse_verdict, render
 from llama_zoo.backends.base import GenerateRequest, NextTokenRequest
 
@@ -140,6 +141,7 @@ def template_agrees(tokenizer, prompt: str, turns: Sequence[tuple[str, str]]) ->
 
 class GuardSuite:
     info = SuiteInfo(
+        check_data=partial(check_here, default="xstest"),
         name=SUITE, version=SUITE_VERSION,
         summary="Llama Guard 1-4 as safety classifiers of prompts or responses: F1, precision, recall, FPR at 0.5, AUPRC, AUROC.",
         headline="f1", setup_keys=("role", "categories", "limit"),

@@ -12,12 +12,13 @@ headline: the default set mixes injections and jailbreaks as positives.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, Sequence
 
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.suites.core.base import Context, Emit, Item, McNemar, PairedBootstrap, Plan, Statistic, SuiteInfo
 from llama_zoo.suites.safety.common import classified_sample, classifier_metrics, predicted_items, require_labels
-from llama_zoo.suites.safety.data import NAMED, Mixture, load_labelled
+from llama_zoo.suites.safety.data import NAMED, Mixture, check_here, load_labelled
 from llama_zoo.backends.base import ClassifyRequest
 
 SUITE = "prompt-guard"
@@ -55,6 +56,7 @@ def chunk_requests(tokenizer, text: str, max_positions: int) -> tuple[ClassifyRe
 
 class PromptGuardSuite:
     info = SuiteInfo(
+        check_data=partial(check_here, default="prompt-attacks", named=NAMED, mixtures=MIXTURES),
         name=SUITE, version=SUITE_VERSION,
         summary="Prompt Guard 1/2 as prompt-attack detectors: AUROC, recall at 1% FPR, TPR and FPR at 0.5 and 0.9.",
         headline="auroc", setup_keys=("limit",),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Sequence
 
 import numpy as np
@@ -23,7 +24,7 @@ from llama_zoo.errors import LlamaZooError
 from llama_zoo.suites.core.base import (GENERATION_OPTIONS, Context, Emit, Item, McNemar, Option, Plan, Sample, SuiteInfo,
                                   require_language_model, require_sampling)
 from llama_zoo.suites.safety.common import KEEP_INPUT_CHARS, require_labels
-from llama_zoo.suites.safety.data import LabelledSet, Row, load_labelled, read_records
+from llama_zoo.suites.safety.data import LabelledSet, Row, check_here, load_labelled, read_records
 from llama_zoo.suites.safety.guard import policy_categories, verdict_request, verdict_token_ids
 from llama_zoo.suites.safety.refusal_rules import is_cyberseceval_refusal, is_refusal
 from llama_zoo.suites.core.judge import JUDGE_WEIGHTS
@@ -84,6 +85,7 @@ def cohen_kappa(a: Sequence[bool], b: Sequence[bool]) -> float:
 
 class RefusalSuite:
     info = SuiteInfo(
+        check_data=partial(check_here, default="xstest"),
         name=SUITE, version=SUITE_VERSION, meant_for="instruct",
         summary="Over-refusal of safe prompts, compliance with harmful ones (refusal rules; a Llama Guard judge with --judge).",
         headline="compliance_rate", lower_is_better=True, setup_keys=("judge_model", "samples", "temperature", "limit"),
