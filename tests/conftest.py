@@ -118,3 +118,13 @@ def smollm2_f32_gguf(smollm2_gguf) -> Path:
     from tests.real_model import f32_gguf
 
     return f32_gguf(smollm2_gguf)
+
+
+@pytest.fixture(scope="session")
+def ordinary_user():
+    """A throwaway non-root account to run commands as (tests/ordinary_user.py); this process's own
+    user where the tests do not run as root."""
+    from tests.ordinary_user import ordinary_user as made
+
+    with made() as user:
+        yield user

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import sqlite3
 import zlib
@@ -80,7 +81,13 @@ def make_engine(url: str) -> Engine:
             if Path(path).expanduser().is_dir():
                 raise DatabaseError(f"cannot open database {display(url)}: {path} is a directory; give a database "
                                     f"file inside it, e.g. --db {Path(path) / 'results.db'}")
-        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        if path and path != ":memory:" and _cannot_write(Path(path).expanduser()):
+            # a read-only filesystem, or a file or directory this user may not write: opened read-only, or
+            # SQLite would try to create its WAL index beside the file and refuse even to read
+            engine = create_engine(parsed, creator=functools.partial(_read_only_connection, Path(path).expanduser()),
+                                   execution_options={READ_ONLY: True})
+        else:
+            engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if backend == "postgresql":
@@ -93,6 +100,31 @@ def make_engine(url: str) -> Engine:
     raise DatabaseError(f"unsupported database {backend!r} in {display(url)}; use sqlite:///PATH or postgresql://...")
 
 
+def _cannot_write(path: Path) -> bool:
+    """An existing database file this process may read but not change (or whose directory it may not write)."""
+    return path.is_file() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+
+
+def _read_only_connection(path: Path) -> sqlite3.Connection:
+    """``mode=ro`` reads a WAL database beside a writer, but only where SQLite finds or can create its
+    shared-memory index (-shm); where it can do neither (a read-only filesystem), the file is read as
+    immutable: as it stood when its last writer closed it."""
+    timeout = SQLITE_BUSY_TIMEOUT_MS / 1000
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout, check_same_thread=False)
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+        return conn
+    except sqlite3.OperationalError:
+        return sqlite3.connect(f"file:{path}?immutable=1", uri=True, timeout=timeout, check_same_thread=False)
+
+
+READ_ONLY = "llama_zoo_read_only"  # an execution option: the engine was opened read-only
+
+
+def read_only(engine: Engine) -> bool:
+    return bool(engine.get_execution_options().get(READ_ONLY))
+
+
 @contextlib.contextmanager
 def translate_errors(url: str) -> Iterator[None]:
     """Database failures a user can cause, as one line."""
@@ -103,6 +135,8 @@ def translate_errors(url: str) -> Iterator[None]:
     except (DBAPIError, sqlite3.DatabaseError, SQLAlchemyError) as exc:
         original = getattr(exc, "orig", None) or exc
         reason = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
+        if "readonly database" in reason:
+            reason = "it is read-only here (the file or its directory); runs list, runs show and report still read it"
         raise DatabaseError(f"cannot use database {display(url)}: {reason}") from None
 
 
@@ -209,7 +243,12 @@ def open_engine(db: str | None = None, migrate: bool = True) -> Engine:
     url = resolve_url(db)
     engine = make_engine(url)
     with translate_errors(url):
-        if migrate:
+        if read_only(engine):  # readable as it is, or not at all: nothing may be migrated
+            stored = _stored_revision(engine)
+            if stored != SCHEMA_HEAD:
+                raise DatabaseError(f"cannot use database {display(url)}: it is read-only here and at schema revision "
+                                    f"{stored}, not {SCHEMA_HEAD}; copy it somewhere writable so llama-zoo can upgrade it")
+        elif migrate:
             upgrade(engine)
             use_wal(engine)
         else:
