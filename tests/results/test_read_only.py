@@ -55,6 +55,7 @@ def _check(out: str, run: str, db: Path) -> None:
                                          "or its directory); runs list, runs show and report still read it"], text
 
 
+@pytest.mark.slow
 def test_a_database_on_a_read_only_filesystem_is_read(stored, tmp_path):
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         pytest.skip("a read-only bind mount needs root and unshare (a mount namespace)")
@@ -68,6 +69,7 @@ def test_a_database_on_a_read_only_filesystem_is_read(stored, tmp_path):
     assert sorted(p.name for p in root.iterdir()) == ["r.db"]  # nothing was written beside it
 
 
+@pytest.mark.slow
 def test_another_users_database_is_read_by_an_ordinary_user(stored, ordinary_user):
     if ordinary_user.name is None:
         pytest.skip("the database's owner is this user: the test makes it another's as root")
