@@ -157,9 +157,7 @@ def _from_gguf(cls, source: WeightsSource, device: str, dtype):
 
     from llama_zoo.registry.gguf_files import read_once
 
-    # its per-tensor bars (tqdm's and transformers' own) would cut through the CLI's progress
-    hf_logging.disable_progress_bar()
-    quiet, os.environ["TQDM_DISABLE"] = os.environ.get("TQDM_DISABLE"), "1"
+    hf_logging.disable_progress_bar()  # its per-tensor bar would cut through the CLI's progress
     try:
         with read_once():
             model = cls.from_pretrained(source.directory, gguf_file=source.gguf_file, dtype=dtype)
@@ -167,11 +165,6 @@ def _from_gguf(cls, source: WeightsSource, device: str, dtype):
         raise BackendError(f"loading a GGUF file through transformers needs the gguf package: {exc}") from None
     except (OSError, ValueError, KeyError) as exc:
         raise BackendError(f"cannot load {source.ref}: {' '.join(str(exc).split())[:300]}") from None
-    finally:
-        if quiet is None:
-            del os.environ["TQDM_DISABLE"]
-        else:
-            os.environ["TQDM_DISABLE"] = quiet
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import os
 from typing import Iterator
 
@@ -42,14 +43,21 @@ def reader(path: str):
 
 @contextlib.contextmanager
 def read_once() -> Iterator[None]:
-    """Within the block, transformers' GGUF loading reads each file once and builds each name table once."""
+    """Within the block, transformers' GGUF loading reads each file once, builds each name table once
+    and draws no bar of its own."""
     import gguf
 
     global _depth
     reader_cls, name_map = _original("GGUFReader"), _original("get_tensor_name_map")
+    # its per-tensor bar ("Converting and de-quantizing GGUF tensors") would cut through the CLI's own
+    # progress; tqdm reads TQDM_DISABLE only when it is imported, so the module's tqdm is swapped
+    converter = importlib.import_module("transformers.modeling_gguf_pytorch_utils")
+    bar = getattr(converter, "tqdm", None)
     if _depth == 0:
         gguf.GGUFReader = lambda path, mode="r": reader(str(path)) if mode == "r" else reader_cls(path, mode)
         gguf.get_tensor_name_map = functools.lru_cache(maxsize=8)(name_map)
+        if bar is not None:
+            converter.tqdm = functools.partial(bar, disable=True)
     _depth += 1
     try:
         yield
@@ -57,3 +65,5 @@ def read_once() -> Iterator[None]:
         _depth -= 1
         if _depth == 0:
             gguf.GGUFReader, gguf.get_tensor_name_map = reader_cls, name_map
+            if bar is not None:
+                converter.tqdm = bar

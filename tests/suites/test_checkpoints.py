@@ -69,9 +69,10 @@ def test_perplexity_of_a_checkpoint_directory_equals_plain_transformers(zoo, smo
     assert shown["options"]["checkpoint"]["params"] == 134_515_008
 
 
-def test_a_gguf_file_is_parsed_once_and_loads_what_transformers_loads(smollm2_gguf, smollm2_dir, monkeypatch):
+def test_a_gguf_file_is_parsed_once_and_loads_what_transformers_loads(smollm2_gguf, smollm2_dir, monkeypatch, capfd):
     """Describing the file, its tokenizer and its weights parse the GGUF once (transformers alone
-    parses it three times); the tokenizer and every tensor are what transformers' own conversion gives."""
+    parses it three times), and draw no bar of transformers' own through the CLI's progress; the
+    tokenizer and every tensor are what transformers' own conversion gives."""
     import gguf
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -93,7 +94,10 @@ def test_a_gguf_file_is_parsed_once_and_loads_what_transformers_loads(smollm2_gg
     spec, checkpoint = from_path(str(smollm2_gguf))
     source = choose_source(spec, checkpoint=checkpoint)
     tokenizer, _ = load_tokenizer(spec, source)
+    capfd.readouterr()
     model = load_model(spec, source, "cpu", torch.float32)
+    drawn = capfd.readouterr()
+    assert "GGUF tensors" not in drawn.err + drawn.out and "Loading weights" not in drawn.err + drawn.out, drawn.err
     assert parsed == [str(smollm2_gguf)]
     assert gguf.GGUFReader is Counting  # put back once the loads are done
 
