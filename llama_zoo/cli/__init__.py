@@ -13,6 +13,7 @@ import typer
 from llama_zoo.cli.bench import bench_command
 from llama_zoo.cli.card import card_command
 from llama_zoo.cli.compare import compare_command
+from llama_zoo.cli.doctor import doctor_command
 from llama_zoo.cli.eval import eval_command
 from llama_zoo.cli.imports import app as import_app
 from llama_zoo.cli.models import app as models_app
@@ -38,6 +39,7 @@ app.command("compare")(compare_command)
 app.command("card")(card_command)
 app.command("report")(report_command)
 app.command("demo")(demo_command)
+app.command("doctor")(doctor_command)
 
 
 @app.callback()

@@ -35,7 +35,15 @@ OUTCOMES = ("passed", "failed", "timeout", "error")
 MAX_FRAME = 64 * 2**20  # bytes of one message: a larger reply is a failure, not a memory blow-up
 MAX_DEPTH = 64
 MAX_ITEMS = 2_000_000  # elements of one plain-data value, nested ones included
-CLONE_NEWNET = 0x40000000
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
+MNT_DETACH, AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY = 2, -100, 0x8000, 1
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}  # glibc wraps neither it nor mount_setattr
+SYS_MOUNT_SETATTR = 442  # the same number on every architecture
+PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 38, 24
+# what a program sees of the machine in a user namespace, read-only: the system and this interpreter
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+DEVICES = ("null", "zero", "full", "random", "urandom")
 # Loaded once in the zygote: what HumanEval-style programs import, so no child imports them again
 PRELOADED = ("math", "re", "itertools", "collections", "functools", "heapq", "string", "hashlib", "random", "typing",
              "fractions", "statistics", "bisect", "operator", "copy", "decimal", "datetime", "json", "ctypes",
@@ -253,9 +261,13 @@ def _confine(fd: int, job: dict) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     os.setsid()  # its own process group: the referee kills all of it
-    if job["netns"]:
-        ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET)  # best effort: sockets are disabled too
-    os.chdir(job["workdir"])
+    if job.get("userns"):
+        own_namespaces(job["workdir"], limits_file_bytes=job["limits"]["file_bytes"], keep=fd)
+        os.chdir("/tmp")
+    else:
+        if job["netns"]:
+            ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET)  # best effort: sockets are disabled too
+        os.chdir(job["workdir"])
     limits = job["limits"]
     cpu = limits["cpu_s"]
     for which, value in ((resource.RLIMIT_AS, limits["memory_bytes"]), (resource.RLIMIT_CPU, cpu),
@@ -267,8 +279,154 @@ def _confine(fd: int, job: dict) -> None:
         os.setgid(job["gid"])
         os.setuid(job["uid"])
     resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"], limits["processes"]))
+    if job.get("userns"):
+        _drop_capabilities()
+    scratch = "/tmp" if job.get("userns") else job["workdir"]
     os.environ.clear()
-    os.environ.update({"PATH": "/usr/bin:/bin", "HOME": job["workdir"], "TMPDIR": job["workdir"], "LANG": "C.UTF-8"})
+    os.environ.update({"PATH": "/usr/bin:/bin", "HOME": scratch, "TMPDIR": scratch, "LANG": "C.UTF-8"})
+
+
+# --------------------------------------------------------------------------- namespaces, without root
+
+
+def _libc():
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _ok(result: int, what: str) -> None:
+    if result != 0:
+        import ctypes
+
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def _mount(source, target: str, fstype, flags: int, data=None) -> None:
+    import ctypes
+
+    enc = (lambda v: v.encode() if v is not None else None)
+    _ok(_libc().mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
+
+
+def _read_only_tree(path: str) -> None:
+    """Every mount at and below ``path`` read-only (mount_setattr, Linux 5.12)."""
+    import ctypes
+
+    attr = (ctypes.c_uint64 * 4)(MOUNT_ATTR_RDONLY, 0, 0, 0)  # attr_set, attr_clr, propagation, userns_fd
+    _ok(_libc().syscall(ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(AT_FDCWD), path.encode(),
+                        ctypes.c_uint(AT_RECURSIVE), ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))),
+        f"mount_setattr {path}")
+
+
+def _interpreter_dirs() -> list:
+    """This interpreter's own directories (a virtualenv, pyenv under a home): a program may import
+    the standard library. The system's directories are there already."""
+    found = []
+    for path in (sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))):
+        path = os.path.realpath(path)
+        if not any(path == d or path.startswith(d + "/") for d in (*SYSTEM_DIRS, *found)):
+            found.append(path)
+    return found
+
+
+def own_namespaces(root: str, limits_file_bytes: int, keep: int) -> None:
+    """Without root: a user namespace holding a new network namespace (loopback only, down), a new
+    PID namespace (nothing outside it can be seen, signalled or traced) and a new mount namespace
+    whose root is a read-only tree of the system's directories and this interpreter, with a private
+    scratch tmpfs at /tmp; the home, the results database and every other file stay out of sight.
+
+    Called in the forked child with the empty directory ``root``; it forks once more. The process
+    that returns is the first of the new PID namespace (its end ends every process in it); the
+    other stays outside, waits for it, ends as it ended, and on SIGTERM (the referee's) kills it."""
+    libc = _libc()
+    uid, gid = os.getuid(), os.getgid()
+    _ok(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID), "unshare")
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing below propagates back to the host
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+    for path in (*SYSTEM_DIRS, *_interpreter_dirs()):
+        target = root + path
+        if os.path.islink(path):  # merged /usr: /bin -> usr/bin
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.symlink(os.readlink(path), target)
+        elif os.path.isdir(path):
+            os.makedirs(target, exist_ok=True)
+            _mount(path, target, None, MS_BIND | MS_REC)
+    for name in ("tmp", "proc", "dev"):
+        os.makedirs(f"{root}/{name}", exist_ok=True)
+    for name in DEVICES:
+        if os.path.exists(f"/dev/{name}"):
+            open(f"{root}/dev/{name}", "w").close()
+            _mount(f"/dev/{name}", f"{root}/dev/{name}", None, MS_BIND)
+    _read_only_tree(root)
+    _mount("tmpfs", f"{root}/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={limits_file_bytes},mode=1777")
+    os.chdir(root)
+    _ok(libc.syscall(SYS_PIVOT_ROOT[os.uname().machine], b".", b"."), "pivot_root")  # the old root beneath
+    _ok(libc.umount2(b".", MNT_DETACH), "umount the old root")
+    os.chdir("/")
+    inner = []  # set before the fork: a SIGTERM that comes at once still finds the handler
+    signal.signal(signal.SIGTERM, lambda *_: inner and os.kill(inner[0], signal.SIGKILL))
+    inner.append(os.fork())
+    if inner[0]:  # outside the PID namespace: its keeper
+        os.close(keep)
+        _, status = os.waitpid(inner[0], 0)  # retried after the handler (PEP 475)
+        code = os.waitstatus_to_exitcode(status)
+        if code < 0:  # ended by a signal (SIGXCPU, SIGKILL): end the same way, as the referee reads it
+            signal.signal(-code, signal.SIG_DFL)
+            os.kill(os.getpid(), -code)
+        os._exit(code)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.setsid()  # a group without the keeper: kill(0, ...) reaches the namespace's processes only
+    try:  # this namespace's own /proc; where the kernel refuses, an empty directory
+        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except OSError:
+        pass
+
+
+def _drop_capabilities() -> None:
+    """The namespace's creator holds every capability inside it: the program gets none, and cannot
+    gain one (no new privileges), so it can neither remount what is read-only nor enter the host."""
+    import ctypes
+
+    libc = _libc()
+    _ok(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    for cap in range(64):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            break  # past the last capability this kernel knows
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable: twice 32 bits, all zero
+    _ok(libc.capset(ctypes.byref(header), ctypes.byref(data)), "capset")
+
+
+def probe() -> int:
+    """Whether programs can be isolated here without root: the child's own setup, done once and
+    left. Prints why not and returns 1 where the kernel refuses."""
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="llama-zoo-probe-")
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(reader)
+        try:
+            own_namespaces(root, 1 << 20, keep=writer)
+            _drop_capabilities()
+            os._exit(0)
+        except BaseException as exc:  # noqa: B036 - reported, whatever it is
+            os.write(writer, str(exc).encode()[:500])
+            os._exit(1)
+    os.close(writer)
+    _, status = os.waitpid(pid, 0)
+    reason = os.read(reader, 500).decode(errors="replace")
+    os.rmdir(root)
+    if os.waitstatus_to_exitcode(status) != 0:
+        print(reason or f"the namespace setup ended with status {os.waitstatus_to_exitcode(status)}")
+        return 1
+    return 0
 
 
 def _disarm() -> None:
@@ -424,7 +582,8 @@ class Referee:
     def run(self, job: dict) -> dict:
         limits = job["limits"]
         start = time.perf_counter()
-        pid, sock = self.spawn({k: job[k] for k in ("program", "entry_point", "limits", "uid", "gid", "netns", "workdir")})
+        pid, sock = self.spawn({k: job.get(k) for k in ("program", "entry_point", "limits", "uid", "gid", "netns", "userns",
+                                                         "workdir")})
         outcome = None
         try:
             try:
@@ -439,9 +598,13 @@ class Referee:
             outcome = outcome or ("timeout", f"exceeded {limits['timeout_s']:g} s")
         duration = time.perf_counter() - start
         sock.close()
-        for kill, target in ((os.killpg, pid), (os.kill, pid)):  # its group, and itself if it had none yet
+        # its keeper kills the PID namespace's first process, and with it the whole namespace (a program
+        # that left the process group included); without one, its group, and itself if it had none yet
+        kills = (((os.kill, signal.SIGTERM),) if job.get("userns") else
+                 ((os.killpg, signal.SIGKILL), (os.kill, signal.SIGKILL)))
+        for kill, sig in kills:
             try:
-                kill(target, signal.SIGKILL)
+                kill(pid, sig)
             except (ProcessLookupError, PermissionError):
                 pass
         code = self.reap(pid)
@@ -517,4 +680,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--probe"]:
+        sys.exit(probe())
     main()

@@ -57,7 +57,8 @@ def canonical_seconds(jobs: Mapping[str, Job]) -> dict[str, float]:
     keys = {name: job_key(job) for name, job in jobs.items()}
     missing = {name: job for name, job in jobs.items() if keys[name] not in cached}
     if missing:
-        outcomes = run_jobs(list(missing.values()), MEASURE_LIMIT)
+        # the dataset's own canonical programs, not a model's: timed wherever the machine can run them
+        outcomes = run_jobs(list(missing.values()), MEASURE_LIMIT, unsafe_no_isolation=True)
         failed = [name for name, o in zip(missing, outcomes) if not o.passed]
         fresh = {keys[name]: o.duration_s for name, o in zip(missing, outcomes) if o.passed}
         cached.update(fresh)

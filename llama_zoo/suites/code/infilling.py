@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.suites.core.base import Chart, Context, McNemar, Option, SuiteInfo, eos_ids
-from llama_zoo.suites.code.humaneval import (GENERATION_OPTIONS, SCAN_CODE, WORKERS, HumanEvalSuite, Problems,
+from llama_zoo.suites.code.humaneval import (GENERATION_OPTIONS, SCAN_CODE, UNSAFE, WORKERS, HumanEvalSuite, Problems,
                                             load_problems, read_jsonl)
 from llama_zoo.suites.code.sandbox import Job
 from llama_zoo.backends.base import GenerateRequest
@@ -143,13 +143,14 @@ class InfillingSuite(HumanEvalSuite):
     info = SuiteInfo(
         name=SUITE, version=SUITE_VERSION, meant_for="generalist",
         summary="HumanEval-Infilling: fill in the middle with the model's own FIM tokens (Code Llama PSM/SPM); pass@k.",
-        headline="pass@1", setup_keys=("subset", "fim_mode", "samples", "temperature", "limit"), paired=McNemar("passed"),
+        headline="pass@1", setup_keys=("subset", "fim_mode", "samples", "temperature", "limit", "unsafe_no_isolation"), paired=McNemar("passed"),
         charts=(Chart("by_option", "pass@1", group="subset", series="fim_mode"),),
         options=(
             Option("subset", "single-line", "single-line, multi-line, random-span or random-span-light.", choices=tuple(SUBSETS)),
             Option("fim_mode", "psm", "psm (prefix, suffix, middle) or spm (suffix first).", choices=FIM_MODES),
             *GENERATION_OPTIONS,
             SCAN_CODE,
+            UNSAFE,
             WORKERS,
         ),
         scores_samples_file=True,

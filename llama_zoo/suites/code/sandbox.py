@@ -28,6 +28,7 @@ in-interpreter guards stop mistakes, not a determined program.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pwd
@@ -143,9 +144,44 @@ def _claim_uid() -> int:
     raise LlamaZooError(f"all {UID_SLOTS} sandbox uids are held by other processes")
 
 
+ROOT, USER_NAMESPACES, NONE = "root", "user-namespaces", "none"
+ISOLATION = {
+    ROOT: "root: its own uid and network namespace",
+    USER_NAMESPACES: "user namespaces: its own network, PID and mount namespaces; it sees the system's directories "
+                     "and its interpreter read-only, and a private /tmp",
+    NONE: "none: a program can do whatever this user can",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def isolation() -> tuple[str, str]:
+    """How this machine isolates programs (ROOT, USER_NAMESPACES or NONE), and why not better. The
+    probe is the children's own namespace setup, made once in a throwaway process."""
+    if os.geteuid() == 0:
+        return ROOT, ""
+    try:
+        probe = subprocess.run([sandbox_python(None), "-I", str(REFEREE), "--probe"], capture_output=True, text=True,
+                               timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return NONE, f"the probe did not run ({exc})"
+    if probe.returncode == 0:
+        return USER_NAMESPACES, ""
+    reason = " ".join((probe.stdout or probe.stderr).split())[-300:] or f"exit status {probe.returncode}"
+    return NONE, (f"not root, and the kernel refuses an unprivileged user namespace ({reason}; "
+                  "kernel.unprivileged_userns_clone, user.max_user_namespaces or an AppArmor policy)")
+
+
+def require_isolation(unsafe_no_isolation: bool) -> None:
+    """Model-written programs run only where they are isolated, unless the user said otherwise."""
+    kind, why = isolation()
+    if kind == NONE and not unsafe_no_isolation:
+        raise LlamaZooError(f"cannot isolate model-written programs here: {why}; they run only with "
+                            "--unsafe-no-isolation, and can then write anywhere you can")
+
+
 def _isolation() -> tuple[bool, tuple[int, int] | None]:
-    """(whether a new network namespace can be made, (uid, gid) the program runs as)."""
-    if os.geteuid() != 0:
+    """As root: (True: a new network namespace, (uid, gid) the program runs as); else (False, None)."""
+    if isolation()[0] != ROOT:
         return False, None
     try:
         gid = pwd.getpwnam("nobody").pw_gid
@@ -209,6 +245,7 @@ class _Worker:
                 os.chown(workdir, *self.user)
             request = {"program": job.program, "entry_point": job.entry_point, "trusted": job.trusted, "test": job.test,
                        "check": job.check, "limits": _wire(limits), "netns": self.netns, "workdir": workdir,
+                       "userns": isolation()[0] == USER_NAMESPACES,
                        "uid": self.user[0] if self.user else None, "gid": self.user[1] if self.user else None}
             start = time.perf_counter()
             self.proc.stdin.write((json.dumps(request) + "\n").encode())
@@ -291,10 +328,12 @@ def default_workers() -> int:
 
 
 def run_jobs(jobs: Sequence[Job], limits: Sequence[Limits] | Limits = Limits(), workers: int | None = None,
-             on_done=None) -> list[Outcome]:
+             on_done=None, unsafe_no_isolation: bool = False) -> list[Outcome]:
     """Run jobs across ``workers`` referees (default: the cores available to this process); results
     in order. Identical jobs under identical limits run once: the tests are deterministic, and
-    infilling tasks whose canonical middles rebuild the same program are common."""
+    infilling tasks whose canonical middles rebuild the same program are common. Where programs
+    cannot be isolated, refused unless ``unsafe_no_isolation``."""
+    require_isolation(unsafe_no_isolation)
     per = list(limits) if not isinstance(limits, Limits) else [limits] * len(jobs)
     keys = list(zip(jobs, per))
     waiting: dict[tuple[Job, Limits], list[int]] = {}
@@ -326,8 +365,10 @@ def run_many(programs: Sequence[str], limits: Sequence[Limits] | Limits = Limits
 
 def isolation_report() -> dict[str, object]:
     """What this machine's sandbox can do, for provenance."""
+    kind, _ = isolation()
     new_netns, user = _isolation()
-    return {"network_namespace": new_netns, "unprivileged_uid": user is not None, "python": sandbox_python(user)}
+    return {"isolation": kind, "network_namespace": kind != NONE, "unprivileged_uid": user is not None,
+            "python": sandbox_python(user)}
 
 
 def programs_outcomes(outcomes: Iterable[Outcome]) -> dict[str, int]:
