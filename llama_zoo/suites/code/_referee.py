@@ -35,8 +35,8 @@ OUTCOMES = ("passed", "failed", "timeout", "error")
 MAX_FRAME = 64 * 2**20  # bytes of one message: a larger reply is a failure, not a memory blow-up
 MAX_DEPTH = 64
 MAX_ITEMS = 2_000_000  # elements of one plain-data value, nested ones included
-CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x08000000, 0x10000000, 0x20000000, 0x40000000
+MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
 MNT_DETACH, AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY = 2, -100, 0x8000, 1
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}  # glibc wraps neither it nor mount_setattr
 SYS_MOUNT_SETATTR = 442  # the same number on every architecture
@@ -262,7 +262,7 @@ def _confine(fd: int, job: dict) -> None:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     os.setsid()  # its own process group: the referee kills all of it
     if job.get("userns"):
-        own_namespaces(job["workdir"], limits_file_bytes=job["limits"]["file_bytes"], keep=fd)
+        program_namespaces(job["limits"]["file_bytes"], keep=fd)
         os.chdir("/tmp")
     else:
         if job["netns"]:
@@ -289,10 +289,15 @@ def _confine(fd: int, job: dict) -> None:
 # --------------------------------------------------------------------------- namespaces, without root
 
 
-def _libc():
-    import ctypes
+_LIBC = []  # loaded once (in the zygote): each program's setup calls it a dozen times
 
-    return ctypes.CDLL(None, use_errno=True)
+
+def _libc():
+    if not _LIBC:
+        import ctypes
+
+        _LIBC.append(ctypes.CDLL(None, use_errno=True))
+    return _LIBC[0]
 
 
 def _ok(result: int, what: str) -> None:
@@ -331,18 +336,15 @@ def _interpreter_dirs() -> list:
     return found
 
 
-def own_namespaces(root: str, limits_file_bytes: int, keep: int) -> None:
-    """Without root: a user namespace holding a new network namespace (loopback only, down), a new
-    PID namespace (nothing outside it can be seen, signalled or traced) and a new mount namespace
-    whose root is a read-only tree of the system's directories and this interpreter, with a private
-    scratch tmpfs at /tmp; the home, the results database and every other file stay out of sight.
-
-    Called in the forked child with the empty directory ``root``; it forks once more. The process
-    that returns is the first of the new PID namespace (its end ends every process in it); the
-    other stays outside, waits for it, ends as it ended, and on SIGTERM (the referee's) kills it."""
+def sandbox_root(root: str) -> None:
+    """Without root, once per worker, in the zygote: a user namespace of this user's own (its uid
+    mapped to itself) holding a new network namespace (loopback only, down) and a new mount
+    namespace whose root is a read-only tree of the system's directories and this interpreter, five
+    device nodes, an empty /proc and a /tmp for each program's own; the home, the results database
+    and every other file stay out of sight. ``root``: an empty directory, the tmpfs's mount point."""
     libc = _libc()
     uid, gid = os.getuid(), os.getgid()
-    _ok(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID), "unshare")
+    _ok(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET), "unshare")
     for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
         with open(f"/proc/self/{name}", "w") as f:
             f.write(text)
@@ -363,11 +365,21 @@ def own_namespaces(root: str, limits_file_bytes: int, keep: int) -> None:
             open(f"{root}/dev/{name}", "w").close()
             _mount(f"/dev/{name}", f"{root}/dev/{name}", None, MS_BIND)
     _read_only_tree(root)
-    _mount("tmpfs", f"{root}/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={limits_file_bytes},mode=1777")
     os.chdir(root)
     _ok(libc.syscall(SYS_PIVOT_ROOT[os.uname().machine], b".", b"."), "pivot_root")  # the old root beneath
     _ok(libc.umount2(b".", MNT_DETACH), "umount the old root")
     os.chdir("/")
+
+
+def program_namespaces(scratch_bytes: int, keep: int) -> None:
+    """Per program, in the child the zygote forked (``sandbox_root`` done): new PID, mount and IPC
+    namespaces and a private tmpfs /tmp. It forks once more. The process that returns is the first
+    of the new PID namespace: nothing outside it can be seen, signalled or traced, and its end ends
+    every process in it. The other stays outside as its keeper: it waits, ends as it ended, and on
+    SIGTERM (the referee's) kills it, however the program rearranged its sessions. (A PID namespace
+    is made only for a process's next child, once: the zygote cannot make one per program.)"""
+    _ok(_libc().unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC), "unshare")
+    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={scratch_bytes},mode=1777")
     inner = []  # set before the fork: a SIGTERM that comes at once still finds the handler
     signal.signal(signal.SIGTERM, lambda *_: inner and os.kill(inner[0], signal.SIGKILL))
     inner.append(os.fork())
@@ -381,10 +393,6 @@ def own_namespaces(root: str, limits_file_bytes: int, keep: int) -> None:
         os._exit(code)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.setsid()  # a group without the keeper: kill(0, ...) reaches the namespace's processes only
-    try:  # this namespace's own /proc; where the kernel refuses, an empty directory
-        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    except OSError:
-        pass
 
 
 def _drop_capabilities() -> None:
@@ -410,12 +418,16 @@ def probe() -> int:
     root = tempfile.mkdtemp(prefix="llama-zoo-probe-")
     reader, writer = os.pipe()
     pid = os.fork()
-    if pid == 0:
+    if pid == 0:  # as a zygote and its program would
         os.close(reader)
         try:
-            own_namespaces(root, 1 << 20, keep=writer)
-            _drop_capabilities()
-            os._exit(0)
+            sandbox_root(root)
+            program = os.fork()
+            if program == 0:
+                program_namespaces(1 << 20, keep=os.open(os.devnull, os.O_RDONLY))  # its keeper ends as it ends
+                _drop_capabilities()
+                os._exit(0)
+            os._exit(os.waitstatus_to_exitcode(os.waitpid(program, 0)[1]) & 0xFF)
         except BaseException as exc:  # noqa: B036 - reported, whatever it is
             os.write(writer, str(exc).encode()[:500])
             os._exit(1)
@@ -460,8 +472,9 @@ def _disarm() -> None:
 # --------------------------------------------------------------------------- the zygote
 
 
-def _zygote(control: socket.socket) -> None:
-    """Fork a child per request; hand back the referee's end of its socket, and its exit status."""
+def _zygote(control: socket.socket, root) -> None:
+    """Fork a child per request; hand back the referee's end of its socket, and its exit status.
+    ``root``: without root, the empty directory its user namespace's root is built on (None: as root)."""
     devnull = os.open(os.devnull, os.O_RDWR)
     for std in (0, 1, 2):  # the referee's pipes to the harness stay out of every child
         os.dup2(devnull, std)
@@ -470,6 +483,11 @@ def _zygote(control: socket.socket) -> None:
             __import__(name)
         except ImportError:
             pass
+    if root is not None:
+        try:
+            sandbox_root(root)  # the modules above are loaded: the programs see no site-packages
+        except BaseException:  # noqa: B036 - no program runs where the sandbox could not be built
+            os._exit(111)
     while True:
         message = recv_frame(control)
         if message is None:
@@ -550,15 +568,18 @@ class _Proxy:
 
 
 class Referee:
-    def __init__(self):
+    def __init__(self, user_namespaces: bool = False):
+        import tempfile
+
         ours, theirs = socket.socketpair()
+        root = tempfile.mkdtemp(prefix="llama-zoo-sandbox-root-") if user_namespaces else None
         pid = os.fork()
         if pid == 0:  # the zygote: before any test has been read
             ours.close()
-            _zygote(theirs)
+            _zygote(theirs, root)
             os._exit(0)
         theirs.close()
-        self.zygote, self.zygote_pid = ours, pid
+        self.zygote, self.zygote_pid, self.root = ours, pid, root
         signal.signal(signal.SIGALRM, self._alarm)
 
     @staticmethod
@@ -570,6 +591,12 @@ class Referee:
         message, fds, _, _ = socket.recv_fds(self.zygote, 4096, 1)
         if not message or not fds:
             raise RuntimeError("the zygote is gone")
+        if self.root is not None:  # the zygote has built its root on it (in its own mount namespace)
+            try:
+                os.rmdir(self.root)
+            except OSError:
+                pass
+            self.root = None
         return json.loads(message)["pid"], socket.socket(fileno=fds[0])
 
     def reap(self, pid: int):
@@ -665,8 +692,8 @@ class Referee:
         return ("passed", "")
 
 
-def main() -> None:
-    referee = Referee()
+def main(user_namespaces: bool) -> None:
+    referee = Referee(user_namespaces)
     for line in sys.stdin:
         job = json.loads(line)
         try:
@@ -682,4 +709,4 @@ def main() -> None:
 if __name__ == "__main__":
     if sys.argv[1:] == ["--probe"]:
         sys.exit(probe())
-    main()
+    main(user_namespaces=sys.argv[1:] == ["--user-namespaces"])

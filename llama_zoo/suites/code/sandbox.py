@@ -239,7 +239,8 @@ class _Worker:
         new_netns, user = _isolation()
         self.netns = new_netns
         self.user = (uid, user[1]) if user is not None and uid is not None else None
-        self.proc = subprocess.Popen([sandbox_python(user), "-I", str(REFEREE)], stdin=subprocess.PIPE,
+        namespaces = ["--user-namespaces"] if isolation()[0] == USER_NAMESPACES else []
+        self.proc = subprocess.Popen([sandbox_python(user), "-I", str(REFEREE), *namespaces], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
         self.buffer = b""
 
