@@ -72,7 +72,7 @@ def _root(
 
 
 def main() -> None:
-    from llama_zoo.errors import Interrupted, LlamaZooError
+    from llama_zoo.errors import LlamaZooError
 
     from llama_zoo.cli.eval import help_for
 
@@ -86,10 +86,8 @@ def main() -> None:
             sys.exit(0)  # the help was printed; that is what a bare command asks for
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         _fail(f"{message} (see --help)")
-    except (typer.Abort, KeyboardInterrupt) as exc:
-        # click turns Ctrl-C into Abort: what the interrupted run kept is the line to show (demo, card)
-        cause = exc if isinstance(exc, Interrupted) else exc.__cause__
-        _fail(str(cause) if isinstance(cause, Interrupted) else "aborted")
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("aborted")
     sys.exit(code if isinstance(code, int) else 0)
 
 

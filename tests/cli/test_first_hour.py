@@ -139,3 +139,17 @@ def test_plan_help_names_what_its_output_shows(zoo, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "est. time" in out.stdout and " * " in out.stdout
     assert any(line.startswith("* time assumed:") for line in out.stdout.splitlines())
+
+
+def test_ctrl_c_in_the_demo_says_what_the_run_kept(zoo, tmp_path, monkeypatch):
+    """click turns Ctrl-C into Abort; what the interrupted run kept is still the one line shown."""
+    import llama_zoo.orchestration as orchestration
+    from llama_zoo.errors import Interrupted
+
+    def interrupted(*_, **__):
+        raise Interrupted("interrupted: run abc123 kept 3 of 9 samples; the same command resumes it")
+
+    monkeypatch.setattr(orchestration, "evaluate", interrupted)
+    out = zoo("demo", "--out", tmp_path / "demo.html")
+    assert out.returncode == 2
+    assert out.stderr.strip() == "error: interrupted: run abc123 kept 3 of 9 samples; the same command resumes it"
