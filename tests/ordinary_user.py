@@ -18,6 +18,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,25 +54,37 @@ class User:
         return pwd.getpwnam(self.name).pw_uid if self.name else os.getuid()
 
 
-LEDGER = Path(tempfile.gettempdir()) / "llama-zoo-ordinary-user.json"  # shared by the xdist workers
+def _ledger_file() -> Path:
+    """Shared by this test run's xdist workers (one file per run: a run killed midway leaves no
+    count behind for the next), in a directory only root can write: root trusts what it reads there."""
+    directory = Path(tempfile.gettempdir()) / "llama-zoo-tests-root"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    info = directory.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o077:
+        pytest.skip(f"{directory} is not a directory of root's alone: remove it")
+    return directory / f"ordinary-user-{os.environ.get('PYTEST_XDIST_TESTRUNUID', os.getpid())}.json"
 
 
 @contextlib.contextmanager
 def _ledger() -> Iterator[dict[str, list[int]]]:
     """{directory: [its own mode, how many sessions opened it]}, under a lock: a worker closes a
     directory again only when no other worker's user still needs it."""
-    with open(LEDGER.with_suffix(".lock"), "w") as lock:
+    ledger = _ledger_file()
+    with open(ledger.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        state = json.loads(LEDGER.read_text()) if LEDGER.exists() else {}
+        state = json.loads(ledger.read_text()) if ledger.exists() else {}
         yield state
-        LEDGER.write_text(json.dumps(state))
+        if state:
+            ledger.write_text(json.dumps(state))
+        else:
+            ledger.unlink(missing_ok=True)
 
 
 def _open_ancestors(*paths: Path) -> list[str]:
     """Let others traverse the directories above ``paths``; the ones this call opened or shares."""
     mine = []
     with _ledger() as state:
-        for parent in {p for path in paths for p in path.resolve().parents}:
+        for parent in {p for path in paths for p in (path.resolve(), *path.resolve().parents) if p.is_dir()}:
             key = str(parent)
             if key in state:
                 state[key][1] += 1
@@ -104,9 +117,13 @@ def ordinary_user() -> Iterator[User]:
     if not (shutil.which("useradd") and shutil.which("userdel") and shutil.which("runuser")):
         pytest.skip("an ordinary user is made with useradd and entered with runuser (util-linux, passwd)")
     name = f"zoo{uuid.uuid4().hex[:8]}"
-    made = subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-                          capture_output=True, text=True)
-    if made.returncode != 0:
+    for attempt in range(10):  # another xdist worker's useradd may hold /etc/passwd's lock
+        made = subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                              capture_output=True, text=True)
+        if made.returncode == 0:
+            break
+        time.sleep(0.5 * (attempt + 1))
+    else:
         pytest.skip(f"no throwaway user could be made: {made.stderr.strip()}")
     home = Path(tempfile.mkdtemp(prefix="llama-zoo-home-"))
     shutil.chown(home, name, name)
@@ -116,5 +133,8 @@ def ordinary_user() -> Iterator[User]:
         yield User(name, home)
     finally:
         _close_ancestors(opened)
-        subprocess.run(["userdel", name], capture_output=True)
+        for attempt in range(10):
+            if subprocess.run(["userdel", name], capture_output=True).returncode in (0, 6):  # 6: no such user
+                break
+            time.sleep(0.5 * (attempt + 1))
         shutil.rmtree(home, ignore_errors=True)

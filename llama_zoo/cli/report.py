@@ -80,6 +80,10 @@ def demo_command(
     # the real model first: its numbers are the demo's measurements, the shadows' are not
     jobs = [dataclasses.replace(job, device="cpu") for job in demo.real_jobs(real)] if real else []
     jobs += [dataclasses.replace(job, shadow=True, device="cpu") for job in (*demo.JOBS, *safety)]
+    unsafe = demo.cannot_run_code()
+    if unsafe:  # the demo never runs model-written code without isolation, nor asks to
+        jobs = [job for job in jobs if job.suite not in demo.CODE_SUITES]
+        console.print(f"code suites left out: {unsafe}", highlight=False, markup=False)
     if real:
         console.print(f"real model first: {demo.REAL_MODEL_ABOUT}; its numbers are measurements.", highlight=False)
     kept = Kept()  # consecutive runs of one model load it once

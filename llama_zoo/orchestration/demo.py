@@ -40,6 +40,17 @@ NOT_IN_DEMO = {
 }
 
 
+CODE_SUITES = ("humaneval", "humaneval-infilling")  # they run model-written programs
+
+
+def cannot_run_code() -> str | None:
+    """Why this machine cannot isolate model-written programs (None: it can)."""
+    from llama_zoo.suites.code.sandbox import NONE, isolation
+
+    kind, why = isolation()
+    return f"{why} (llama-zoo doctor)" if kind == NONE else None
+
+
 def left_out(ran: set[str]) -> list[tuple[str, str]]:
     """Each suite the demo did not run, with what it needs."""
     return [(suite, need) for suite, need in NOT_IN_DEMO.items() if suite not in ran]

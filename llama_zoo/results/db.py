@@ -101,8 +101,14 @@ def make_engine(url: str) -> Engine:
 
 
 def _cannot_write(path: Path) -> bool:
-    """An existing database file this process may read but not change (or whose directory it may not write)."""
-    return path.is_file() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+    """An existing database file this process may read but not change: the file itself, or its
+    directory where SQLite would have to create its journal or WAL files there."""
+    if not path.is_file():
+        return False
+    if not os.access(path, os.W_OK):
+        return True
+    beside = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
+    return not os.access(path.parent, os.W_OK) and not all(os.access(f, os.W_OK) for f in beside)
 
 
 def _read_only_connection(path: Path) -> sqlite3.Connection:
@@ -115,7 +121,10 @@ def _read_only_connection(path: Path) -> sqlite3.Connection:
         conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
         return conn
     except sqlite3.OperationalError:
-        return sqlite3.connect(f"file:{path}?immutable=1", uri=True, timeout=timeout, check_same_thread=False)
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:  # immutable would skip what the WAL holds: refuse, not misread
+            raise
+        return sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, timeout=timeout, check_same_thread=False)
 
 
 READ_ONLY = "llama_zoo_read_only"  # an execution option: the engine was opened read-only
@@ -245,6 +254,12 @@ def open_engine(db: str | None = None, migrate: bool = True) -> Engine:
     with translate_errors(url):
         if read_only(engine):  # readable as it is, or not at all: nothing may be migrated
             stored = _stored_revision(engine)
+            if stored is None:
+                raise DatabaseError(f"cannot use database {display(url)}: it is read-only here and not a llama-zoo "
+                                    "database (no schema revision in it)")
+            if stored > SCHEMA_HEAD:
+                raise DatabaseError(f"cannot use database {display(url)}: it is at schema revision {stored}, newer than "
+                                    "this llama-zoo knows; upgrade llama-zoo")
             if stored != SCHEMA_HEAD:
                 raise DatabaseError(f"cannot use database {display(url)}: it is read-only here and at schema revision "
                                     f"{stored}, not {SCHEMA_HEAD}; copy it somewhere writable so llama-zoo can upgrade it")

@@ -231,3 +231,21 @@ def test_instruct_model_with_a_real_chat_template_end_to_end(zoo, shared, tmp_pa
     run_id = json.loads(result.stdout)["run_id"]
     shown = json.loads(zoo("runs", "show", run_id, "--format", "json", db=db).stdout)
     assert shown["options"]["instruct"] is True and shown["samples_stored"] == 2
+
+
+def test_a_program_cannot_reach_the_harness_users_keyring():
+    """The session keyring (login credentials, Kerberos caches) a fork would inherit: each program
+    joins an empty one of its own."""
+    import ctypes
+    import platform
+
+    keyctl = {"x86_64": 250, "aarch64": 219}.get(platform.machine())
+    if keyctl is None:
+        pytest.skip(f"keyctl's system call number on {platform.machine()} is not known here")
+    libc = ctypes.CDLL(None, use_errno=True)
+    ours = libc.syscall(ctypes.c_long(keyctl), 0, -3, 1)  # KEYCTL_GET_KEYRING_ID of the session keyring, made if none
+    if ours < 0:
+        pytest.skip("no session keyring here (a kernel without keys)")
+    source = (f"import ctypes\nlibc = ctypes.CDLL(None)\n"
+              f"theirs = libc.syscall(ctypes.c_long({keyctl}), 0, -3, 0)\nassert theirs != {ours}, theirs")
+    assert run_program(source, Limits(timeout_s=5)).outcome == "passed"

@@ -32,11 +32,16 @@ NO_USER_NAMESPACES = r"""
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
 uid, gid = os.getuid(), os.getgid()
-if libc.unshare(0x10000000) != 0:
-    sys.exit(f"unshare: {os.strerror(ctypes.get_errno())}")
-for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1"),):
-    open(f"/proc/self/{name}", "w").write(text)
-open("/proc/sys/user/max_user_namespaces", "w").write("0")
+try:
+    if libc.unshare(0x10000000) != 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+    with open("/proc/sys/user/max_user_namespaces", "w") as f:
+        f.write("0")
+except OSError as exc:
+    sys.exit(f"no user namespace to refuse nested ones in: {exc}")
 os.execv(sys.argv[1], sys.argv[1:])
 """
 
@@ -144,8 +149,8 @@ def test_without_user_namespaces_scoring_is_refused_in_one_line_unless_unsafe(or
     db = work / "r.db"
     wrapper = [sys.executable, "-I", "-c", NO_USER_NAMESPACES]
     doctor = user.run([*wrapper, *_zoo("doctor")])
-    if doctor.returncode != 0 and "unshare:" in doctor.stderr:
-        pytest.skip(f"no user namespace to refuse nested ones in: {doctor.stderr.strip()}")
+    if doctor.returncode != 0 and "no user namespace to refuse nested ones in" in doctor.stderr:
+        pytest.skip(doctor.stderr.strip())
     assert doctor.returncode == 0, doctor.stderr
     assert "none: a program can do whatever this user can" in doctor.stdout
     assert "refuses an unprivileged user namespace" in " ".join(doctor.stdout.split())

@@ -40,7 +40,8 @@ MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
 MNT_DETACH, AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY = 2, -100, 0x8000, 1
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}  # glibc wraps neither it nor mount_setattr
 SYS_MOUNT_SETATTR = 442  # the same number on every architecture
-PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 38, 24
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 1, 38, 24
+SYS_KEYCTL, KEYCTL_JOIN_SESSION_KEYRING = {"x86_64": 250, "aarch64": 219}, 1
 # what a program sees of the machine in a user namespace, read-only: the system and this interpreter
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 DEVICES = ("null", "zero", "full", "random", "urandom")
@@ -261,6 +262,7 @@ def _confine(fd: int, job: dict) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     os.setsid()  # its own process group: the referee kills all of it
+    _new_session_keyring()
     if job.get("userns"):
         program_namespaces(job["limits"]["file_bytes"], keep=fd)
         os.chdir("/tmp")
@@ -371,6 +373,16 @@ def sandbox_root(root: str) -> None:
     os.chdir("/")
 
 
+def _new_session_keyring() -> None:
+    """An empty session keyring of its own: the harness user's (login credentials, Kerberos
+    caches) is inherited by a fork, user namespace or not, and a program could read or fill it."""
+    import ctypes
+
+    number = SYS_KEYCTL.get(os.uname().machine)
+    if number is not None:  # a kernel without keys (ENOSYS) has none to reach either
+        _libc().syscall(ctypes.c_long(number), ctypes.c_int(KEYCTL_JOIN_SESSION_KEYRING), None)
+
+
 def program_namespaces(scratch_bytes: int, keep: int) -> None:
     """Per program, in the child the zygote forked (``sandbox_root`` done): new PID, mount and IPC
     namespaces and a private tmpfs /tmp. It forks once more. The process that returns is the first
@@ -378,20 +390,42 @@ def program_namespaces(scratch_bytes: int, keep: int) -> None:
     every process in it. The other stays outside as its keeper: it waits, ends as it ended, and on
     SIGTERM (the referee's) kills it, however the program rearranged its sessions. (A PID namespace
     is made only for a process's next child, once: the zygote cannot make one per program.)"""
-    _ok(_libc().unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC), "unshare")
+    import resource
+
+    libc = _libc()
+    zygote = os.getppid()
+    # the zygote ends with its referee (a worker replaced, the harness gone): the keeper is told, so
+    # the namespace never outlives them
+    _ok(libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0), "pdeathsig")
+    if os.getppid() != zygote:
+        os._exit(111)
+    _ok(libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC), "unshare")
     _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={scratch_bytes},mode=1777")
-    inner = []  # set before the fork: a SIGTERM that comes at once still finds the handler
-    signal.signal(signal.SIGTERM, lambda *_: inner and os.kill(inner[0], signal.SIGKILL))
-    inner.append(os.fork())
-    if inner[0]:  # outside the PID namespace: its keeper
+    state = {"inner": 0, "ended": False}  # a SIGTERM before the fork has returned is kept, and acted on after
+
+    def end(*_):
+        state["ended"] = True
+        if state["inner"]:
+            os.kill(state["inner"], signal.SIGKILL)
+
+    signal.signal(signal.SIGTERM, end)
+    inner = os.fork()
+    if inner:  # outside the PID namespace: its keeper
+        state["inner"] = inner
+        if state["ended"]:
+            os.kill(inner, signal.SIGKILL)
         os.close(keep)
-        _, status = os.waitpid(inner[0], 0)  # retried after the handler (PEP 475)
+        _, status = os.waitpid(inner, 0)  # retried after the handler (PEP 475)
         code = os.waitstatus_to_exitcode(status)
         if code < 0:  # ended by a signal (SIGXCPU, SIGKILL): end the same way, as the referee reads it
-            signal.signal(-code, signal.SIG_DFL)
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            if -code != signal.SIGKILL:
+                signal.signal(-code, signal.SIG_DFL)
             os.kill(os.getpid(), -code)
+            os._exit(128 - code)  # a signal whose default is to be ignored
         os._exit(code)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _ok(libc.prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0), "pdeathsig")  # the keeper ends it itself
     os.setsid()  # a group without the keeper: kill(0, ...) reaches the namespace's processes only
 
 
@@ -580,6 +614,7 @@ class Referee:
             os._exit(0)
         theirs.close()
         self.zygote, self.zygote_pid, self.root = ours, pid, root
+        self.spawned = 0  # programs started: a zygote gone before the first could not build its sandbox
         signal.signal(signal.SIGALRM, self._alarm)
 
     @staticmethod
@@ -587,10 +622,14 @@ class Referee:
         raise Timeout()
 
     def spawn(self, job: dict):
-        send_frame(self.zygote, json.dumps({"op": "spawn", **job}).encode())
-        message, fds, _, _ = socket.recv_fds(self.zygote, 4096, 1)
+        try:
+            send_frame(self.zygote, json.dumps({"op": "spawn", **job}).encode())
+            message, fds, _, _ = socket.recv_fds(self.zygote, 4096, 1)
+        except OSError:  # it could not build its sandbox, or a program killed it
+            message, fds = b"", []
         if not message or not fds:
             raise RuntimeError("the zygote is gone")
+        self.spawned += 1
         if self.root is not None:  # the zygote has built its root on it (in its own mount namespace)
             try:
                 os.rmdir(self.root)
@@ -600,8 +639,11 @@ class Referee:
         return json.loads(message)["pid"], socket.socket(fileno=fds[0])
 
     def reap(self, pid: int):
-        send_frame(self.zygote, json.dumps({"op": "reap", "pid": pid}).encode())
-        reply = recv_frame(self.zygote)
+        try:
+            send_frame(self.zygote, json.dumps({"op": "reap", "pid": pid}).encode())
+            reply = recv_frame(self.zygote)
+        except OSError:
+            reply = None
         if reply is None:
             raise RuntimeError("the zygote is gone")
         return json.loads(reply)["code"]
@@ -699,7 +741,14 @@ def main(user_namespaces: bool) -> None:
         try:
             result = referee.run(job)
         except RuntimeError as exc:  # the zygote died (a program without its own uid may kill it)
-            sys.stdout.write(json.dumps({"outcome": "error", "detail": str(exc), "duration_s": 0.0, "restart": True}) + "\n")
+            fatal = user_namespaces and referee.spawned == 0  # its namespaces could not be built: no program runs
+            if referee.root is not None:
+                try:
+                    os.rmdir(referee.root)
+                except OSError:
+                    pass
+            sys.stdout.write(json.dumps({"outcome": "error", "detail": str(exc), "duration_s": 0.0, "restart": True,
+                                         "fatal": fatal}) + "\n")
             sys.stdout.flush()
             return
         sys.stdout.write(json.dumps(result) + "\n")

@@ -263,6 +263,9 @@ class _Worker:
                                "the referee did not answer", time.perf_counter() - start)
             if reply.get("restart"):
                 self.stop()
+            if reply.get("fatal"):  # never a run of errors stored as if its programs had failed
+                raise LlamaZooError("the sandbox's user namespaces could not be built here, though the probe built "
+                                    "them (llama-zoo doctor); no program was run")
             return Outcome(reply["outcome"], reply["detail"], reply["duration_s"])
         finally:
             if self.user is not None:

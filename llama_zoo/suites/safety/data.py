@@ -246,15 +246,16 @@ def load_named(named: Named, revision: str | None = None) -> LabelledSet:
 Mixture = tuple[tuple[str, int | None], ...]  # (named set, keep only this label or None for all)
 
 
-def check_here(dataset: str | None, default: str, *, named: dict[str, Named] = NAMED,
+def check_here(dataset: str | None, revision: str | None, default: str, *, named: dict[str, Named] = NAMED,
                mixtures: dict[str, Mixture] | None = None) -> None:
     """Before a model loads: the error ``load_labelled`` would raise for a named set found neither
-    under $LLAMA_ZOO_DATA nor on a hub this process can reach (an offline hub fails at once)."""
+    under $LLAMA_ZOO_DATA nor on a hub this process can reach (an offline hub fails at once; a copy
+    in the hub's cache still loads, as it would after the model)."""
     dataset = dataset or default
     parts = [part for part, _ in mixtures[dataset]] if mixtures and dataset in mixtures else [dataset]
     for part in parts:
         if part in named and find_file(named[part].files) is None and (named[part].hub is None or hub_offline()):
-            _from_hub(named[part], None)
+            _from_hub(named[part], revision)
 
 
 def load_labelled(dataset: str | None, revision: str | None, default: str, *, named: dict[str, Named] = NAMED,
