@@ -11,7 +11,7 @@ from llama_zoo.cli.common import console
 
 def doctor_command() -> None:
     """What this machine provides: the sandbox's isolation for model-written code (and why not more),
-    the interpreter programs run under, and which optional engines and extras are installed."""
+    the interpreter programs run under, and which optional engines are installed."""
     from rich.table import Table
 
     from llama_zoo.suites.code.sandbox import ISOLATION, NONE, _isolation, isolation, sandbox_python
@@ -25,10 +25,9 @@ def doctor_command() -> None:
     table.add_row("sandbox python", sandbox_python(_isolation()[1]))
     table.add_row("python", f"{sys.version.split()[0]} at {sys.executable}")
     for name, module in (("torch", "torch"), ("transformers", "transformers"), ("llama.cpp", "llama_cpp"),
-                         ("vllm", "vllm"), ("lm-eval", "lm_eval"), ("ray", "ray"), ("agentdojo", "agentdojo"),
-                         ("codeshield", "codeshield"), ("bfcl-eval", "bfcl_eval")):
+                         ("vllm", "vllm"), ("lm-eval", "lm_eval"), ("ray", "ray")):
         table.add_row(name, "installed" if importlib.util.find_spec(module) else "-")
     console.print(table, highlight=False)
     if kind == NONE:
-        console.print("model-written programs (humaneval, humaneval-infilling) are refused here unless you pass "
-                      "--unsafe-no-isolation", highlight=False)
+        console.print("the code suites refuse model-written programs here unless you pass --unsafe-no-isolation",
+                      highlight=False)

@@ -17,6 +17,7 @@ from llama_zoo.suites.code import humaneval, infilling
 from llama_zoo.backends.base import GenerateRequest
 from llama_zoo.backends.hf import HFBackend
 from llama_zoo.backends.weights import choose_source
+from llama_zoo.suites.core.base import eos_ids
 
 # Code Llama's 16 extra tokens (32000-32015), as in tests/suites/test_infilling.py
 CODE_LLAMA_EXTRA = ["▁<SU", "▁<SUF", "▁<PRE", "▁<M", "▁<MID", "▁<E", "▁<EOT", "▁<PRE>", "▁<SUF>", "▁<MID>"]
@@ -92,7 +93,7 @@ def one_at_a_time(runner: HFBackend, requests: list[GenerateRequest]):
 def test_humaneval_batch_equals_one_at_a_time(humaneval_problems, llama3):
     runner, recorder = llama3
     tok = runner.tokenizer
-    eos = humaneval.eos_ids(runner.spec)
+    eos = eos_ids(runner.spec)
     prompts = [tuple(tok(p["prompt"]).input_ids) for p in list(humaneval_problems.tasks.values())[:16]]
     base = [GenerateRequest(p, max_new_tokens=48, stop_strings=humaneval.STOP_STRINGS, stop_token_ids=eos)
             for p in prompts]
@@ -221,7 +222,7 @@ def test_static_cache_path_run_eagerly_on_cpu(humaneval_problems, llama3):
     runner, _ = llama3
     prompts = [tuple(runner.tokenizer(p["prompt"]).input_ids) for p in list(humaneval_problems.tasks.values())[30:41]]
     requests = [GenerateRequest(p, max_new_tokens=6 + 3 * i, stop_strings=humaneval.STOP_STRINGS,
-                                stop_token_ids=humaneval.eos_ids(runner.spec)) for i, p in enumerate(prompts)]
+                                stop_token_ids=eos_ids(runner.spec)) for i, p in enumerate(prompts)]
     requests.append(GenerateRequest(prompts[0], max_new_tokens=5, temperature=1.0, n=2, seed=1))
     dynamic = runner.generate(requests[:-1])
     body, head = runner.body, runner.head

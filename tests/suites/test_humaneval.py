@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from llama_zoo.suites.code import humaneval
-from llama_zoo.suites.code.sandbox import Limits, isolation_report, run_program
+from llama_zoo.suites.code.sandbox import Limits, isolation, isolation_report, run_program
 
 
 
@@ -57,7 +57,7 @@ CANARY_PROGRAMS = {
 }
 
 
-ISOLATED = isolation_report()["isolation"] != "none"
+ISOLATED = isolation()[0] != "none"
 needs_isolation = pytest.mark.skipif(
     not ISOLATED, reason="needs root or user namespaces: without either a hostile program could reach the test process")
 OWN_UIDS = isolation_report()["unprivileged_uid"]

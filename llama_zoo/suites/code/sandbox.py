@@ -373,11 +373,15 @@ def run_many(programs: Sequence[str], limits: Sequence[Limits] | Limits = Limits
 
 
 def isolation_report() -> dict[str, object]:
-    """What this machine's sandbox can do, for provenance."""
+    """What this machine's sandbox can do, for provenance. As root, the keys runs have always
+    stored (it is hashed with the run: a root run stays a cache hit); without root, the level too."""
     kind, _ = isolation()
-    new_netns, user = _isolation()
-    return {"isolation": kind, "network_namespace": kind != NONE, "unprivileged_uid": user is not None,
-            "python": sandbox_python(user)}
+    _, user = _isolation()
+    report: dict[str, object] = {"network_namespace": kind != NONE, "unprivileged_uid": user is not None,
+                                 "python": sandbox_python(user)}
+    if kind != ROOT:
+        report["isolation"] = kind
+    return report
 
 
 def programs_outcomes(outcomes: Iterable[Outcome]) -> dict[str, int]:
