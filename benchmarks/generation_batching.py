@@ -46,6 +46,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from llama_zoo.suites.code import humaneval
+    from llama_zoo.suites.core.base import eos_ids
     from llama_zoo.registry.catalog import load_catalog
     from llama_zoo.results.identity import device_info
     from llama_zoo.backends.base import GenerateRequest
@@ -75,7 +76,7 @@ def main() -> None:
                     p.normal_(0.0, args.weight_std, generator=generator)
     problems = list(humaneval.load_problems().tasks.values())[:args.limit]
     requests = [GenerateRequest(tuple(tokenizer(p["prompt"]).input_ids), max_new_tokens=args.new_tokens,
-                                stop_strings=humaneval.STOP_STRINGS, stop_token_ids=humaneval.eos_ids(spec))
+                                stop_strings=humaneval.STOP_STRINGS, stop_token_ids=eos_ids(spec))
                 for p in problems]
     lengths = sorted(len(r.prompt) for r in requests)
     c = runner.body.config
