@@ -8,10 +8,10 @@ from typing import Any, Optional
 
 import typer
 
-from llama_zoo.cli.common import DB_OPTION, TableOrJson, console, print_json
+from llama_zoo.cli.common import DB_OPTION, TableOrJson, console, interrupted_said, print_json
 from llama_zoo.cli.eval import BACKEND_FLAGS, EVAL_RUN, backend_parameters, progress_bar, progress_callback
 from llama_zoo.cli.options import EVAL, parameter, parameters, take
-from llama_zoo.errors import Interrupted, LlamaZooError
+from llama_zoo.errors import LlamaZooError
 from llama_zoo.orchestration.card import card_file
 from llama_zoo.orchestration.recipes import NO_RECIPE
 
@@ -60,9 +60,8 @@ def card_command(model: str, **kwargs: Any) -> None:
             def run(request):
                 task = bar.add_task(f"{card_spec.id if checkpoint is None else model} · {request.suite}", total=None, rate="")
                 try:
-                    return evaluate(request, store, progress_callback(bar, task), kept)
-                except Interrupted as exc:  # typer would make Ctrl-C a silent exit 130: say what is kept
-                    raise LlamaZooError(str(exc)) from None
+                    with interrupted_said():
+                        return evaluate(request, store, progress_callback(bar, task), kept)
                 finally:
                     bar.remove_task(task)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -32,6 +33,17 @@ class Format(str, Enum):
 class TableOrJson(str, Enum):
     table = "table"
     json = "json"
+
+
+@contextlib.contextmanager
+def interrupted_said():
+    """Ctrl-C during a run as one line saying what the run kept (typer would make it a silent exit 130)."""
+    from llama_zoo.errors import Interrupted, LlamaZooError
+
+    try:
+        yield
+    except Interrupted as exc:
+        raise LlamaZooError(str(exc)) from None
 
 
 def print_json(data: Any) -> None:

@@ -15,9 +15,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from llama_zoo.cli.common import DB_OPTION, TableOrJson, console, print_json
+from llama_zoo.cli.common import DB_OPTION, TableOrJson, console, interrupted_said, print_json
 from llama_zoo.cli.options import EVAL, SELECTION, alias_parameter, for_command, names, note, parameter, parameters, take
-from llama_zoo.errors import Interrupted, LlamaZooError
+from llama_zoo.errors import LlamaZooError
 from llama_zoo.suites import DEFAULT_SUITE
 from llama_zoo.orchestration.executors import RAY, SCALE_OPTIONS, Executor, Scale
 from llama_zoo.orchestration.loop import RUN_OPTIONS
@@ -205,10 +205,8 @@ def _one(request, store, quiet: bool):
 
     with progress_bar(quiet) as bar:
         task = bar.add_task(f"{request.model} · {request.suite}", total=None, rate="")
-        try:
+        with interrupted_said():
             return evaluate(request, store, progress_callback(bar, task))
-        except Interrupted as exc:  # typer would turn Ctrl-C into a silent exit 130: say what is kept instead
-            raise LlamaZooError(str(exc)) from None
 
 
 def _executor(scale: Scale, store, db_url: str, request_for, bar: Progress) -> Executor:

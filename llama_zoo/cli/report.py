@@ -11,8 +11,8 @@ from typing import Optional
 
 import typer
 
-from llama_zoo.cli.common import DB_OPTION, console
-from llama_zoo.errors import Interrupted, LlamaZooError
+from llama_zoo.cli.common import DB_OPTION, console, interrupted_said
+from llama_zoo.errors import LlamaZooError
 
 
 class ReportFormat(str, Enum):
@@ -94,11 +94,8 @@ def demo_command(
         label = f"[{n}/{len(jobs)}] {demo.label(job) if job.shadow else 'SmolLM2-135M-Instruct (real) · ' + job.suite}"
         # what the libraries print as they load (transformers' GGUF conversion bar, its config notes)
         # is not the demo's output
-        with console.status(label), contextlib.redirect_stderr(io.StringIO()):
-            try:
-                outcome = evaluate(job, store, kept=kept)
-            except Interrupted as exc:  # typer would make Ctrl-C a silent exit 130: say what is kept
-                raise LlamaZooError(str(exc)) from None
+        with console.status(label), contextlib.redirect_stderr(io.StringIO()), interrupted_said():
+            outcome = evaluate(job, store, kept=kept)
         first = SUITES.get(job.suite).info.headline
         headline = ", ".join(f"{m['name']}={m['value']:.4g}" for m in outcome.metrics if m["name"] == first)
         console.print(f"{label}: {headline}{' (stored earlier)' if outcome.cached else ''}", highlight=False)

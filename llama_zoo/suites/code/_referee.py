@@ -250,7 +250,6 @@ def _short(exc) -> str:
 
 
 def _confine(fd: int, job: dict) -> None:
-    import ctypes
     import resource
 
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -268,7 +267,7 @@ def _confine(fd: int, job: dict) -> None:
         os.chdir("/tmp")
     else:
         if job["netns"]:
-            ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET)  # best effort: sockets are disabled too
+            _libc().unshare(CLONE_NEWNET)  # best effort: sockets are disabled too
         os.chdir(job["workdir"])
     limits = job["limits"]
     cpu = limits["cpu_s"]
