@@ -177,7 +177,7 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None, kept:
     external = request.samples_file is not None or request.predictions_file is not None
     offline_if_unreachable()  # before the first load: an unreachable hub fails at once, not after retries
     if suite.info.check_data is not None:  # data that is not here fails before torch and the tokenizer load
-        suite.info.check_data(request.dataset, request.dataset_revision)
+        suite.info.check_data(request.dataset, request.dataset_revision, options)
     source, tokenizer, tokenizer_source, device, dtype = _what_runs(spec, checkpoint, request, backend,
                                                                     backend_options, external, kept)
     _check_placement(request, backend, source)

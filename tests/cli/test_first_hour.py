@@ -104,7 +104,8 @@ def test_behind_a_proxy_the_hub_is_not_probed_directly(monkeypatch):
 
 
 def test_data_that_is_neither_here_nor_on_a_reachable_hub_fails_before_anything_loads(monkeypatch, tmp_path):
-    """Offline, a safety suite's named set not found under $LLAMA_ZOO_DATA is the one-line data error
+    """Offline, a safety suite's named set, or an lm-eval task's hub dataset, not found under
+    $LLAMA_ZOO_DATA (nor in the hub's cache) is the one-line data error
     before the backend picks a device (importing torch) or loads a tokenizer."""
     import pytest
 
@@ -121,11 +122,18 @@ def test_data_that_is_neither_here_nor_on_a_reachable_hub_fails_before_anything_
     monkeypatch.setenv("LLAMA_ZOO_DATA", str(tmp_path))  # holds none of the named sets
     monkeypatch.setattr(HFBackend, "resolve", classmethod(loaded))
     monkeypatch.setattr(HFBackend, "load_tokenizer", classmethod(loaded))
+    import datasets.config
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "datasets"))  # nothing cached
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     store = Store.open(str(tmp_path / "r.db"))
     for model, suite, dataset, message in (
             ("llama-3.2-1b-instruct", "refusal", None, "xstest: cannot load Paul/XSTest from the hub"),
             ("llama-guard-3-1b", "guard", "openai-moderation", "openai-moderation: cannot load mmathys/"),
-            ("prompt-guard-86m", "prompt-guard", None, "cyberseceval-prompt-injection: not found under $LLAMA_ZOO_DATA")):
+            ("prompt-guard-86m", "prompt-guard", None, "cyberseceval-prompt-injection: not found under $LLAMA_ZOO_DATA"),
+            ("llama-3.2-1b", "lm-eval:arc_easy", None, "lm-eval task arc_easy cannot load its data: allenai/ai2_arc is "
+             "neither under $LLAMA_ZOO_DATA nor in the hub's cache, and the hub is offline")):
         with pytest.raises(LlamaZooError) as raised:
             evaluate(RunRequest(model, suite, shadow=True, limit=2, dataset=dataset), store)
         assert str(raised.value).startswith(message), raised.value

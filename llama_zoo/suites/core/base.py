@@ -113,10 +113,10 @@ class SuiteInfo:
     # who the suite measures: "any" model, "generalist" language models (a safety classifier is
     # warned), or "instruct" models (a base model is warned too); a mismatch is a warning, stored with the run
     meant_for: str = "any"
-    # called with --dataset and --dataset-revision before the model or tokenizer loads: raises the
-    # one-line error planning would raise later where the data is neither here nor on a reachable hub
-    # (None: nothing to check early)
-    check_data: Callable[[str | None, str | None], None] | None = None
+    # called with --dataset, --dataset-revision and the suite's options before the model or tokenizer
+    # loads: raises the one-line error planning would raise later where the data is neither here nor
+    # on a reachable hub (None: nothing to check early)
+    check_data: Callable[[str | None, str | None, Mapping[str, Any]], None] | None = None
 
     def resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """This suite's options with defaults filled in and choices checked."""

@@ -30,7 +30,7 @@ def cache_dir() -> Path:
 def fingerprint(paths: Iterable[Path]) -> str:
     from importlib.metadata import version
 
-    digest = hashlib.sha256(f"lm-eval {version('lm-eval')}\n".encode())
+    digest = hashlib.sha256(f"lm-eval {version('lm-eval')} slim\n".encode())
     for root in paths:
         digest.update(f"root {Path(root).resolve()}\n".encode())
         for dirpath, dirnames, filenames in os.walk(root):
@@ -58,8 +58,10 @@ def cached_builds() -> Iterator[None]:
             paths = [Path(p) for p in paths]
             path = cache_dir() / f"{fingerprint(paths)}.pickle"
             with contextlib.suppress(OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
-                return pickle.loads(path.read_bytes())
-            built = original.build(paths, **kwargs)
+                index = pickle.loads(path.read_bytes())
+                os.utime(path)  # in use: the last to be pruned
+                return index
+            built = slim(original.build(paths, **kwargs))
             _write(path, built)
             return built
 
@@ -68,6 +70,18 @@ def cached_builds() -> Iterator[None]:
         yield
     finally:
         manager.TaskIndex = original
+
+
+def slim(index: dict[str, Any]) -> dict[str, Any]:
+    """The index without the parsed YAML of entries lm-eval reads again from their file when it builds
+    them (``_load_full_config`` uses ``cfg`` only where there is no ``yaml_path``): a tenth of the
+    pickle, read in a fraction of the time. A group keeps its own, which ``leaf_tasks`` reads."""
+    from lm_eval.tasks._index import Kind
+
+    for entry in index.values():
+        if entry.yaml_path is not None and entry.kind is not Kind.GROUP:
+            entry.cfg = None
+    return index
 
 
 def _write(path: Path, index: dict[str, Any]) -> None:
@@ -79,3 +93,15 @@ def _write(path: Path, index: dict[str, Any]) -> None:
         with os.fdopen(fd, "wb") as out:
             pickle.dump(index, out, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
+        _prune(path.parent)
+
+
+KEPT = 8  # indexes of other lm-eval versions and task directories (a few MB each)
+
+
+def _prune(directory: Path) -> None:
+    """Keeps the ``KEPT`` indexes used last: every lm-eval upgrade or edited task file writes a new one."""
+    by_use = sorted(directory.glob("*.pickle"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for stale in by_use[KEPT:]:
+        with contextlib.suppress(OSError):
+            stale.unlink()

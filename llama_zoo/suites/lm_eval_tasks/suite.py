@@ -29,7 +29,7 @@ import numpy as np
 
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.suites.lm_eval_tasks import ruler
-from llama_zoo.suites.core.local_data import local_dataset
+from llama_zoo.suites.core.local_data import download_hint, local_dataset
 from llama_zoo.suites.core.base import Context, Emit, Item, Option, PairedBootstrap, Plan, Ratio, Sample, SuiteInfo, eos_ids
 PREFIX = "lm-eval"
 BOOTSTRAP_ITERS = 100_000  # lm_eval.simple_evaluate's default
@@ -48,7 +48,7 @@ OPTIONS = (
 )
 
 
-def _info(name: str) -> SuiteInfo:
+def _info(name: str, check_data=None) -> SuiteInfo:
     return SuiteInfo(
         name=name, version="1", meant_for="generalist",
         summary="An lm-evaluation-harness task, answered by llama-zoo's backends; lm-eval's prompts, filters and metrics.",
@@ -57,6 +57,7 @@ def _info(name: str) -> SuiteInfo:
         paired=PairedBootstrap(ratios=(Ratio("headline (mean over documents)", "score"),)),
         options=OPTIONS, needs_tokens=False,
         datasets="the task's own (lm-eval's dataset_path); the hub, or local files a task YAML names",
+        check_data=check_data,
     )
 
 
@@ -144,6 +145,37 @@ def task_config(manager, name: str, metadata: dict[str, Any] | None) -> dict[str
         config["dataset_path"] = str(local)
         config["metadata"]["llama_zoo_local_copy_of"] = path
     return config
+
+
+def check_task_data(name: str, _dataset: str | None, _revision: str | None, options) -> None:
+    """Before the model and tokenizer load: offline, a task whose hub dataset is neither under
+    $LLAMA_ZOO_DATA nor in the hub's cache fails in one line at once (loading it would fail the
+    same way after them). Read from the task's YAML; an unknown task is left to ``load_task``."""
+    from llama_zoo.hub import offline_if_unreachable
+
+    require_lm_eval()
+    manager = task_manager(options.get("lm_eval_include"), name)
+    entry = manager.task_index.get(name)
+    if entry is None or not getattr(entry, "yaml_path", None) or generates_data(manager, name):
+        return
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    path = load_yaml(entry.yaml_path, resolve_func=False).get("dataset_path")
+    if (not isinstance(path, str) or not path or Path(path).is_absolute() or Path(path).exists()
+            or local_dataset(path) is not None or _in_hub_cache(path) or not offline_if_unreachable()):
+        return
+    raise LlamaZooError(f"lm-eval task {name} cannot load its data: {path} is neither under $LLAMA_ZOO_DATA nor in the "
+                        f"hub's cache, and the hub is offline; download it ({download_hint(path)}) or give a task "
+                        "YAML with local data_files (--lm-eval-include DIR)")
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    """Whether ``datasets`` or ``huggingface_hub`` keep a copy of hub dataset ``repo_id`` (it may load offline)."""
+    import datasets.config
+    from huggingface_hub import constants
+
+    return (Path(datasets.config.HF_DATASETS_CACHE, repo_id.replace("/", "___")).exists()
+            or Path(constants.HF_HUB_CACHE, "datasets--" + repo_id.replace("/", "--")).exists())
 
 
 def generates_data(manager, name: str) -> bool:
@@ -339,7 +371,7 @@ class Planned:
 class LmEvalSuite:
     def __init__(self, task: str):
         self.task_name = task
-        self.info = _info(f"{PREFIX}:{task}")
+        self.info = _info(f"{PREFIX}:{task}", functools.partial(check_task_data, task))
         # a cache of loaded tasks (loading reads lm-eval's index), by include directory and metadata;
         # each with its YAML's num_fewshot, read before any option changes it
         self._loaded: dict[tuple[str | None, str], tuple[Any, int | None]] = {}

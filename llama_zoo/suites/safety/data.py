@@ -246,7 +246,7 @@ def load_named(named: Named, revision: str | None = None) -> LabelledSet:
 Mixture = tuple[tuple[str, int | None], ...]  # (named set, keep only this label or None for all)
 
 
-def check_here(dataset: str | None, revision: str | None, default: str, *, named: dict[str, Named] = NAMED,
+def check_here(dataset: str | None, revision: str | None, _options: object = None, *, default: str, named: dict[str, Named] = NAMED,
                mixtures: dict[str, Mixture] | None = None) -> None:
     """Before a model loads: the error ``load_labelled`` would raise for a named set found neither
     under $LLAMA_ZOO_DATA nor on a hub this process can reach (an offline hub fails at once; a copy
