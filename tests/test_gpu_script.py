@@ -29,6 +29,7 @@ def test_the_gpu_script_dry_run_runs_every_step():
     assert "dry run: tiny shapes, no figure" in out.stdout
 
 
+@pytest.mark.slow
 def test_the_gpu_script_refuses_a_machine_without_cuda():
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():

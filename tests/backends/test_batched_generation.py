@@ -90,6 +90,7 @@ def one_at_a_time(runner: HFBackend, requests: list[GenerateRequest]):
     return [runner.generate([r])[0] for r in requests]
 
 
+@pytest.mark.slow
 def test_humaneval_batch_equals_one_at_a_time(humaneval_problems, llama3):
     runner, recorder = llama3
     tok = runner.tokenizer
@@ -161,6 +162,7 @@ def test_infilling_batch_equals_one_at_a_time(humaneval_problems, code_llama):
     assert [g.new_tokens[0] for g in alone] == [r.max_new_tokens for r in requests]
 
 
+@pytest.mark.slow
 def test_sampling_lengths_and_ignore_eos(humaneval_problems, llama3):
     runner, _ = llama3
     prompts = [tuple(runner.tokenizer(p["prompt"]).input_ids) for p in list(humaneval_problems.tasks.values())[20:24]]
@@ -203,6 +205,7 @@ def test_sampling_lengths_and_ignore_eos(humaneval_problems, llama3):
 
 
 @pytest.mark.parametrize("model_id", ["llama-3.2-11b-vision", "llama-4-scout-17b-16e"])
+@pytest.mark.slow
 def test_other_model_classes_batch_equals_one_at_a_time(catalog, model_id):
     """Mllama (cross-attention layers left empty) and Llama 4 (chunked attention over 16 tokens in
     the shadow, MoE) through the same loop, with left padding across chunk boundaries."""
@@ -215,6 +218,7 @@ def test_other_model_classes_batch_equals_one_at_a_time(catalog, model_id):
     assert runner.generate(requests) == one_at_a_time(runner, requests)
 
 
+@pytest.mark.slow
 def test_static_cache_path_run_eagerly_on_cpu(humaneval_problems, llama3):
     """The CUDA path (static cache, batches padded to fixed shapes, finished rows kept until all are
     done) run on CPU with its decode step left uncompiled: the same completions. Only torch.compile

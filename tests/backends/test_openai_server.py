@@ -10,12 +10,14 @@ import json
 
 import pytest
 
-pytest.importorskip("llama_cpp.server.app", reason="the server test needs llama-cpp-python[server] (a dev extra)")
+from tests.llama_cpp_server import KEY, free_port, llama_cpp_server
+from tests.needs import needs
 
 # one xdist worker for the module: one llama-cpp-python server for all of it
-pytestmark = pytest.mark.xdist_group("openai-server")
+pytestmark = [needs("llama_cpp", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings", "uvicorn",
+                    reason="the server test needs llama-cpp-python[server] (a dev extra)"),
+              pytest.mark.xdist_group("openai-server")]
 
-from tests.llama_cpp_server import KEY, free_port, llama_cpp_server  # noqa: E402 - after the skip
 
 @pytest.fixture(scope="module")
 def server(smollm2_gguf):

@@ -88,6 +88,7 @@ def test_a_gguf_file_is_not_quantised_again(smollm2_gguf, tmp_path):
     assert len(out.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_device_map_is_how_not_what(tmp_path):
     """Spreading a model changes where it runs, not its numbers: the same run, a cache hit."""
     db = tmp_path / "r.db"

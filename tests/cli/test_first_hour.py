@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 
 def test_a_database_path_that_is_a_directory_says_so(zoo, tmp_path):
     out = zoo("runs", "list", "--db", str(tmp_path))
@@ -26,6 +28,7 @@ def test_commands_that_print_a_table_or_json_refuse_csv_instead_of_printing_json
         assert not out.stdout.strip()
 
 
+@pytest.mark.slow
 def test_an_unreachable_hub_fails_at_once_without_retries(tmp_path):
     """A hub that refuses connections (HF_ENDPOINT at a closed port): without the probe, datasets
     retries five times with back-off ("Retrying in 8s [Retry 5/5]") before failing. The process
@@ -107,8 +110,6 @@ def test_data_that_is_neither_here_nor_on_a_reachable_hub_fails_before_anything_
     """Offline, a safety suite's named set, or an lm-eval task's hub dataset, not found under
     $LLAMA_ZOO_DATA (nor in the hub's cache) is the one-line data error
     before the backend picks a device (importing torch) or loads a tokenizer."""
-    import pytest
-
     from llama_zoo.backends.hf.runner import HFBackend
     from llama_zoo.errors import LlamaZooError
     from llama_zoo.orchestration import evaluate

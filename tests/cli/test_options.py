@@ -194,6 +194,7 @@ def test_each_executor_satisfies_the_protocol(tmp_path):
     assert not isinstance(object(), Executor)
 
 
+@pytest.mark.slow
 def test_a_tiny_matrix_through_the_local_executor(tmp_path):
     from llama_zoo.results.store import Store
 

@@ -128,6 +128,7 @@ def test_ctrl_c_on_ray_cancels_the_tasks_and_the_same_command_resumes(ray_cluste
     assert all(r["status"] == "completed" and r["samples"] == r["distinct"] == r["n"] for r in after)
 
 
+@pytest.mark.slow
 def test_an_unreachable_ray_address_is_one_line(tmp_path):
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'llama-zoo[ray]')")
     out, _ = _driven("eval", "--model", "llama-3.2-1b", "--shadow", "--executor", "ray", "--ray-address",

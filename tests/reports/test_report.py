@@ -87,6 +87,7 @@ def open_offline(browser, path, width: int):
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+@pytest.mark.slow
 def test_report_in_headless_chromium(store, tmp_path):
     pytest.importorskip("playwright", reason="playwright drives Chromium: pip install playwright")
     from PIL import Image
@@ -231,6 +232,7 @@ def test_a_lived_in_report_reads_well_at_two_widths(lived_in, tmp_path):
         browser.close()
 
 
+@pytest.mark.slow
 def test_empty_database_and_visible_options_in_markdown(zoo, lived_in, tmp_path):
     empty = zoo("report", "--format", "md", db=tmp_path / "empty.db")
     assert empty.returncode == 0 and empty.stdout.strip().startswith("no completed runs in")
@@ -241,6 +243,7 @@ def test_empty_database_and_visible_options_in_markdown(zoo, lived_in, tmp_path)
     assert len(rows) == 2 and len(set(rows)) == 2  # predictions-file run and shadow run told apart
 
 
+@pytest.mark.slow
 def test_markdown_opens_on_measured_suites_and_says_what_shadow_rows_are(zoo, lived_in):
     md = zoo("report", "--format", "md", db=lived_in).stdout
     # vqa's newest measured run is newer than humaneval's; perplexity ran on shadows only (and last)

@@ -9,32 +9,32 @@ import sqlite3
 
 import pytest
 
-pytest.importorskip("agentdojo", reason="the agentdojo suite needs AgentDojo: pip install 'llama-zoo[agents]'")
+from llama_zoo.suites.core.base import Context
+from llama_zoo.suites.tool_calling import agentdojo as ad
+from tests.needs import needs
 
-from agentdojo.agent_pipeline.agent_pipeline import AgentPipeline, load_system_message  # noqa: E402
-from agentdojo.agent_pipeline.base_pipeline_element import BasePipelineElement  # noqa: E402
-from agentdojo.agent_pipeline.basic_elements import InitQuery, SystemMessage  # noqa: E402
-from agentdojo.agent_pipeline.tool_execution import ToolsExecutionLoop, ToolsExecutor  # noqa: E402
-from agentdojo.attacks.attack_registry import load_attack  # noqa: E402
-from agentdojo.types import ChatAssistantMessage, text_content_block_from_string  # noqa: E402
-
-from llama_zoo.suites.core.base import Context  # noqa: E402
-from llama_zoo.suites.tool_calling import agentdojo as ad  # noqa: E402
+pytestmark = needs("agentdojo", reason="the agentdojo suite needs AgentDojo: pip install 'llama-zoo[agents]'")
 
 OMITTED = "<Data omitted because a prompt injection was detected>"
 
 
-class Scripted(BasePipelineElement):
-    """An LLM step of AgentDojo's pipeline that answers from a script: each step's calls, then a text."""
+def scripted(steps):
+    """An LLM step of AgentDojo's pipeline that answers from a script: each step's calls, then a text
+    (AgentDojo imported here, not at collection)."""
+    from agentdojo.agent_pipeline.base_pipeline_element import BasePipelineElement
+    from agentdojo.types import ChatAssistantMessage, text_content_block_from_string
 
-    def __init__(self, steps):
-        self.steps = iter(steps)
+    class Scripted(BasePipelineElement):
+        def __init__(self):
+            self.steps = iter(steps)
 
-    def query(self, query, runtime, env=None, messages=(), extra_args={}):  # noqa: B006 - AgentDojo's signature
-        calls, text = next(self.steps)
-        message = ChatAssistantMessage(role="assistant", content=[text_content_block_from_string(text)],
-                                       tool_calls=list(calls) or None)
-        return query, runtime, env, [*messages, message], extra_args
+        def query(self, query, runtime, env=None, messages=(), extra_args={}):  # noqa: B006 - AgentDojo's signature
+            calls, text = next(self.steps)
+            message = ChatAssistantMessage(role="assistant", content=[text_content_block_from_string(text)],
+                                           tool_calls=list(calls) or None)
+            return query, runtime, env, [*messages, message], extra_args
+
+    return Scripted()
 
 
 def script(episode_tasks, env):
@@ -61,7 +61,12 @@ def plan(shared, **options):
 
 def agentdojo_verdict(suite, user_task, injection_task, attack_name, steps, detector=None):
     """AgentDojo's own run of the scripted agent: its pipeline, its attack, its checks."""
-    llm = Scripted(steps)
+    from agentdojo.agent_pipeline.agent_pipeline import AgentPipeline, load_system_message
+    from agentdojo.agent_pipeline.basic_elements import InitQuery, SystemMessage
+    from agentdojo.agent_pipeline.tool_execution import ToolsExecutionLoop, ToolsExecutor
+    from agentdojo.attacks.attack_registry import load_attack
+
+    llm = scripted(steps)
     loop = [ToolsExecutor(), *([detector] if detector else []), llm]
     pipeline = AgentPipeline([SystemMessage(load_system_message(None)), InitQuery(), llm, ToolsExecutionLoop(loop)])
     pipeline.name = ad.TARGET_PIPELINE
@@ -80,6 +85,7 @@ def drive(episode, replies):
 
 @pytest.mark.parametrize("task_suite, injections", [("banking", "injection_task_0,injection_task_1"),
                                                      ("slack", "injection_task_1,injection_task_2")])
+@pytest.mark.slow
 def test_the_same_replies_get_agentdojos_verdicts(shared, task_suite, injections):
     """Every user task of the suite, alone and under two injection tasks: the agent does the user's
     task (and, attacked, the attacker's after it), or answers at once; llama-zoo's verdicts equal

@@ -289,6 +289,7 @@ def test_arithmetic_and_literals_are_values_but_names_are_text():
 # -- multi-turn: BFCL's simulated APIs, called without eval, judged by BFCL's checker
 
 
+@pytest.mark.slow
 def test_multi_turn_conversations_offer_bfcls_functions(source):
     for category in mt.CATEGORIES:
         ours = mt.load_multi_turn(source, category)

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from llama_zoo.suites.core.classification import at_threshold, auroc, average_precision, metric_rows, recall_at_fpr
+from tests.needs import needs
 from tests.zoo import data_env
 
-sklearn = pytest.importorskip("sklearn.metrics", reason="the agreement tests compare with scikit-learn")
+pytestmark = needs("sklearn", reason="the agreement tests compare with scikit-learn")
 
 
 def random_case(rng):
@@ -24,6 +25,8 @@ def random_case(rng):
 
 @pytest.mark.slow
 def test_metrics_equal_scikit_learn_on_random_scores_with_ties():
+    from sklearn import metrics as sklearn
+
     rng = np.random.default_rng(7)
     for _ in range(200):
         s, y = random_case(rng)
@@ -56,6 +59,8 @@ def xstest_rows(shared):
 
 @pytest.mark.parametrize("suite", ["guard", "prompt-guard"])
 def test_predictions_file_metrics_equal_scikit_learn(zoo, suite, shared, tmp_path):
+    from sklearn import metrics as sklearn
+
     rows = xstest_rows(shared)
     rng = np.random.default_rng(3)
     scores = rng.random(len(rows))
@@ -106,6 +111,8 @@ def test_bad_predictions_file_is_one_line_and_nothing_is_stored(zoo, lines, mess
 def test_per_category_metrics_use_the_rows_that_label_the_category(zoo, shared, tmp_path):
     """OpenAI moderation: a category is scored on the prompts that label it (a missing key is unlabelled)."""
     import gzip
+
+    from sklearn import metrics as sklearn
 
     rows = [json.loads(line) for line in gzip.open(shared / "safety" / "openai_moderation" / "samples-1680.jsonl.gz")]
     scores = np.random.default_rng(5).random(len(rows))

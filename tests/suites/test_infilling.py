@@ -53,6 +53,7 @@ def test_all_canonical_infills_pass(humaneval_problems, shared):
     assert total == 8652
 
 
+@pytest.mark.slow
 def test_official_example_samples_score_0_3(shared):
     folder = shared / "human_eval_infilling"
     problem = humaneval.read_jsonl(folder / "example_problem.jsonl")[0]

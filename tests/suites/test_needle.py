@@ -214,6 +214,7 @@ def shadow_runs(tmp_path_factory, shared):
     return db, runs
 
 
+@pytest.mark.slow
 def test_shadow_runs_are_stored_with_every_metric(shadow_runs):
     db, runs = shadow_runs
     for model, outcome in runs.items():
@@ -230,6 +231,7 @@ def test_shadow_runs_are_stored_with_every_metric(shadow_runs):
         assert abs(s["scores"]["prompt_tokens"] - s["scores"]["length"]) <= 0.01 * s["scores"]["length"]
 
 
+@pytest.mark.slow
 def test_report_draws_shadow_heatmaps_in_the_shadow_section_only(shadow_runs, tmp_path):
     db, runs = shadow_runs
     out = zoo("report", "--suite", "needle", "-o", str(tmp_path / "r.html"), db=db)
@@ -245,6 +247,7 @@ def test_report_draws_shadow_heatmaps_in_the_shadow_section_only(shadow_runs, tm
     assert "score against prompt length (shadow and random runs: not measurements)" in apart
 
 
+@pytest.mark.slow
 def test_compare_pairs_the_cells_of_two_shadow_runs(shadow_runs):
     db, runs = shadow_runs
     out = zoo("compare", runs["llama-3.1-8b"]["run_id"], runs["llama-4-scout-17b-16e"]["run_id"], "--format", "json", db=db)

@@ -19,6 +19,7 @@ def run(tmp_path, dataset, answers, *extra):
                "--predictions-file", str(predictions), "--format", "json", *extra, db=tmp_path / "r.db")
 
 
+@pytest.mark.slow
 def test_the_right_answers_score_one_and_wrong_ones_zero(tmp_path):
     items = list(generate(24, seed=0))
     right = {q.id: q.answers[0] for q in items}
