@@ -161,7 +161,6 @@ def vllm_row(shapes: Shapes, tokenizer: str | None) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     from llama_zoo.backends.base import GenerateRequest
-    from llama_zoo.backends.hf import HFBackend
     from llama_zoo.backends.vllm import VLLMBackend
     from llama_zoo.backends.weights import WeightsSource
 

@@ -19,6 +19,7 @@ from llama_zoo.cli.imports import app as import_app
 from llama_zoo.cli.models import app as models_app
 from llama_zoo.cli.plan import plan_command
 from llama_zoo.cli.report import demo_command, report_command
+from llama_zoo.cli.serve import serve_command
 from llama_zoo.cli.runs import app as runs_app
 from llama_zoo.cli.runs import db_app
 
@@ -38,6 +39,7 @@ app.command("plan")(plan_command)
 app.command("compare")(compare_command)
 app.command("card")(card_command)
 app.command("report")(report_command)
+app.command("serve")(serve_command)
 app.command("demo")(demo_command)
 app.command("doctor")(doctor_command)
 

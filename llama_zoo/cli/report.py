@@ -27,6 +27,9 @@ def report_command(
     model: Optional[str] = typer.Option(None, "--model", help="Only this model."),
     compare: Optional[list[str]] = typer.Option(None, "--compare", help="Two runs or models to compare in a section (give twice)."),
     fmt: ReportFormat = typer.Option(ReportFormat.html, "--format", help="html (one self-contained file), md or csv."),
+    link_base: Optional[str] = typer.Option(None, "--link-base", metavar="URL", help="Link each run to its page "
+                                            "(samples, filters) under this URL, where 'llama-zoo serve' runs, e.g. "
+                                            "http://127.0.0.1:8000. Without it the report links nowhere."),
     db: Optional[str] = DB_OPTION,
 ) -> None:
     """Leaderboards per suite with intervals, charts, provenance and the whole registry, in one file."""
@@ -34,6 +37,10 @@ def report_command(
     from llama_zoo.results.db import display
     from llama_zoo.results.store import Store
 
+    if link_base is not None and not link_base.startswith(("http://", "https://")):
+        raise LlamaZooError(f"--link-base {link_base}: give the viewer's URL, e.g. http://127.0.0.1:8000")
+    if link_base is not None and fmt is not ReportFormat.html:
+        raise LlamaZooError("--link-base links the HTML report's runs; md and csv have no links")
     store = Store.open(db)
     if fmt is not ReportFormat.html:
         rows = tables.flat_rows(store, suite, model)
@@ -58,7 +65,7 @@ def report_command(
     path = out or Path("report.html")
     if not path.resolve().parent.is_dir():
         raise LlamaZooError(f"directory {path.resolve().parent} does not exist")
-    path.write_text(html.render_html(store, suite, model, comparison), encoding="utf-8")
+    path.write_text(html.render_html(store, suite, model, comparison, link_base=link_base), encoding="utf-8")
     console.print(f"wrote {path.resolve()} ({path.stat().st_size / 1024:,.0f} KiB)", highlight=False)
 
 

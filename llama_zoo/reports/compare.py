@@ -43,7 +43,7 @@ def resolve(store, ref: str, suite: str | None = None) -> dict[str, Any]:
     return store.get(runs[0]["id"])
 
 
-def _keyed(store, run_id: str) -> dict[str, dict[str, Any]]:
+def keyed_samples(store, run_id: str) -> dict[str, dict[str, Any]]:
     """Samples keyed by what they are about: the input reference (with its repeat number, for
     several samples per task), so two runs pair up even if stored in another order."""
     seen: dict[str, int] = {}
@@ -51,8 +51,12 @@ def _keyed(store, run_id: str) -> dict[str, dict[str, Any]]:
     for sample in store.iter_samples(run_id):
         ref = sample["input_ref"] or str(sample["idx"])
         seen[ref] = seen.get(ref, -1) + 1
-        keyed[f"{ref}#{seen[ref]}"] = sample["scores"] or {}
+        keyed[f"{ref}#{seen[ref]}"] = sample
     return keyed
+
+
+def _keyed(store, run_id: str) -> dict[str, dict[str, Any]]:
+    return {key: sample["scores"] or {} for key, sample in keyed_samples(store, run_id).items()}
 
 
 def compare(store, a_ref: str, b_ref: str, suite: str | None = None, seed: int = 0) -> dict[str, Any]:

@@ -21,7 +21,9 @@ def _human(n: Any) -> str:
     return human(n) if n else "-"
 
 
-def render_html(store, suite: str | None = None, model: str | None = None, comparison: dict | None = None) -> str:
+def render_html(store, suite: str | None = None, model: str | None = None, comparison: dict | None = None,
+                link_base: str | None = None) -> str:
+    """The report; ``link_base``: each run links to its page under that URL (``llama-zoo serve``'s)."""
     import jinja2
 
     from llama_zoo.registry.catalog import load_catalog
@@ -61,7 +63,8 @@ def render_html(store, suite: str | None = None, model: str | None = None, compa
         database=store.engine.url.render_as_string(), runs_total=sum(len(r) for r in boards.values()),
         boards=boards, metric_columns={n: metric_names(r) for n, r in boards.items()}, charts=charts_by_suite,
         code_path_charts=code_path_charts,
-        registry=registry, comparison=comparison, cards=cards)
+        registry=registry, comparison=comparison, cards=cards,
+        link_base=None if link_base is None else link_base.rstrip("/"))
 
 
 def _published(catalog, suite: str, metric: str, rows) -> dict[str, list[tuple[float, str]]]:

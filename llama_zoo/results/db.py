@@ -15,7 +15,7 @@ import sqlite3
 import zlib
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
@@ -66,7 +66,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, read_only: bool = False) -> Engine:
+    """An engine on ``url``; ``read_only``: on an existing database, through connections that cannot
+    write (SQLite's read-only mode; PostgreSQL's read-only transactions)."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -81,7 +83,10 @@ def make_engine(url: str) -> Engine:
             if Path(path).expanduser().is_dir():
                 raise DatabaseError(f"cannot open database {display(url)}: {path} is a directory; give a database "
                                     f"file inside it, e.g. --db {Path(path) / 'results.db'}")
-        if path and path != ":memory:" and _cannot_write(Path(path).expanduser()):
+        if read_only and not (path and path != ":memory:" and Path(path).expanduser().is_file()):
+            raise DatabaseError(f"cannot open database {display(url)}: no such file (give a database that "
+                                "'llama-zoo eval' has written)")
+        if path and path != ":memory:" and (read_only or _cannot_write(Path(path).expanduser())):
             # a read-only filesystem, or a file or directory this user may not write: opened read-only, or
             # SQLite would try to create its WAL index beside the file and refuse even to read
             engine = create_engine(parsed, creator=functools.partial(_read_only_connection, Path(path).expanduser()),
@@ -93,8 +98,12 @@ def make_engine(url: str) -> Engine:
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
+        connect: dict[str, Any] = {"connect_timeout": 10}
+        if read_only:
+            connect["options"] = "-c default_transaction_read_only=on"
         try:
-            return create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+            return create_engine(parsed, pool_pre_ping=True, connect_args=connect,
+                                 execution_options={READ_ONLY: True} if read_only else {})
         except (NoSuchModuleError, ModuleNotFoundError):
             raise DatabaseError("PostgreSQL needs the psycopg driver: pip install 'llama-zoo[postgres]'") from None
     raise DatabaseError(f"unsupported database {backend!r} in {display(url)}; use sqlite:///PATH or postgresql://...")
@@ -247,12 +256,13 @@ def use_wal(engine: Engine) -> None:
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
 
 
-def open_engine(db: str | None = None, migrate: bool = True) -> Engine:
-    """An engine on the user's database, upgraded to the latest schema."""
+def open_engine(db: str | None = None, migrate: bool = True, read_only: bool = False) -> Engine:
+    """An engine on the user's database, upgraded to the latest schema (``read_only``: never written,
+    so neither created nor upgraded)."""
     url = resolve_url(db)
-    engine = make_engine(url)
+    engine = make_engine(url, read_only=read_only)
     with translate_errors(url):
-        if read_only(engine):  # readable as it is, or not at all: nothing may be migrated
+        if engine.get_execution_options().get(READ_ONLY):  # readable as it is, or not at all: nothing may be migrated
             stored = _stored_revision(engine)
             if stored is None:
                 raise DatabaseError(f"cannot use database {display(url)}: it is read-only here and not a llama-zoo "

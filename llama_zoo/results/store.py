@@ -25,7 +25,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Iterator
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 
 from llama_zoo.errors import LlamaZooError
 from llama_zoo.results.db import display, open_engine, read_only, translate_errors
@@ -53,6 +53,33 @@ class MetricValue:
     ci_high: float | None = None
     n: int | None = None
     extra: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SampleFilter:
+    """Which samples of a run to read: by verdict (the boolean score ``verdict_key``), by a numeric
+    score in [low, high], by text in the prompt or the output (any case); None: any."""
+
+    passed: bool | None = None
+    verdict_key: str | None = None
+    score_key: str | None = None
+    low: float | None = None
+    high: float | None = None
+    text: str | None = None
+
+    def clauses(self) -> list:
+        out = []
+        if self.passed is not None and self.verdict_key:
+            verdict = Sample.scores[self.verdict_key].as_boolean()
+            out.append(verdict.is_(True) if self.passed else or_(verdict.is_(False), verdict.is_(None)))
+        if self.score_key and (self.low is not None or self.high is not None):
+            value = Sample.scores[self.score_key].as_float()
+            out += [value >= self.low] if self.low is not None else []
+            out += [value <= self.high] if self.high is not None else []
+        if self.text:
+            out.append(or_(Sample.input.icontains(self.text, autoescape=True),
+                           Sample.output.icontains(self.text, autoescape=True)))
+        return out
 
 
 def utcnow() -> dt.datetime:
@@ -200,8 +227,9 @@ class Store:
         self.url = str(engine.url)
 
     @classmethod
-    def open(cls, db: str | None = None) -> "Store":
-        return cls(open_engine(db))
+    def open(cls, db: str | None = None, read_only: bool = False) -> "Store":
+        """The user's database; ``read_only``: an existing one, opened so that nothing can write to it."""
+        return cls(open_engine(db, read_only=read_only))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -371,6 +399,15 @@ class Store:
                 for row in rows:
                     yield dict(row)
                 last, seen = rows[-1]["idx"], seen + len(rows)
+
+    def sample_page(self, run_id: str, chosen: SampleFilter = SampleFilter(), after: int = -1,
+                    limit: int = 50) -> list[dict[str, Any]]:
+        """At most ``limit`` samples of a run after index ``after``, in index order, that ``chosen``
+        keeps: one query on the (run, index) key, however many samples the run holds."""
+        query = (select(Sample.__table__).where(and_(Sample.run_id == run_id, Sample.idx > after, *chosen.clauses()))
+                 .order_by(Sample.idx).limit(limit))
+        with translate_errors(self.url), self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
 
     def delete(self, run_id: str) -> str:
         full = self.resolve(run_id)

@@ -86,3 +86,46 @@ def test_another_users_database_is_read_by_an_ordinary_user(stored, ordinary_use
         assert sorted(p.name for p in theirs.iterdir()) == ["r.db"]
     finally:
         shutil.rmtree(theirs)
+
+
+SERVE_AND_READ = """
+import subprocess, sys, time, urllib.request
+server = subprocess.Popen([sys.executable, "-m", "llama_zoo", "serve", "--db", sys.argv[1], "--port", sys.argv[2]],
+                          stderr=subprocess.PIPE, text=True)
+try:
+    for _ in range(300):
+        try:
+            page = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[2]}/runs/{sys.argv[3]}", timeout=30).read().decode()
+            break
+        except OSError:
+            time.sleep(0.2)
+    print("run page" if sys.argv[3] in page and 'class="sample"' in page else "no run page")
+finally:
+    server.terminate()
+    print(server.communicate(timeout=30)[1].strip() or "nothing on stderr")
+"""
+
+
+@pytest.mark.slow
+def test_an_ordinary_user_serves_another_users_database(stored, ordinary_user):
+    """``llama-zoo serve`` opens read-only whatever this user may write: here a database in a
+    directory it may only read, whose run pages it shows, leaving nothing beside the file."""
+    pytest.importorskip("uvicorn", reason="llama-zoo serve needs the serve extra")
+    if ordinary_user.name is None:
+        pytest.skip("the database's owner is this user: the test makes it another's as root")
+    from tests.pg import free_port
+
+    root, run = stored
+    theirs = Path(tempfile.mkdtemp(prefix="llama-zoo-theirs-"))
+    try:
+        shutil.copy(root / "r.db", theirs / "r.db")
+        theirs.chmod(0o755)
+        (theirs / "r.db").chmod(0o644)
+        done = ordinary_user.run([sys.executable, "-c", SERVE_AND_READ, str(theirs / "r.db"), str(free_port()), run],
+                                 timeout=300)
+        assert done.returncode == 0, done.stderr
+        said = done.stdout.splitlines()  # the server's own line, then the script's two
+        assert said[-2:] == ["run page", "nothing on stderr"], done.stdout
+        assert sorted(p.name for p in theirs.iterdir()) == ["r.db"]
+    finally:
+        shutil.rmtree(theirs)

@@ -195,6 +195,42 @@ def _hub_question(name: str, spec: HubSet, i: int, row: dict[str, Any]) -> Visua
                           benchmark=name)
 
 
+def image_of(dataset: str | None, qid: str) -> Any | None:
+    """The image of question ``qid`` of a set a run scored, found again without loading the set:
+    a synthetic item is drawn again from its id, easy-vqa's read from the package, a local set's
+    from its directory; None where it cannot be had here (a hub set offline, a directory gone)."""
+    import re
+
+    from PIL import Image
+
+    if dataset in (None, SYNTHETIC) and (m := re.fullmatch(r"synthetic-(\d+)-(\d+)", qid)):
+        from llama_zoo.suites.vision.synthetic import item
+
+        return item(int(m.group(2)), int(m.group(1))).image
+    if dataset == EASY_VQA and (m := re.fullmatch(r"easy-vqa-test-(\d+)", qid)):
+        try:
+            import easy_vqa as ev
+        except ImportError:
+            return None
+        _, _, image_ids = ev.get_test_questions()
+        i = int(m.group(1))
+        return Image.open(ev.get_test_image_paths()[image_ids[i]]).convert("RGB") if i < len(image_ids) else None
+    questions = Path(dataset).expanduser() / "questions.jsonl" if dataset else None
+    if questions is not None and questions.is_file():
+        for line in questions.read_text(encoding="utf-8").splitlines():
+            rec = json.loads(line) if line.strip() else {}
+            if isinstance(rec, dict) and str(rec.get("id")) == qid and (questions.parent / str(rec.get("image"))).is_file():
+                return Image.open(questions.parent / rec["image"]).convert("RGB")
+    return None
+
+
+def images_kept(dataset: str | None) -> bool:
+    """Whether ``image_of`` can find a set's images on this machine."""
+    if dataset in (None, SYNTHETIC, EASY_VQA):
+        return True
+    return bool(dataset) and (Path(dataset).expanduser() / "questions.jsonl").is_file()
+
+
 def load_visual(dataset: str | None, limit: int | None = None, seed: int = 0) -> VisualSet:
     if dataset in (None, SYNTHETIC):
         return synthetic(limit, seed)

@@ -37,12 +37,15 @@ class VisualQuestion:
 
 def generate(n: int, seed: int = 0) -> Iterator[VisualQuestion]:
     """``n`` items, cycling through the kinds; item ``i`` depends only on (seed, i)."""
+    for i in range(n):
+        yield item(i, seed)
+
+
+def item(i: int, seed: int = 0) -> VisualQuestion:
+    """Item ``i`` of seed ``seed`` alone (its id is ``synthetic-{seed}-{i}``)."""
     makers = {"bar-chart": _bar_chart, "line-chart": _line_chart, "invoice": _invoice, "shapes": _shapes,
               "shapes-choice": _shapes_choice, "chart-choice": _chart_choice}
-    for i in range(n):
-        kind = KINDS[i % len(KINDS)]
-        rng = random.Random(f"{seed}:{i}")
-        yield makers[kind](f"synthetic-{seed}-{i}", rng)
+    return makers[KINDS[i % len(KINDS)]](f"synthetic-{seed}-{i}", random.Random(f"{seed}:{i}"))
 
 
 # --------------------------------------------------------------------------- charts
