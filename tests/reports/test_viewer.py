@@ -213,25 +213,3 @@ def test_the_report_links_runs_to_the_viewer_only_when_asked(zoo, tmp_path):
     out = zoo("report", "--format", "md", "--link-base", "http://127.0.0.1:8000", db=tmp_path / "r.db")
     assert out.returncode == 2 and "md and csv have no links" in out.stderr
 
-
-def test_a_page_of_samples_is_read_from_the_database_filtered(tmp_path):
-    """The store's side: a page after an index, by verdict, by a score range and by text, in index order."""
-    from llama_zoo.results.identity import RunConfig
-    from llama_zoo.results.store import SampleFilter, Store
-
-    store = Store.open(str(tmp_path / "r.db"))
-    config = RunConfig(model_id="llama-2-7b", spec_hash="s", suite="humaneval", suite_version="1", backend="hf",
-                       weights_source="hub", dataset_name="d", dataset_hash="d", options={})
-    with store.begin(config) as run:
-        for i in range(30):
-            run.add(i, input=f"prompt {i}", output="Needle" if i % 7 == 0 else "hay",
-                    scores={"passed": i % 3 == 0, "score": i / 10})
-        run.complete([])
-    page = lambda chosen, after=-1, limit=50: [s["idx"] for s in store.sample_page(run.run_id, chosen, after, limit)]  # noqa: E731
-    assert page(SampleFilter(), after=4, limit=3) == [5, 6, 7]
-    assert page(SampleFilter(passed=False, verdict_key="passed"), limit=4) == [1, 2, 4, 5]
-    assert page(SampleFilter(passed=True, verdict_key="passed"), after=20) == [21, 24, 27]
-    assert page(SampleFilter(score_key="score", low=1.0, high=1.3)) == [10, 11, 12, 13]
-    assert page(SampleFilter(text="needle")) == [0, 7, 14, 21, 28]  # any case, prompt or output
-    assert page(SampleFilter(text="prompt 2", passed=True, verdict_key="passed")) == [21, 24, 27]
-    assert page(SampleFilter(text="100%_")) == []  # LIKE's wildcards are literal
