@@ -1,9 +1,12 @@
 """The llama.cpp backend (extra ``llama-zoo[llamacpp]`` = llama-cpp-python): a GGUF file run as
 quantised, in this process, on the CPU.
 
-Scoring evaluates each window with logits kept for every position and takes log-softmax in float64;
-the KV cache is kept in F32 (llama.cpp's default is F16), so a difference from another engine on
-the same weights is the weights' arithmetic, not the cache's rounding. The tokenizer is llama.cpp's
+Scoring asks llama.cpp for the logits of the scored positions only (llama.cpp then computes the
+output layer for those rows alone) and takes their log-softmax in float64; consecutive inputs that
+begin alike (a question's choices, in ``shared_inputs``' order) keep their common prefix in the KV
+cache, so a question's context is read once for all its choices. The KV cache is kept in F32
+(llama.cpp's default is F16), so a difference from another engine on the same weights is the
+weights' arithmetic, not the cache's rounding. The tokenizer is llama.cpp's
 own, read from the GGUF file: it is the one that runs, so it is the one recorded.
 """
 
@@ -119,6 +122,15 @@ class _Encoding:
         self.input_ids = ids
 
 
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def _int(value: Any) -> int | None:
     return int(value) if value not in (None, "") else None
 
@@ -159,8 +171,9 @@ class LlamaCppBackend:
         self.threads = threads or os.cpu_count() or 1
         self.tokenizer, self.tokenizer_source = loaded_tokenizer or self.load_tokenizer(spec, source)
         self.llm = llama_cpp.Llama(model_path=_gguf_path(source), n_ctx=self.max_length + 1, n_batch=512,
-                                   logits_all=True, n_threads=self.threads, type_k=GGML_TYPE_F32,
-                                   type_v=GGML_TYPE_F32, seed=0, verbose=False)
+                                   n_threads=self.threads, type_k=GGML_TYPE_F32, type_v=GGML_TYPE_F32, seed=0,
+                                   verbose=False)
+        self._llama_cpp = llama_cpp
         self._version = llama_cpp.__version__
 
     def loglikelihood_rolling(self, windows: Sequence[TokenWindow]) -> list[list[float]]:
@@ -168,16 +181,47 @@ class LlamaCppBackend:
             if w.length > self.max_length:
                 raise BackendError(f"a window of {w.length} tokens exceeds the model's {self.max_length}")
         out: list[list[float]] = [[] for _ in windows]
+        self.llm.reset()  # what generation left in the cache is not this input's
+        self.llm._ctx.kv_cache_clear()
+        cached: tuple[int, ...] = ()  # the tokens whose keys and values the cache holds, from position 0
         # windows whose input is a prefix of another's are read from its evaluation (shared_inputs.py)
         for host in hosts(windows):
-            self.llm.reset()
-            self.llm.eval(list(host.ids))
+            wanted: dict[int, set[int]] = {}  # position: the targets read there
             for read in host.reads:
-                n = len(read.targets)
-                logits = np.asarray(self.llm.scores[read.first:read.first + n], dtype=np.float64)
-                top = logits.max(axis=1, keepdims=True)
-                logz = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
-                out[read.window] = (logits[np.arange(n), list(read.targets)] - logz).tolist()
+                for j, target in enumerate(read.targets):
+                    wanted.setdefault(read.first + j, set()).add(target)
+            # the cache keeps what this input shares with the last, up to the first position read now
+            keep = min(_common_prefix(cached, host.ids), min(wanted))
+            self.llm._ctx.kv_cache_seq_rm(0, keep, -1)
+            logprob = self._decode(host.ids, keep, wanted)
+            cached = host.ids
+            for read in host.reads:
+                out[read.window] = [logprob[(read.first + j, t)] for j, t in enumerate(read.targets)]
+        self.llm.reset()
+        return out
+
+    def _decode(self, ids: Sequence[int], start: int, wanted: dict[int, set[int]]) -> dict[tuple[int, int], float]:
+        """``ids[start:]`` decoded after the cached ``ids[:start]``, in batches of ``n_batch``, with
+        logits at the ``wanted`` positions only: {(position, target): log-probability}."""
+        low, ctx, batch = self._llama_cpp, self.llm._ctx, self.llm._batch
+        vocab = self.llm.n_vocab()
+        out: dict[tuple[int, int], float] = {}
+        for lo in range(start, len(ids), self.llm.n_batch):
+            chunk = ids[lo:lo + self.llm.n_batch]
+            b = batch.batch
+            b.n_tokens = len(chunk)
+            for i, token in enumerate(chunk):
+                b.token[i], b.pos[i], b.n_seq_id[i] = token, lo + i, 1
+                b.seq_id[i][0] = 0
+                b.logits[i] = lo + i in wanted
+            ctx.decode(batch)
+            for i in range(len(chunk)):
+                if lo + i in wanted:
+                    row = np.ctypeslib.as_array(low.llama_get_logits_ith(ctx.ctx, i), shape=(vocab,)).astype(np.float64)
+                    top = row.max()
+                    logz = top + np.log(np.exp(row - top).sum())
+                    for target in wanted[lo + i]:
+                        out[(lo + i, target)] = float(row[target] - logz)
         return out
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[Generation]:

@@ -66,3 +66,23 @@ def test_llama_cpp_tokenizer_is_the_gguf_vocabulary(smollm2_gguf):
     assert tok.decode(ids) == "def add(a, b):\n    return a + b" and tok.bos_token_id == 1 and tok.eos_token_id == 2
     prompt = tok.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True)
     assert prompt.endswith("<|im_start|>assistant\n") and tok.encode(prompt, add_special_tokens=False)[-4] == 1  # <|im_start|> as one id
+
+
+def test_llama_cpp_reads_what_inputs_share_from_its_cache_as_it_would_afresh(smollm2_gguf):
+    """Questions with choices of several tokens (consecutive inputs share the question, kept in the
+    KV cache; choices that share all but their last token read from one pass), between unrelated
+    windows: each window's log-likelihoods equal those of the window scored alone, on a fresh cache."""
+    from llama_zoo.backends.base import TokenWindow
+
+    backend = runner("llama.cpp", smollm2_gguf)
+    encode = backend.tokenizer.encode
+    windows = []
+    for question in ("Question: what is 17 plus 40? Answer:", "Question: name a colour of the sky. Answer:"):
+        context = encode(question)
+        for choice in (" 57", " 53", " 5", " blue", " light blue", " the colour blue"):
+            windows.append(TokenWindow(context, encode(choice, add_special_tokens=False)))
+        windows.append(TokenWindow(encode("Unrelated text comes between the questions."), encode(" here", False)))
+    together = backend.loglikelihood_rolling(windows)
+    alone = [backend.loglikelihood_rolling([w])[0] for w in windows]
+    assert [len(t) for t in together] == [len(w.targets) for w in windows]
+    np.testing.assert_allclose(np.concatenate(together), np.concatenate(alone), rtol=0, atol=1e-6)  # equal here
