@@ -9,10 +9,11 @@
   and a common prefix kept in the KV cache between consecutive inputs.
 
 Two workloads: rolling perplexity windows (512 tokens, every position scored) and multiple choice
-(200 questions of about 60 tokens, four choices of 2-4 tokens each, as lm-eval's requests are).
+(``--questions`` questions of about 60 tokens, four choices of 1-4 tokens each, as lm-eval's
+requests are).
 Rates are tokens of the windows (context and targets) per second, best of ``--repeats``.
 
-    python benchmarks/llama_cpp_scoring.py [--repeats 3]
+    python benchmarks/llama_cpp_scoring.py [--repeats 3] [--questions 30]
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def workloads(tokenizer) -> dict[str, list]:
+def workloads(tokenizer, questions: int) -> dict[str, list]:
     from llama_zoo.backends.base import TokenWindow
     from llama_zoo.suites.perplexity.corpora import stdlib_docs
 
@@ -39,13 +40,13 @@ def workloads(tokenizer) -> dict[str, list]:
     rng = random.Random(0)
     words = text.split()
     mc = []
-    for q in range(200):
+    for q in range(questions):
         start = rng.randrange(len(words) - 60)
         context = tokenizer.encode("Question: " + " ".join(words[start:start + 40]) + "\nAnswer:")
         for c in range(4):
             choice = " " + " ".join(rng.choice(words) for _ in range(rng.randint(1, 2)))
             mc.append(TokenWindow(context, tokenizer.encode(choice, add_special_tokens=False)[:4] or [13]))
-    return {"rolling perplexity (6 x 512)": rolling, "multiple choice (200 x 4)": mc}
+    return {"rolling perplexity (6 x 512)": rolling, f"multiple choice ({questions} x 4)": mc}
 
 
 def own_eval(llm, windows) -> None:
@@ -71,6 +72,7 @@ def before(llm, windows) -> list[list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--questions", type=int, default=30)
     args = parser.parse_args()
     from llama_zoo.backends.llamacpp import GGML_TYPE_F32, LlamaCppBackend, import_llama_cpp
     from llama_zoo.backends.weights import choose_source
@@ -92,7 +94,7 @@ def main() -> None:
         plain = [llama_cpp.Llama(model_path=str(path), n_ctx=1025, n_batch=512, logits_all=keep, n_threads=threads,
                                  type_k=GGML_TYPE_F32, type_v=GGML_TYPE_F32, seed=0, verbose=False)
                  for keep in (False, True)]
-        for name, windows in workloads(zoo.tokenizer).items():
+        for name, windows in workloads(zoo.tokenizer, args.questions).items():
             tokens = sum(w.length for w in windows)
             best = {"own": float("inf"), "before": float("inf"), "zoo": float("inf")}
             for _ in range(args.repeats):  # interleaved

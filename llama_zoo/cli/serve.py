@@ -34,23 +34,16 @@ def serve_command(
     store = Store.open(db, read_only=True)
     listening = _bind(host, port)
     address = listening.getsockname()
-    if not _loopback(host):
+    loopback = ipaddress.ip_address(address[0]).is_loopback  # where it listens, whatever name was given
+    if not loopback:
         print(f"warning: listening on {host}: the store's prompts, outputs and provenance are visible to that "
               "network (--host 127.0.0.1 keeps them on this machine)", file=sys.stderr)
     url_host = f"[{address[0]}]" if ":" in address[0] else address[0]
     console.print(f"serving {display(store.url)} read-only at http://{url_host}:{address[1]}/ (Ctrl-C stops)",
                   highlight=False, soft_wrap=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(store), log_level="warning", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(create_app(store, loopback_only=loopback), log_level="warning",
+                                           access_log=False))
     server.run(sockets=[listening])
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -10,6 +10,7 @@ unknown run, a malformed filter) is a page that says so in one line, never a tra
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from dataclasses import dataclass
@@ -50,8 +51,8 @@ class Verdicts:
         tests = info.paired_tests if info else ()
         return cls(next((t.key for t in tests if isinstance(t, McNemar)), None))
 
-    def of_sample(self, scores: dict[str, Any] | None) -> bool | None:
-        if self.key is None or not scores or scores.get(self.key) is None:
+    def of_sample(self, scores: Any) -> bool | None:
+        if self.key is None or not isinstance(scores, dict) or scores.get(self.key) is None:
             return None
         return bool(scores[self.key])
 
@@ -73,9 +74,12 @@ def parse_filter(params, verdicts: Verdicts) -> SampleFilter:
     for name in ("min", "max"):
         given = params.get(name) or None
         try:
-            bounds.append(None if given is None else float(given))
+            bound = None if given is None else float(given)
         except ValueError:
             raise BadRequest(f"{name} must be a number, not {given!r}") from None
+        if bound is not None and not math.isfinite(bound):
+            raise BadRequest(f"{name} must be a finite number, not {given!r}")
+        bounds.append(bound)
     if (bounds[0] is not None or bounds[1] is not None) and key is None:
         raise BadRequest("min and max bound a score: name it with score=KEY")
     if bounds[0] is not None and bounds[1] is not None and bounds[0] > bounds[1]:
@@ -87,12 +91,18 @@ def parse_filter(params, verdicts: Verdicts) -> SampleFilter:
                         score_key=key, low=bounds[0], high=bounds[1], text=text)
 
 
+MAX_INDEX = 2**31 - 1  # a sample index the store's integer column can hold
+
+
 def after_of(params) -> int:
     given = params.get("after") or "-1"
     try:
-        return int(given)
+        after = int(given)
     except ValueError:
         raise BadRequest(f"after must be a sample index, not {given!r}") from None
+    if not -1 <= after <= MAX_INDEX:
+        raise BadRequest(f"after must be a sample index from -1 to {MAX_INDEX:,}, not {given}")
+    return after
 
 
 def _pretty(value: Any) -> str:
@@ -142,10 +152,16 @@ class Viewer:
         self.env.globals.update(interval=with_interval, pvalue=p_value, code_path=_is_code_path)
 
         def marked(text: str, needles: list[str]) -> Markup:
-            out = escape(text)
-            for needle in needles:
-                out = Markup(out.replace(escape(needle), Markup(f"<mark>{escape(needle)}</mark>")))
-            return out
+            """``text`` escaped, each needle in it inside <mark> (split on the raw text, so a needle
+            never matches inside an entity or a mark already placed)."""
+            if not needles:
+                return escape(text)
+            pattern = re.compile("|".join(re.escape(n) for n in sorted(set(needles), key=len, reverse=True)))
+            pieces, last = [], 0
+            for found in pattern.finditer(text):
+                pieces += [escape(text[last:found.start()]), Markup("<mark>%s</mark>") % found.group()]
+                last = found.end()
+            return Markup("").join([*pieces, escape(text[last:])])
 
         self.env.filters["marked"] = marked
 
@@ -172,7 +188,8 @@ class Viewer:
         kept = {k: params.get(k) for k in ("verdict", "score", "min", "max", "q") if params.get(k)}
         next_url = f"/runs/{run['id']}?{urlencode({**kept, 'after': rows[-1]['idx']})}" if more else None
         first_url = f"/runs/{run['id']}?{urlencode(kept)}" if after >= 0 else None
-        keys = sorted({k for r in rows for k, v in (r.get("scores") or {}).items() if isinstance(v, (int, float))})
+        keys = sorted({k for r in rows if isinstance(r.get("scores"), dict) for k, v in r["scores"].items()
+                       if isinstance(v, (int, float))})
         return self.render("run.html.j2", run=run, provenance=_pretty({k: v for k, v in run.items() if k != "metrics"}),
                            samples=[_shown(run, r, verdicts) for r in rows], verdicts=verdicts, chosen=chosen,
                            params=kept, next_url=next_url, first_url=first_url, score_keys=keys,
@@ -184,7 +201,7 @@ class Viewer:
         from llama_zoo.suites.vision.data import image_of
 
         run = self.store.get(run_id)
-        found = self.store.sample_page(run["id"], after=idx - 1, limit=1)
+        found = self.store.sample_page(run["id"], after=idx - 1, limit=1) if idx <= MAX_INDEX else []
         if run["suite"] != "vqa" or not found or found[0]["idx"] != idx:
             raise NotFound(f"run {run['id']} has no visual question #{idx}")
         image = image_of(run.get("dataset_name"), found[0]["input_ref"] or "")
@@ -229,8 +246,18 @@ class Viewer:
         return out, total
 
 
-def create_app(store):
-    """The ASGI app over ``store`` (opened read-only by the caller)."""
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _host_of(request) -> str:
+    from urllib.parse import urlsplit
+
+    return (urlsplit("//" + request.headers.get("host", "")).hostname or "").lower()
+
+
+def create_app(store, loopback_only: bool = True):
+    """The ASGI app over ``store`` (opened read-only by the caller). ``loopback_only``: requests
+    must name this machine (a page another site's script reaches through a rebound DNS name is refused)."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
@@ -241,6 +268,9 @@ def create_app(store):
     def page(render, request: Request, media_type: str = "text/html") -> Response:
         from llama_zoo.results.store import RunNotFoundError
 
+        if loopback_only and _host_of(request) not in LOOPBACK_NAMES:
+            return _error(viewer, 400, f"host {request.headers.get('host', '')!r} is not this machine's: the viewer "
+                                       "listens on loopback and answers for localhost, 127.0.0.1 and [::1] only")
         try:
             return Response(render(request), media_type=media_type)
         except BadRequest as exc:

@@ -99,8 +99,8 @@ def make_engine(url: str, read_only: bool = False) -> Engine:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         connect: dict[str, Any] = {"connect_timeout": 10}
-        if read_only:
-            connect["options"] = "-c default_transaction_read_only=on"
+        if read_only:  # added to the URL's own options (connect_args would replace them)
+            connect["options"] = " ".join(filter(None, (parsed.query.get("options"), "-c default_transaction_read_only=on")))
         try:
             return create_engine(parsed, pool_pre_ping=True, connect_args=connect,
                                  execution_options={READ_ONLY: True} if read_only else {})
@@ -263,6 +263,8 @@ def open_engine(db: str | None = None, migrate: bool = True, read_only: bool = F
     engine = make_engine(url, read_only=read_only)
     with translate_errors(url):
         if engine.get_execution_options().get(READ_ONLY):  # readable as it is, or not at all: nothing may be migrated
+            with engine.connect() as conn:  # a server that cannot be reached says so, not "no schema"
+                conn.execute(text("SELECT 1"))
             stored = _stored_revision(engine)
             if stored is None:
                 raise DatabaseError(f"cannot use database {display(url)}: it is read-only here and not a llama-zoo "

@@ -213,3 +213,83 @@ def test_the_report_links_runs_to_the_viewer_only_when_asked(zoo, tmp_path):
     out = zoo("report", "--format", "md", "--link-base", "http://127.0.0.1:8000", db=tmp_path / "r.db")
     assert out.returncode == 2 and "md and csv have no links" in out.stderr
 
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    """A cleanly closed store holding text meant to break a page: markup in prompts and outputs,
+    needles that are also entity names, scores that are not a mapping."""
+    from llama_zoo.results.identity import RunConfig
+    from llama_zoo.results.store import Store
+
+    db = tmp_path / "r.db"
+    store = Store.open(str(db))
+    runs = {}
+    for suite in ("needle", "humaneval"):
+        config = RunConfig(model_id="llama-3.1-8b", spec_hash="s", suite=suite, suite_version="1", backend="hf",
+                           weights_source="hub", dataset_name="d", dataset_hash=suite, options={})
+        with store.begin(config) as run:
+            run.add(0, input="<script>alert('prompt')</script>", output="a &lt; b amp <img src=x onerror=alert(1)>",
+                    target="amp, lt", scores={"passed": False, "score": 0.0})
+            run.add(1, input="plain", output="plain", scores=[1, 2, 3])
+            run.complete([])
+        runs[suite] = run.run_id
+    store.close()  # checkpointed: the file alone
+    return db, runs
+
+
+def _client(db):
+    from starlette.testclient import TestClient
+
+    from llama_zoo.reports.viewer import create_app
+    from llama_zoo.results.store import Store
+
+    return TestClient(create_app(Store.open(str(db), read_only=True)), base_url="http://127.0.0.1:8000")
+
+
+def test_stored_text_is_shown_as_text_and_odd_scores_do_not_break_a_page(hostile):
+    db, runs = hostile
+    client = _client(db)
+    page = client.get(f"/runs/{runs['needle']}")
+    assert page.status_code == 200
+    assert "<script>alert" not in page.text and "<img src=x" not in page.text
+    assert "&lt;script&gt;alert(&#39;prompt&#39;)&lt;/script&gt;" in page.text
+    # the needles are marked where they stand in the raw text, never inside an entity
+    assert "a &amp;<mark>lt</mark>; b <mark>amp</mark> &lt;img" in page.text
+    assert 'id="sample-1"' in page.text  # scores that are not a mapping: shown, not a failed page
+    assert client.get(f"/runs/{runs['humaneval']}?verdict=failed").status_code == 200
+
+
+def test_odd_numbers_in_a_url_are_a_400_not_a_failure(hostile):
+    db, runs = hostile
+    client = _client(db)
+    for query, says in (("?after=" + "9" * 30, "after must be a sample index from -1"),
+                        ("?after=-5", "after must be a sample index from -1"),
+                        ("?score=score&min=nan", "min must be a finite number"),
+                        ("?score=score&max=1e999", "max must be a finite number")):
+        page = client.get(f"/runs/{runs['humaneval']}{query}")
+        assert page.status_code == 400 and says in page.text, (query, page.status_code)
+    assert client.get(f"/runs/{runs['humaneval']}/images/{'9' * 30}.png").status_code == 404
+
+
+def test_on_loopback_a_request_for_another_host_is_refused(hostile):
+    """A site that rebinds its DNS name to 127.0.0.1 reaches the port, but names itself."""
+    db, runs = hostile
+    client = _client(db)
+    assert client.get(f"/runs/{runs['needle']}").status_code == 200
+    refused = client.get(f"/runs/{runs['needle']}", headers={"host": "evil.example:8000"})
+    assert refused.status_code == 400 and "is not this machine&#39;s" in refused.text
+    assert client.get("/", headers={"host": "[::1]:8000"}).status_code == 200
+
+
+def test_reading_a_closed_database_changes_none_of_its_bytes(hostile):
+    """SQLite opens a write-ahead-log database read-only through its -shm index, which it creates
+    beside the file with an empty -wal; the database's own bytes do not change."""
+    db, runs = hostile
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    client = _client(db)
+    for path in ("/", f"/runs/{runs['needle']}", f"/compare?a={runs['needle']}&b={runs['humaneval']}"):
+        client.get(path)
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    beside = {p.name: p.stat().st_size for p in db.parent.iterdir() if p.name != db.name}
+    assert set(beside) <= {"r.db-wal", "r.db-shm"} and beside.get("r.db-wal", 0) == 0, beside
