@@ -113,20 +113,26 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=1, ensure_ascii=False, default=str)
 
 
+def _info(run: dict[str, Any]):
+    from llama_zoo.suites import suite_info
+
+    return suite_info(run["suite"])
+
+
 def _highlights(run: dict[str, Any], sample: dict[str, Any]) -> list[str]:
-    """What to mark in a sample's text: the needles the needle suite hid (its target lists them)."""
-    if run["suite"] == "needle" and sample.get("target"):
+    """What to mark in a sample's text, where its suite's target lists it (hidden needles)."""
+    info = _info(run)
+    if info is not None and info.marks_target and sample.get("target"):
         return [v for v in sample["target"].split(", ") if v.strip()]
     return []
 
 
 def _image_url(run: dict[str, Any], sample: dict[str, Any]) -> str | None:
-    """A visual question's image, drawn or read again from the set the run scored, where it can be here."""
-    if run["suite"] != "vqa" or not sample.get("input_ref"):
+    """A sample's image, drawn or read again from the set the run scored, where it can be here."""
+    info = _info(run)
+    if info is None or info.images is None or not sample.get("input_ref"):
         return None
-    from llama_zoo.suites.vision.data import images_kept
-
-    return f"/runs/{run['id']}/images/{sample['idx']}.png" if images_kept(run.get("dataset_name")) else None
+    return f"/runs/{run['id']}/images/{sample['idx']}.png" if info.images.kept(run.get("dataset_name")) else None
 
 
 def _shown(run: dict[str, Any], sample: dict[str, Any], verdicts: Verdicts) -> dict[str, Any]:
@@ -152,7 +158,7 @@ class Viewer:
         self.env.globals.update(interval=with_interval, pvalue=p_value, code_path=_is_code_path)
 
         def marked(text: str, needles: list[str]) -> Markup:
-            """``text`` escaped, each needle in it inside <mark> (split on the raw text, so a needle
+            """``text`` escaped, each of ``needles`` in it inside <mark> (split on the raw text, so one
             never matches inside an entity or a mark already placed)."""
             if not needles:
                 return escape(text)
@@ -198,13 +204,12 @@ class Viewer:
     def image(self, run_id: str, idx: int) -> bytes:
         import io
 
-        from llama_zoo.suites.vision.data import image_of
-
         run = self.store.get(run_id)
+        info = _info(run)
         found = self.store.sample_page(run["id"], after=idx - 1, limit=1) if idx <= MAX_INDEX else []
-        if run["suite"] != "vqa" or not found or found[0]["idx"] != idx:
-            raise NotFound(f"run {run['id']} has no visual question #{idx}")
-        image = image_of(run.get("dataset_name"), found[0]["input_ref"] or "")
+        if info is None or info.images is None or not found or found[0]["idx"] != idx:
+            raise NotFound(f"run {run['id']} has no sample #{idx} with an image")
+        image = info.images.of(run.get("dataset_name"), found[0]["input_ref"] or "")
         if image is None:
             raise NotFound(f"the image of {found[0]['input_ref']} ({run.get('dataset_name')}) is not on this machine")
         out = io.BytesIO()

@@ -166,8 +166,8 @@ def test_bad_urls_are_a_page_that_says_what_is_wrong(store):
                 (f"/runs/{humaneval}?min=1", 400, "min and max bound a score: name it with score=KEY"),
                 (f"/runs/{humaneval}?after=x", 400, "after must be a sample index"),
                 (f"/runs/{runs['vqa']}?verdict=failed", 400, "no pass/fail verdict"),
-                (f"/runs/{runs['vqa']}/images/99.png", 404, "has no visual question #99"),
-                (f"/runs/{humaneval}/images/0.png", 404, "has no visual question #0"),
+                (f"/runs/{runs['vqa']}/images/99.png", 404, "has no sample #99 with an image"),
+                (f"/runs/{humaneval}/images/0.png", 404, "has no sample #0 with an image"),
                 (f"/compare?a={humaneval}&b={runs['vqa']}", 409, "are from different suites"),
                 ("/compare?a=" + humaneval, 400, "compare two runs"),
                 ("/elsewhere", 404, "the viewer has /, /runs/RUN")):

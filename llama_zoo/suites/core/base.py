@@ -80,6 +80,14 @@ class Chart:
     x_metric: str | None = None
 
 
+class SampleImages(Protocol):
+    """A run's images found again from its dataset's name and a sample's input reference."""
+
+    def kept(self, dataset: str | None) -> bool: ...  # whether this machine holds them
+
+    def of(self, dataset: str | None, ref: str) -> Any: ...  # a PIL image, or None
+
+
 @dataclass(frozen=True)
 class SuiteInfo:
     name: str
@@ -117,6 +125,10 @@ class SuiteInfo:
     # loads: raises the one-line error planning would raise later where the data is neither here nor
     # on a reachable hub (None: nothing to check early)
     check_data: Callable[[str | None, str | None, Mapping[str, Any]], None] | None = None
+    # for the viewer (llama-zoo serve): a sample's target lists, comma-separated, what to mark where it
+    # appears in the sample's text (hidden needles); and where a sample's image is found again
+    marks_target: bool = False
+    images: "SampleImages | None" = None
 
     def resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """This suite's options with defaults filled in and choices checked."""

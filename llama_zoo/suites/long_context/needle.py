@@ -247,7 +247,7 @@ class NeedleSuite:
     info = SuiteInfo(
         name=SUITE, version=SUITE_VERSION,
         summary="Needles in a haystack at every length x depth (RULER's string match, effective length).",
-        headline="score", setup_keys=("haystack", "needles", "context", "limit"),
+        headline="score", setup_keys=("haystack", "needles", "context", "limit"), marks_target=True,
         paired=(McNemar("passed", "all needles found"), PairedBootstrap(ratios=(Ratio("score", "score"),))),
         charts=(Chart("heatmap", "score"), Chart("by_length", "score")),
         options=(

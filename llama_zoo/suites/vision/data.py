@@ -231,6 +231,13 @@ def images_kept(dataset: str | None) -> bool:
     return bool(dataset) and (Path(dataset).expanduser() / "questions.jsonl").is_file()
 
 
+class StoredImages:
+    """The vqa suite's ``SampleImages``: what ``image_of`` and ``images_kept`` find."""
+
+    kept = staticmethod(images_kept)
+    of = staticmethod(image_of)
+
+
 def load_visual(dataset: str | None, limit: int | None = None, seed: int = 0) -> VisualSet:
     if dataset in (None, SYNTHETIC):
         return synthetic(limit, seed)

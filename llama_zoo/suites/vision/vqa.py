@@ -19,7 +19,7 @@ from llama_zoo.suites.core.base import (GENERATION_OPTIONS, Context, Emit, Item,
 from llama_zoo.suites.core.prompting import generation_options, sampling
 from llama_zoo.suites.core.records import jsonl_file
 from llama_zoo.suites.core.stats import rate_metric
-from llama_zoo.suites.vision.data import load_visual
+from llama_zoo.suites.vision.data import StoredImages, load_visual
 from llama_zoo.suites.vision.metrics import anls, mcq_correct, relaxed_correct, vqa_accuracy
 from llama_zoo.suites.vision.prompts import BENCHMARK_OF_METRIC, STYLES, Prompt, extract, prompt_for, render
 from llama_zoo.suites.vision.synthetic import VisualQuestion
@@ -72,7 +72,7 @@ class VisualQASuite:
     info = SuiteInfo(
         name=SUITE, version=SUITE_VERSION,
         summary="Visual question answering: VQA accuracy, ANLS, relaxed accuracy and multiple choice, each question by its own metric.",
-        headline="accuracy", setup_keys=("prompt", "limit", "predictions_file"),
+        headline="accuracy", setup_keys=("prompt", "limit", "predictions_file"), images=StoredImages(),
         paired=PairedBootstrap((Ratio("accuracy", "score"),)),
         options=OPTIONS, scores_predictions_file=True, context_in_identity=False,
         datasets="synthetic (built in; default), easy-vqa, vqav2, docvqa, chartqa, ai2d or mmmu (from the hub), "
