@@ -198,12 +198,17 @@ def test_another_address_than_loopback_is_warned(store):
 
 
 def test_the_report_links_runs_to_the_viewer_only_when_asked(zoo, tmp_path):
-    docs = tmp_path / "docs.jsonl"
-    docs.write_text("".join(json.dumps({"text": f"Document {i}: the quick brown fox."}) + "\n" for i in range(3)))
-    out = zoo("eval", "--model", "llama-3.2-1b", "--shadow", "--suite", "perplexity", "--dataset", str(docs),
-              "--context", "64", "--format", "json", db=tmp_path / "r.db")
-    assert out.returncode == 0, out.stderr
-    run_id = json.loads(out.stdout)["run_id"]
+    from llama_zoo.results.identity import RunConfig
+    from llama_zoo.results.store import MetricValue, Store
+
+    store = Store.open(str(tmp_path / "r.db"))
+    config = RunConfig(model_id="llama-2-7b", spec_hash="s", suite="perplexity", suite_version="1", backend="hf",
+                       weights_source="hub", dataset_name="d", dataset_hash="d", options={})
+    with store.begin(config) as run:
+        run.add(0, input_ref="chunk 0", scores={"logprob": -100.0, "tokens": 50, "words": 30, "bytes": 200})
+        run.complete([MetricValue("token_perplexity", 5.5)])
+    store.close()
+    run_id = run.run_id
     assert zoo("report", "-o", str(tmp_path / "plain.html"), db=tmp_path / "r.db").returncode == 0
     assert "/runs/" not in (tmp_path / "plain.html").read_text()  # self-contained: links nowhere
     out = zoo("report", "-o", str(tmp_path / "linked.html"), "--link-base", "http://127.0.0.1:8000/",
