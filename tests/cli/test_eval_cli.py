@@ -96,6 +96,7 @@ def test_a_bad_database_fails_before_anything_loads(tmp_path):
     assert not {m for m in imported if m.split(".")[0] in ("torch", "transformers")}
 
 
+@pytest.mark.slow
 def test_scoring_a_samples_file_imports_no_model_library(zoo, tmp_path):
     """Start-up is what the suite needs: scoring completions made elsewhere loads no model, so
     neither torch nor transformers is imported, nor alembic for a database already up to date."""

@@ -100,6 +100,7 @@ def test_export_hf_config_prints_a_config_json(zoo):
     assert config["vocab_size"] == 32016 and config["rope_theta"] == 1e6
 
 
+@pytest.mark.slow
 def test_registry_commands_never_import_torch_or_transformers():
     probe = (
         "import sys\n"
@@ -150,6 +151,7 @@ def test_user_registry_entries_inherit_from_packaged_ones_and_are_validated(zoo,
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 
+@pytest.mark.slow
 def test_the_console_script_prints_and_fails_as_in_process():
     """Once through a real interpreter: ``python -m llama_zoo`` answers, and a user error is one
     line with exit code 2 (the in-process ``zoo`` fixture runs the same ``main()``)."""

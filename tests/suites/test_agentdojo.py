@@ -123,6 +123,7 @@ def test_the_same_replies_get_agentdojos_verdicts(shared, task_suite, injections
             (False, False if injection_task else None)
 
 
+@pytest.mark.slow
 def test_a_reply_whose_call_agentdojo_cannot_take_is_the_final_answer(shared):
     p = plan(shared, user_tasks="user_task_0", attack="none")
     episode = p.items[0].data
@@ -131,6 +132,7 @@ def test_a_reply_whose_call_agentdojo_cannot_take_is_the_final_answer(shared):
     assert episode.verdict() == (False, None)
 
 
+@pytest.mark.slow
 def test_a_defence_screens_each_tool_output_as_agentdojos_detector_step_does(shared):
     """LlamaFirewall's regex scanner as the defence: each tool output goes through AgentDojo's
     detector step, a flagged one is replaced by its message before the model sees it, and the

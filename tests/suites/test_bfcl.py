@@ -232,6 +232,7 @@ def test_every_verdict_equals_bfcls_eval_runner(source, fmt):
     assert any(e.startswith("type_error") for e in seen_errors) and any(e.startswith("value_error") for e in seen_errors)
 
 
+@pytest.mark.slow
 def test_a_predictions_file_is_scored_as_bfcl_scores_it(source, tmp_path):
     lines, expected = [], {}
     for entry, kind, reply in _cases(source, "json", per_category=2):
@@ -337,6 +338,7 @@ def conversation_replies(c: mt.Conversation, fmt: str) -> dict[str, list[list[st
 
 
 @pytest.mark.parametrize("fmt", ["pythonic", "json"])
+@pytest.mark.slow
 def test_every_multi_turn_verdict_equals_bfcls(source, fmt):
     seen: dict[str, int] = {}
     passed = 0

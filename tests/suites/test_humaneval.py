@@ -226,6 +226,7 @@ def test_instruct_prompts_go_through_the_real_chat_template(humaneval_problems, 
     assert tokenizer.convert_tokens_to_ids("<|eot_id|>") in request.stop_token_ids
 
 
+@pytest.mark.slow
 def test_instruct_model_with_a_real_chat_template_end_to_end(zoo, shared, tmp_path):
     db = tmp_path / "r.db"
     result = zoo("eval", "--model", "llama-3.2-1b-instruct", "--suite", "humaneval", "--shadow", "--limit", "2",

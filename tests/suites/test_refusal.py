@@ -32,6 +32,7 @@ def test_rules_on_known_replies(reply, refused):
     assert is_refusal(reply) is refused
 
 
+@pytest.mark.slow
 def test_kappa_equals_scikit_learn():
     sklearn = pytest.importorskip("sklearn.metrics")
     rng = np.random.default_rng(1)
