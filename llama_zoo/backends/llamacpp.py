@@ -122,15 +122,6 @@ class _Encoding:
         self.input_ids = ids
 
 
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
 def _int(value: Any) -> int | None:
     return int(value) if value not in (None, "") else None
 
@@ -191,7 +182,7 @@ class LlamaCppBackend:
                 for j, target in enumerate(read.targets):
                     wanted.setdefault(read.first + j, set()).add(target)
             # the cache keeps what this input shares with the last, up to the first position read now
-            keep = min(_common_prefix(cached, host.ids), min(wanted))
+            keep = min(len(os.path.commonprefix([cached, host.ids])), min(wanted))
             self.llm._ctx.kv_cache_seq_rm(0, keep, -1)
             logprob = self._decode(host.ids, keep, wanted)
             cached = host.ids

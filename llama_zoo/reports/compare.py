@@ -43,24 +43,28 @@ def resolve(store, ref: str, suite: str | None = None) -> dict[str, Any]:
     return store.get(runs[0]["id"])
 
 
-def keyed_samples(store, run_id: str) -> dict[str, dict[str, Any]]:
+def keyed_samples(store, run_id: str, whole: bool = True) -> dict[str, Any]:
     """Samples keyed by what they are about: the input reference (with its repeat number, for
-    several samples per task), so two runs pair up even if stored in another order."""
+    several samples per task), so two runs pair up even if stored in another order. ``whole``:
+    each sample's row; else its scores only (all a paired test reads)."""
     seen: dict[str, int] = {}
     keyed = {}
     for sample in store.iter_samples(run_id):
         ref = sample["input_ref"] or str(sample["idx"])
         seen[ref] = seen.get(ref, -1) + 1
-        keyed[f"{ref}#{seen[ref]}"] = sample
+        keyed[f"{ref}#{seen[ref]}"] = sample if whole else sample["scores"] or {}
     return keyed
-
-
-def _keyed(store, run_id: str) -> dict[str, dict[str, Any]]:
-    return {key: sample["scores"] or {} for key, sample in keyed_samples(store, run_id).items()}
 
 
 def compare(store, a_ref: str, b_ref: str, suite: str | None = None, seed: int = 0) -> dict[str, Any]:
     a, b = resolve(store, a_ref, suite), resolve(store, b_ref, suite)
+    check_pair(a, b)
+    return paired(a, b, keyed_samples(store, a["id"], whole=False), keyed_samples(store, b["id"], whole=False), seed)
+
+
+def check_pair(a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Refused before any sample is read: runs of different suites, data or headlines, or a suite
+    that declares no paired test."""
     if a["suite"] != b["suite"]:
         raise LlamaZooError(f"runs {a['id']} ({a['suite']}) and {b['id']} ({b['suite']}) are from different suites")
     if a["dataset_hash"] != b["dataset_hash"]:
@@ -73,12 +77,16 @@ def compare(store, a_ref: str, b_ref: str, suite: str | None = None, seed: int =
         heads = [(r.get("options") or {}).get(info.headline_option) for r in (a, b)]
         if heads[0] != heads[1]:
             raise LlamaZooError(f"runs {a['id']} and {b['id']} rank by different metrics ({heads[0]} vs {heads[1]})")
-    sa, sb = _keyed(store, a["id"]), _keyed(store, b["id"])
+
+
+def paired(a: dict[str, Any], b: dict[str, Any], sa: dict[str, dict[str, Any]], sb: dict[str, dict[str, Any]],
+           seed: int = 0) -> dict[str, Any]:
+    """The suite's paired tests over the samples two checked runs share (``sa``, ``sb``: scores by key)."""
     shared = [k for k in sa if k in sb]
     if len(shared) < 2:
         raise LlamaZooError(f"runs {a['id']} and {b['id']} share {len(shared)} samples; a paired comparison needs two or more")
     rows = []
-    for test in info.paired_tests:
+    for test in suite_info(a["suite"]).paired_tests:
         rows += _paired_rows(test, [sa[k] for k in shared], [sb[k] for k in shared], seed)
     return {"a": _about(a), "b": _about(b), "shared_samples": len(shared), "rows": rows}
 

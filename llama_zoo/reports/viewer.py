@@ -43,11 +43,10 @@ class Verdicts:
     key: str | None
 
     @classmethod
-    def of(cls, suite: str) -> "Verdicts":
-        from llama_zoo.suites import suite_info
+    def of(cls, info) -> "Verdicts":
+        """From a suite's ``SuiteInfo`` (None: a suite whose plug-in is not here)."""
         from llama_zoo.suites.core.base import McNemar
 
-        info = suite_info(suite)
         tests = info.paired_tests if info else ()
         return cls(next((t.key for t in tests if isinstance(t, McNemar)), None))
 
@@ -113,32 +112,30 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=1, ensure_ascii=False, default=str)
 
 
-def _info(run: dict[str, Any]):
-    from llama_zoo.suites import suite_info
+@dataclass(frozen=True)
+class Display:
+    """How one run's samples are shown, read from its suite's declaration once per page: its
+    verdicts, whether its target lists what to mark (hidden needles), whether its images are here."""
 
-    return suite_info(run["suite"])
+    run_id: str
+    verdicts: Verdicts
+    marks: bool
+    images: bool
 
+    @classmethod
+    def of(cls, run: dict[str, Any]) -> "Display":
+        from llama_zoo.suites import suite_info
 
-def _highlights(run: dict[str, Any], sample: dict[str, Any]) -> list[str]:
-    """What to mark in a sample's text, where its suite's target lists it (hidden needles)."""
-    info = _info(run)
-    if info is not None and info.marks_target and sample.get("target"):
-        return [v for v in sample["target"].split(", ") if v.strip()]
-    return []
+        info = suite_info(run["suite"])
+        return cls(run["id"], Verdicts.of(info), bool(info and info.marks_target),
+                   bool(info and info.images and info.images.kept(run.get("dataset_name"))))
 
-
-def _image_url(run: dict[str, Any], sample: dict[str, Any]) -> str | None:
-    """A sample's image, drawn or read again from the set the run scored, where it can be here."""
-    info = _info(run)
-    if info is None or info.images is None or not sample.get("input_ref"):
-        return None
-    return f"/runs/{run['id']}/images/{sample['idx']}.png" if info.images.kept(run.get("dataset_name")) else None
-
-
-def _shown(run: dict[str, Any], sample: dict[str, Any], verdicts: Verdicts) -> dict[str, Any]:
-    return {**sample, "verdict": verdicts.of_sample(sample.get("scores")), "highlight": _highlights(run, sample),
-            "scores_text": _pretty(sample.get("scores")), "extra_text": _pretty(sample.get("extra")),
-            "image_url": _image_url(run, sample)}
+    def sample(self, sample: dict[str, Any]) -> dict[str, Any]:
+        marked = [v for v in (sample.get("target") or "").split(", ") if v.strip()] if self.marks else []
+        image = f"/runs/{self.run_id}/images/{sample['idx']}.png" if self.images and sample.get("input_ref") else None
+        return {**sample, "verdict": self.verdicts.of_sample(sample.get("scores")), "highlight": marked,
+                "scores_text": _pretty(sample.get("scores")), "extra_text": _pretty(sample.get("extra")),
+                "image_url": image}
 
 
 def _is_code_path(run: dict[str, Any]) -> bool:
@@ -185,8 +182,8 @@ class Viewer:
 
     def run(self, run_id: str, params) -> str:
         run = self.store.get(run_id)
-        verdicts = Verdicts.of(run["suite"])
-        chosen = parse_filter(params, verdicts)
+        display = Display.of(run)
+        chosen = parse_filter(params, display.verdicts)
         after = after_of(params)
         rows = self.store.sample_page(run["id"], chosen, after=after, limit=PAGE + 1)
         more = len(rows) > PAGE
@@ -197,15 +194,17 @@ class Viewer:
         keys = sorted({k for r in rows if isinstance(r.get("scores"), dict) for k, v in r["scores"].items()
                        if isinstance(v, (int, float))})
         return self.render("run.html.j2", run=run, provenance=_pretty({k: v for k, v in run.items() if k != "metrics"}),
-                           samples=[_shown(run, r, verdicts) for r in rows], verdicts=verdicts, chosen=chosen,
+                           samples=[display.sample(r) for r in rows], verdicts=display.verdicts, chosen=chosen,
                            params=kept, next_url=next_url, first_url=first_url, score_keys=keys,
                            collapsed=COLLAPSED_CHARS)
 
     def image(self, run_id: str, idx: int) -> bytes:
         import io
 
+        from llama_zoo.suites import suite_info
+
         run = self.store.get(run_id)
-        info = _info(run)
+        info = suite_info(run["suite"])
         found = self.store.sample_page(run["id"], after=idx - 1, limit=1) if idx <= MAX_INDEX else []
         if info is None or info.images is None or not found or found[0]["idx"] != idx:
             raise NotFound(f"run {run['id']} has no sample #{idx} with an image")
@@ -217,38 +216,41 @@ class Viewer:
         return out.getvalue()
 
     def compare(self, params) -> str:
-        from llama_zoo.reports.compare import compare
+        from llama_zoo.reports.compare import check_pair, keyed_samples, paired, resolve
 
         a, b = params.get("a"), params.get("b")
         if not a or not b:
             raise BadRequest("compare two runs: /compare?a=RUN&b=RUN")
-        result = compare(self.store, a, b)
-        run_a, run_b = self.store.get(result["a"]["id"]), self.store.get(result["b"]["id"])
-        verdicts = Verdicts.of(run_a["suite"])
-        differing, total = self._differing(run_a, run_b, verdicts)
+        run_a, run_b = resolve(self.store, a), resolve(self.store, b)
+        check_pair(run_a, run_b)
+        # each run's samples read once: for the paired test (their scores) and for the documents that differ
+        left, right = keyed_samples(self.store, run_a["id"]), keyed_samples(self.store, run_b["id"])
+        result = paired(run_a, run_b, *({k: s["scores"] or {} for k, s in side.items()} for side in (left, right)))
+        shown_a, shown_b = Display.of(run_a), Display.of(run_b)
+        differing, total = _differing(left, right, shown_a, shown_b)
         return self.render("compare.html.j2", a=run_a, b=run_b, result=result, differing=differing,
-                           differing_total=total, verdicts=verdicts, shown_at_most=DIFFERENCES_SHOWN)
+                           differing_total=total, verdicts=shown_a.verdicts, shown_at_most=DIFFERENCES_SHOWN)
 
-    def _differing(self, a: dict[str, Any], b: dict[str, Any], verdicts: Verdicts) -> tuple[list[dict[str, Any]], int]:
-        """The documents both runs answered where they disagree: a different verdict where the suite
-        has one, else a different output; paired as ``compare`` pairs them (input reference and repeat)."""
-        from llama_zoo.reports.compare import keyed_samples
 
-        left = keyed_samples(self.store, a["id"])
-        out, total = [], 0
-        for key, right in keyed_samples(self.store, b["id"]).items():
-            if key not in left:
-                continue
-            mine = left[key]
-            if verdicts.key is not None:
-                differs = verdicts.of_sample(mine.get("scores")) != verdicts.of_sample(right.get("scores"))
-            else:
-                differs = (mine.get("output") or "") != (right.get("output") or "")
-            if differs:
-                total += 1
-                if len(out) < DIFFERENCES_SHOWN:
-                    out.append({"key": key, "a": _shown(a, mine, verdicts), "b": _shown(b, right, verdicts)})
-        return out, total
+def _differing(left: dict[str, Any], right: dict[str, Any], shown_a: Display,
+               shown_b: Display) -> tuple[list[dict[str, Any]], int]:
+    """The documents both runs answered where they disagree: a different verdict where the suite
+    has one, else a different output; paired as ``compare`` pairs them (input reference and repeat)."""
+    verdicts = shown_a.verdicts
+    out, total = [], 0
+    for key, theirs in right.items():
+        if key not in left:
+            continue
+        mine = left[key]
+        if verdicts.key is not None:
+            differs = verdicts.of_sample(mine.get("scores")) != verdicts.of_sample(theirs.get("scores"))
+        else:
+            differs = (mine.get("output") or "") != (theirs.get("output") or "")
+        if differs:
+            total += 1
+            if len(out) < DIFFERENCES_SHOWN:
+                out.append({"key": key, "a": shown_a.sample(mine), "b": shown_b.sample(theirs)})
+    return out, total
 
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})

@@ -76,20 +76,20 @@ def make_engine(url: str, read_only: bool = False) -> Engine:
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         path = parsed.database
-        if path and path != ":memory:":
-            parent = Path(path).expanduser().parent
-            if not parent.is_dir():
-                raise DatabaseError(f"cannot open database {display(url)}: directory {parent} does not exist")
-            if Path(path).expanduser().is_dir():
+        file = Path(path).expanduser() if path and path != ":memory:" else None
+        if file is not None:
+            if not file.parent.is_dir():
+                raise DatabaseError(f"cannot open database {display(url)}: directory {file.parent} does not exist")
+            if file.is_dir():
                 raise DatabaseError(f"cannot open database {display(url)}: {path} is a directory; give a database "
                                     f"file inside it, e.g. --db {Path(path) / 'results.db'}")
-        if read_only and not (path and path != ":memory:" and Path(path).expanduser().is_file()):
+        if read_only and not (file is not None and file.is_file()):
             raise DatabaseError(f"cannot open database {display(url)}: no such file (give a database that "
                                 "'llama-zoo eval' has written)")
-        if path and path != ":memory:" and (read_only or _cannot_write(Path(path).expanduser())):
+        if file is not None and (read_only or _cannot_write(file)):
             # a read-only filesystem, or a file or directory this user may not write: opened read-only, or
             # SQLite would try to create its WAL index beside the file and refuse even to read
-            engine = create_engine(parsed, creator=functools.partial(_read_only_connection, Path(path).expanduser()),
+            engine = create_engine(parsed, creator=functools.partial(_read_only_connection, file),
                                    execution_options={READ_ONLY: True})
         else:
             engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
@@ -139,7 +139,7 @@ def _read_only_connection(path: Path) -> sqlite3.Connection:
 READ_ONLY = "llama_zoo_read_only"  # an execution option: the engine was opened read-only
 
 
-def read_only(engine: Engine) -> bool:
+def opened_read_only(engine: Engine) -> bool:
     return bool(engine.get_execution_options().get(READ_ONLY))
 
 
@@ -262,7 +262,7 @@ def open_engine(db: str | None = None, migrate: bool = True, read_only: bool = F
     url = resolve_url(db)
     engine = make_engine(url, read_only=read_only)
     with translate_errors(url):
-        if engine.get_execution_options().get(READ_ONLY):  # readable as it is, or not at all: nothing may be migrated
+        if opened_read_only(engine):  # readable as it is, or not at all: nothing may be migrated
             with engine.connect() as conn:  # a server that cannot be reached says so, not "no schema"
                 conn.execute(text("SELECT 1"))
             stored = _stored_revision(engine)

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Iterator
 from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 
 from llama_zoo.errors import LlamaZooError
-from llama_zoo.results.db import display, open_engine, read_only, translate_errors
+from llama_zoo.results.db import display, open_engine, opened_read_only, translate_errors
 from llama_zoo.results.identity import RunConfig, device_info, git_sha, package_versions, this_process
 from llama_zoo.results.orm import Metric, Run, Sample
 
@@ -287,7 +287,7 @@ class Store:
 
     def mark_dead_runs(self) -> list[str]:
         """Runs still marked running whose process is gone: mark them interrupted (resumable)."""
-        if read_only(self.engine):  # seen as their writers left them
+        if opened_read_only(self.engine):  # seen as their writers left them
             return []
         host, _ = this_process()
         now = utcnow()

@@ -156,11 +156,14 @@ def check_task_data(name: str, _dataset: str | None, _revision: str | None, opti
     require_lm_eval()
     manager = task_manager(options.get("lm_eval_include"), name)
     entry = manager.task_index.get(name)
-    if entry is None or not getattr(entry, "yaml_path", None) or generates_data(manager, name):
+    if entry is None or not getattr(entry, "yaml_path", None):
         return
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    path = load_yaml(entry.yaml_path, resolve_func=False).get("dataset_path")
+    config = load_yaml(entry.yaml_path, resolve_func=False)
+    if "custom_dataset" in config:  # it makes its own documents (generates_data)
+        return
+    path = config.get("dataset_path")
     if (not isinstance(path, str) or not path or Path(path).is_absolute() or Path(path).exists()
             or local_dataset(path) is not None or _in_hub_cache(path) or not offline_if_unreachable()):
         return
