@@ -3,10 +3,15 @@
 
 - **own eval**: llama-cpp-python's ``Llama.eval`` of the same inputs (no logits kept but the
   last), the speed limit of llama.cpp on this machine;
+- **own eval, all logits**: the same with logits computed at every position (``logits_all=True``),
+  as llama.cpp's own perplexity tool computes them: the limit for rolling perplexity, which scores
+  every position and so needs the output layer at each;
 - **before**: what llama-zoo did until issue #28's change, reproduced here: ``eval`` with logits
   kept for every position (``logits_all=True``), then log-softmax over them in numpy;
 - **llama-zoo**: ``LlamaCppBackend.loglikelihood_rolling``: logits of the scored positions only,
-  and a common prefix kept in the KV cache between consecutive inputs.
+  and a common prefix kept in the KV cache between consecutive inputs;
+- **transformers**: llama-zoo's transformers backend on the same file (transformers dequantises a
+  GGUF as it loads it, so a Q4_1 file runs there as float32 weights), batch 8, the same windows.
 
 Two workloads: rolling perplexity windows (512 tokens, every position scored) and multiple choice
 (``--questions`` questions of about 60 tokens, four choices of 1-4 tokens each, as lm-eval's
@@ -74,6 +79,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--questions", type=int, default=30)
     args = parser.parse_args()
+    from llama_zoo.backends.hf import HFBackend
     from llama_zoo.backends.llamacpp import GGML_TYPE_F32, LlamaCppBackend, import_llama_cpp
     from llama_zoo.backends.weights import choose_source
     from llama_zoo.registry.checkpoint import from_path
@@ -86,29 +92,37 @@ def main() -> None:
     threads = os.cpu_count() or 1
     print(f"llama-cpp-python {llama_cpp.__version__}, {threads} threads; "
           f"system info: {llama_cpp.llama_print_system_info().decode().strip()}")
-    print("| file | workload | own eval tokens/s | before tokens/s | llama-zoo tokens/s | llama-zoo / own eval | "
-          "before / own eval | largest difference from before |\n|---|---|---|---|---|---|---|---|")
+    print("| file | workload | own eval tokens/s | own eval, all logits tokens/s | before tokens/s | llama-zoo tokens/s | "
+          "transformers backend tokens/s | llama-zoo / own eval | llama-zoo / own eval, all logits | before / own eval | "
+          "largest difference from before |\n|---|---|---|---|---|---|---|---|---|---|---|")
     for label, path in (("Q4_1", gguf), ("F32", f32_gguf(gguf))):
         spec, checkpoint = from_path(str(path))
         zoo = LlamaCppBackend(spec, choose_source(spec, checkpoint=checkpoint), max_length=1024)
+        transformers = HFBackend(spec, choose_source(spec, checkpoint=checkpoint), device="cpu", dtype="float32",
+                                 batch_size=8, max_length=1024)
         plain = [llama_cpp.Llama(model_path=str(path), n_ctx=1025, n_batch=512, logits_all=keep, n_threads=threads,
                                  type_k=GGML_TYPE_F32, type_v=GGML_TYPE_F32, seed=0, verbose=False)
                  for keep in (False, True)]
-        for name, windows in workloads(zoo.tokenizer, args.questions).items():
+        for name, windows in workloads(zoo.tokenizer, args.questions).items():  # the GGUF's own tokenizer
             tokens = sum(w.length for w in windows)
-            best = {"own": float("inf"), "before": float("inf"), "zoo": float("inf")}
+            best = {"own": float("inf"), "own_all": float("inf"), "before": float("inf"), "zoo": float("inf"),
+                    "hf": float("inf")}
             for _ in range(args.repeats):  # interleaved
                 for key, call in (("own", lambda: own_eval(plain[0], windows)),
+                                  ("own_all", lambda: own_eval(plain[1], windows)),
                                   ("before", lambda: before(plain[1], windows)),
-                                  ("zoo", lambda: zoo.loglikelihood_rolling(windows))):
+                                  ("zoo", lambda: zoo.loglikelihood_rolling(windows)),
+                                  ("hf", lambda: transformers.loglikelihood_rolling(windows))):
                     start = time.perf_counter()
                     call()
                     best[key] = min(best[key], time.perf_counter() - start)
             diff = max(abs(a - b) for x, y in zip(zoo.loglikelihood_rolling(windows), before(plain[1], windows))
                        for a, b in zip(x, y))
             rate = {k: tokens / v for k, v in best.items()}
-            print(f"| {label} | {name} | {rate['own']:.0f} | {rate['before']:.0f} | {rate['zoo']:.0f} | "
-                  f"{rate['zoo'] / rate['own']:.2f} | {rate['before'] / rate['own']:.2f} | {diff:.1e} |", flush=True)
+            print(f"| {label} | {name} | {rate['own']:.0f} | {rate['own_all']:.0f} | {rate['before']:.0f} | {rate['zoo']:.0f} | "
+                  f"{rate['hf']:.0f} | "
+                  f"{rate['zoo'] / rate['own']:.2f} | {rate['zoo'] / rate['own_all']:.2f} | {rate['before'] / rate['own']:.2f} "
+                  f"| {diff:.1e} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "llama_zoo"
 # shared utilities with no llama-zoo imports of their own sit above every layer
-LAYERS = ["errors", "plugins", "formatting", "options", "hub", "registry", "backends", "suites", "results", "orchestration", "reports", "cli"]
-RANK = {name: (0 if name in ("errors", "plugins", "formatting", "options", "hub") else LAYERS.index(name)) for name in LAYERS}
+LAYERS = ["errors", "plugins", "formatting", "options", "hub", "machine_cache", "registry", "backends", "suites", "results", "orchestration", "reports", "cli"]
+RANK = {name: (0 if name in ("errors", "plugins", "formatting", "options", "hub", "machine_cache") else LAYERS.index(name)) for name in LAYERS}
 
 
 def layer_of(module: str) -> str:

@@ -177,7 +177,9 @@ def eval_command(**kwargs: Any) -> None:
         # the weights' source travels with the numbers: a shadow or random run measures no model
         print_json({"run_id": outcome.run_id, "model_id": outcome.model_id, "cached": outcome.cached, "resumed": outcome.resumed,
                     "weights_source": outcome.provenance.get("weights_source"), "warnings": outcome.warnings,
-                    "metrics": {m["name"]: {k: m[k] for k in ("value", "ci_low", "ci_high", "n")} for m in outcome.metrics}})
+                    "metrics": {m["name"]: {k: m[k] for k in ("value", "ci_low", "ci_high", "n")} for m in outcome.metrics},
+                    # this command's work (none on a cache hit): the model's share is the time in backend calls
+                    "timing": {"wall_s": outcome.wall_s, "model_s": outcome.model_s, "tokens": outcome.scored_tokens}})
         return
     show_outcome(outcome, suite)
 
@@ -350,7 +352,7 @@ def _parameters(helped: frozenset[str] = frozenset(), backends: frozenset[str] =
         parameter("fail_fast", bool, typer.Option(False, "--fail-fast", help="In a matrix, stop at the first failed cell (default: record it and go on).")),
         *parameters(EVAL_SCALE, EVAL),
         *parameters(EVAL_RUN, EVAL, helps=helps),
-        parameter("fmt", TableOrJson, typer.Option(TableOrJson.table, "--format", help="table, or json (run id and metrics).")),
+        parameter("fmt", TableOrJson, typer.Option(TableOrJson.table, "--format", help="table, or json (run id, metrics, and the seconds spent: in all and in backend calls).")),
         parameter("db", Optional[str], DB_OPTION),
     ]
     suites = []

@@ -230,7 +230,8 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None, kept:
                     loaded_tokenizer=(tokenizer, tokenizer_source) if tokenizer is not None else None,
                     options=backend_options, **placement))
             emit = lambda sample: handle.add(sample.index, **sample.columns())  # noqa: E731
-            for chunk in _chunks(pending, suite.info.items_per_chunk, backend.info.chunk_for(device)):
+            chunks = Chunks(pending, suite.info.items_per_chunk, backend.info.chunk_for(device))
+            for chunk in chunks:
                 began = time.perf_counter()
                 answers = _answer(runner, chunk)
                 produced += sum(_tokens(item, answer) for item, answer in zip(chunk, answers))
@@ -239,6 +240,7 @@ def evaluate(request: RunRequest, store, progress: Progress | None = None, kept:
                     produced += more
                 seconds = time.perf_counter() - began
                 model_s += seconds
+                chunks.took(seconds)
                 suite.score(chunk, answers, seconds, ctx, emit)
                 if progress:
                     progress(len(handle.done), len(plan.items), produced)
@@ -425,17 +427,36 @@ def _tokenizer_hash(tokenizer) -> str | None:
     return tokenizer_hash(tokenizer)
 
 
-def _chunks(items: Sequence[Item], items_per_chunk: int | None, requests_per_chunk: int):
-    chunk: list[Item] = []
-    count = 0
-    for item in items:
-        chunk.append(item)
-        count += len(item.requests)
-        if len(chunk) == items_per_chunk or count >= requests_per_chunk:
+CHUNK_SECONDS = 10.0  # a chunk's answers are stored together: about the most work a crash loses
+CHUNK_GROWTH = 16  # requests per call grow to at most this many times the backend's own number
+
+
+class Chunks:
+    """The pending items in runner calls of at most ``items_per_chunk`` items and about ``requests``
+    requests each. The request count starts at the backend's own and doubles while a call takes
+    under half of ``CHUNK_SECONDS``, up to ``CHUNK_GROWTH`` times: a fast model then sorts and batches
+    many requests at once (fewer part-full batches, less padding, more windows read from one shared
+    input), and a slow one still stores its answers every few seconds, as resuming needs."""
+
+    def __init__(self, items: Sequence[Item], items_per_chunk: int | None, requests: int) -> None:
+        self._items, self._per_chunk, self.requests = items, items_per_chunk, requests
+        self._most = requests * CHUNK_GROWTH
+
+    def __iter__(self):
+        chunk: list[Item] = []
+        count = 0
+        for item in self._items:
+            chunk.append(item)
+            count += len(item.requests)
+            if len(chunk) == self._per_chunk or count >= self.requests:  # the size now, after the last call
+                yield chunk
+                chunk, count = [], 0
+        if chunk:
             yield chunk
-            chunk, count = [], 0
-    if chunk:
-        yield chunk
+
+    def took(self, seconds: float) -> None:
+        if seconds < CHUNK_SECONDS / 2:
+            self.requests = min(self.requests * 2, self._most)
 
 
 def _converse(suite: Any, runner: Backend, chunk: Sequence[Item], answers: list[list[Any]], ctx: Context

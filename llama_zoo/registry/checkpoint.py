@@ -14,9 +14,10 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from llama_zoo.errors import LlamaZooError
+from llama_zoo.machine_cache import remembered_digest
 from llama_zoo.registry.schema import ModelSpec
 
 GGUF_MAGIC = b"GGUF"
@@ -198,7 +199,12 @@ def _field(field) -> Any:
 
 
 def hash_file_list(files: list[Path]) -> str:
-    """SHA-256 over files' names and bytes, in the order given, streamed."""
+    """SHA-256 over files' names and bytes, in the order given, streamed; remembered on this machine
+    while the files are unchanged (``machine_cache.remembered_digest``)."""
+    return remembered_digest(files, _read_and_hash)
+
+
+def _read_and_hash(files: Sequence[Path]) -> str:
     digest = hashlib.sha256()
     for file in files:
         digest.update(file.name.encode())

@@ -23,12 +23,16 @@ def test_shadow_perplexity_completes_is_stored_and_rerun_is_a_cache_hit(zoo, mod
     assert "shadow: not a measurement of the real model" in first.stdout  # never shown as if it measured the model
     again = json.loads(zoo(*args, "--format", "json", db=db).stdout)
     assert again["cached"] is True
+    assert again["timing"] == {"wall_s": 0.0, "model_s": 0.0, "tokens": 0}  # a cache hit does no work
     assert set(again["metrics"]) == {"token_perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte"}
     runs = json.loads(zoo("runs", "list", "--format", "json", db=db).stdout)
     assert len(runs) == 1 and runs[0]["status"] == "completed" and runs[0]["weights_source"] == "shadow"
     shown = json.loads(zoo("runs", "show", again["run_id"], "--format", "json", db=db).stdout)
     assert shown["samples_stored"] == 4 and shown["options"]["protocol"] == "rolling"
     assert shown["tokenizer_hash"] and shown["dataset_name"] == "stdlib-docs" and shown["dataset_hash"]
+    if model == "llama-3.2-1b":  # the seconds a fresh run spent, in all and in backend calls
+        timing = json.loads(zoo(*args, "--force", "--format", "json", db=db).stdout)["timing"]
+        assert timing["tokens"] > 0 and 0 < timing["model_s"] <= timing["wall_s"]
 
 
 @pytest.mark.parametrize("args,message", [

@@ -61,7 +61,11 @@ class Generating:
             if not req.prompt:
                 raise BackendError("a generation request needs at least one prompt token")
             rows += [_Row(index, req, k) for k in range(req.n)]
-        order = sorted((r for r in rows if r.max_new > 0), key=lambda r: -len(r.prompt))
+        # longest first; prompts of one length in token order, as lm-eval sorts them: alike prompts tend
+        # to get alike lengths of answer, so a batch's rows finish together rather than one long row
+        # keeping a batch of finished ones going (with lm-eval's own order, 141 steps instead of 167 for
+        # the same 100 questions in benchmarks/lm_eval_vs_zoo.py)
+        order = sorted((r for r in rows if r.max_new > 0), key=lambda r: (-len(r.prompt), r.prompt))
         longest_new = max((r.max_new for r in order), default=0)
         start = 0
         while start < len(order):

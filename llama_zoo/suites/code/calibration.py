@@ -26,9 +26,9 @@ MEASURE_LIMIT = Limits(timeout_s=60)
 
 
 def cache_file() -> Path:
-    from platformdirs import user_cache_dir
+    from llama_zoo.machine_cache import cache_root
 
-    return Path(os.environ.get("LLAMA_ZOO_CACHE") or user_cache_dir("llama-zoo")) / "sandbox-timings.json"
+    return cache_root() / "sandbox-timings.json"
 
 
 def interpreter_key() -> str:

@@ -22,9 +22,9 @@ from typing import Any, Iterable, Iterator
 
 
 def cache_dir() -> Path:
-    from platformdirs import user_cache_dir
+    from llama_zoo.machine_cache import cache_root
 
-    return Path(os.environ.get("LLAMA_ZOO_CACHE") or user_cache_dir("llama-zoo")) / "lm-eval-index"
+    return cache_root() / "lm-eval-index"
 
 
 def fingerprint(paths: Iterable[Path]) -> str:
