@@ -6,7 +6,11 @@ checkpoint's id and its runs' identity hash its weights; an 8B checkpoint is 16 
 every run without this. A digest is reused only while every file keeps its device, inode, size,
 modification time and change time: rewriting a file's bytes changes its change time (``ctime``),
 which no program can set back, so a file rewritten in place, even with its old size and a restored
-modification time, is read again (git's index trusts the same fields). File times tick coarsely
+modification time, is read again (git's index trusts the same fields). What this cannot see: a
+network file system's attribute cache (a file rewritten on another host can show its old times
+here for up to its ``acregmax``), and a cache directory others may write (``$LLAMA_ZOO_CACHE``
+pointed at a shared one trusts their entries); on such storage, delete ``file-digests.json`` or
+give each user a private cache. File times tick coarsely
 (milliseconds), so a file changed in the last ``SETTLED_S`` seconds is hashed but not remembered: a
 second write within the same tick would leave every field as it was (git's "racy" entries).
 """
@@ -33,15 +37,15 @@ def cache_root() -> Path:
 
 def remembered_digest(files: Sequence[Path], compute: Callable[[Sequence[Path]], str]) -> str:
     """``compute(files)``, or what it gave for the same files unchanged since."""
+    started = time.time_ns()  # before the files are examined: a write after it counts as recent
     try:
         key, newest = _stat_key(files)
     except OSError:
         return compute(files)  # a file that cannot be examined is read (and fails) as it would be
     path = cache_root() / "file-digests.json"
     known = _read(path)
-    if key in known:
+    if isinstance(known.get(key), str):
         return known[key]
-    started = time.time_ns()
     digest = compute(files)
     if started - newest < SETTLED_S * 1e9:
         return digest
@@ -57,7 +61,9 @@ def _stat_key(files: Sequence[Path]) -> tuple[str, int]:
     lines, newest = [], 0
     for file in files:
         s = os.stat(file)
-        lines.append(f"{os.path.realpath(file)} {s.st_dev} {s.st_ino} {s.st_size} {s.st_mtime_ns} {s.st_ctime_ns}")
+        # the name as given too: the digest hashes it (a link and its target are two digests)
+        lines.append(f"{Path(file).name} {os.path.realpath(file)} {s.st_dev} {s.st_ino} {s.st_size} {s.st_mtime_ns} "
+                     f"{s.st_ctime_ns}")
         newest = max(newest, s.st_mtime_ns, s.st_ctime_ns)
     return hashlib.sha256("\n".join(lines).encode()).hexdigest(), newest
 

@@ -352,7 +352,7 @@ def _parameters(helped: frozenset[str] = frozenset(), backends: frozenset[str] =
         parameter("fail_fast", bool, typer.Option(False, "--fail-fast", help="In a matrix, stop at the first failed cell (default: record it and go on).")),
         *parameters(EVAL_SCALE, EVAL),
         *parameters(EVAL_RUN, EVAL, helps=helps),
-        parameter("fmt", TableOrJson, typer.Option(TableOrJson.table, "--format", help="table, or json (run id, metrics, and the seconds spent: in all and in backend calls).")),
+        parameter("fmt", TableOrJson, typer.Option(TableOrJson.table, "--format", help="table, or json (run id, metrics, and timing: the run's seconds from loading the model to its last stored sample, those inside backend calls, and tokens).")),
         parameter("db", Optional[str], DB_OPTION),
     ]
     suites = []

@@ -433,14 +433,20 @@ CHUNK_GROWTH = 16  # requests per call grow to at most this many times the backe
 
 class Chunks:
     """The pending items in runner calls of at most ``items_per_chunk`` items and about ``requests``
-    requests each. The request count starts at the backend's own and doubles while a call takes
-    under half of ``CHUNK_SECONDS``, up to ``CHUNK_GROWTH`` times: a fast model then sorts and batches
-    many requests at once (fewer part-full batches, less padding, more windows read from one shared
-    input), and a slow one still stores its answers every few seconds, as resuming needs."""
+    requests each. The request count starts at the backend's own, doubles after a call that took
+    under half of ``CHUNK_SECONDS`` (up to ``CHUNK_GROWTH`` times) and halves after one that took
+    over twice as long (down to the backend's own): a fast model then sorts and batches many
+    requests at once (fewer part-full batches, less padding, more windows read from one shared
+    input), and a slow one still stores its answers every few seconds, as resuming needs.
+
+    Calls then follow the machine's speed, so two runs of one command may batch a request with
+    different neighbours. Scores do not depend on the batch beyond float rounding (a test holds
+    each window equal to itself scored alone), and greedy tokens only where two candidates tie
+    within that rounding; a fixed batching never held across a resumed run either."""
 
     def __init__(self, items: Sequence[Item], items_per_chunk: int | None, requests: int) -> None:
         self._items, self._per_chunk, self.requests = items, items_per_chunk, requests
-        self._most = requests * CHUNK_GROWTH
+        self._least, self._most = requests, requests * CHUNK_GROWTH
 
     def __iter__(self):
         chunk: list[Item] = []
@@ -457,6 +463,8 @@ class Chunks:
     def took(self, seconds: float) -> None:
         if seconds < CHUNK_SECONDS / 2:
             self.requests = min(self.requests * 2, self._most)
+        elif seconds > CHUNK_SECONDS * 2:
+            self.requests = max(self.requests // 2, self._least)
 
 
 def _converse(suite: Any, runner: Backend, chunk: Sequence[Item], answers: list[list[Any]], ctx: Context

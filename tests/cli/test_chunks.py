@@ -32,6 +32,15 @@ def test_slow_calls_keep_the_backends_number():
     assert sizes(Chunks(items(96), None, 64), seconds=loop.CHUNK_SECONDS) == [64] * 6
 
 
+def test_slow_calls_halve_the_requests_back_to_the_backends_number():
+    chunks = Chunks(items(2000), None, 64)
+    got = []
+    for k, chunk in enumerate(chunks):
+        got.append(sum(len(item.requests) for item in chunk))
+        chunks.took(0.1 if k < 3 else loop.CHUNK_SECONDS * 3)
+    assert got[:7] == [64, 128, 256, 512, 256, 128, 64] and set(got[7:-1]) == {64}
+
+
 def test_a_suites_items_per_chunk_holds_whatever_the_speed():
     chunks = Chunks(items(10), 1, 64)
     assert [len(chunk) for chunk in chunks if chunks.took(0.0) is None] == [1] * 10

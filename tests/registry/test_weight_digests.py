@@ -41,15 +41,19 @@ def unreadable(monkeypatch) -> None:
     monkeypatch.setattr(checkpoint, "open", refuse, raising=False)
 
 
-def test_a_settled_checkpoint_is_read_once(weights, monkeypatch):
+def test_a_settled_checkpoint_is_read_once(weights, monkeypatch, tmp_path):
     monkeypatch.setattr(machine_cache, "SETTLED_S", 0.0)
     first = hash_file_list(weights)
     assert first == plain_sha256(weights)
     unreadable(monkeypatch)
     assert hash_file_list(weights) == first
-    # another order is another digest, and is computed
+    # another order is another digest, and is computed; so is the same file under another name
     with pytest.raises(AssertionError, match="read again"):
         hash_file_list(weights[::-1])
+    link = tmp_path / "latest.safetensors"
+    link.symlink_to(weights[0])
+    with pytest.raises(AssertionError, match="read again"):
+        hash_file_list([link, weights[1]])
 
 
 def test_bytes_rewritten_in_place_with_the_old_size_and_time_are_read_again(weights, monkeypatch):
@@ -65,8 +69,9 @@ def test_bytes_rewritten_in_place_with_the_old_size_and_time_are_read_again(weig
     assert hash_file_list(weights) == plain_sha256(weights) != first
 
 
-def test_a_file_changed_just_now_is_not_remembered(weights, tmp_path):
+def test_a_file_changed_just_now_is_hashed_but_not_remembered(weights, tmp_path):
     # written an instant ago: a rewrite within the same timestamp tick would keep every field
+    weights[1].write_text('{"model_type": "llama", "just": "now"}')
     assert hash_file_list(weights[1:]) == plain_sha256(weights[1:])
     assert not (tmp_path / "cache" / "file-digests.json").exists()
     with open(weights[1], "r+") as f:
@@ -95,12 +100,14 @@ print(json.dumps([hash_file_list([Path(sys.argv[1])]) for _ in range(2)]))
 
 
 def test_an_ordinary_user_hashes_with_a_cache_it_cannot_write_and_one_it_can(ordinary_user, tmp_path):
+    if ordinary_user.name is None:
+        pytest.skip("needs root to make a throwaway user and a directory that user cannot write")
     weights = ordinary_user.home / "w.safetensors"
     weights.write_bytes(os.urandom(1 << 20))
     ordinary_user.owns(weights)
     expected = plain_sha256([weights])
-    locked = tmp_path / "root-only"
-    locked.mkdir(mode=0o755)  # root's: the user cannot write it
+    locked = ordinary_user.home / "root-only"
+    locked.mkdir(mode=0o755)  # root's, in a directory the user can enter: the user cannot write it
     own = ordinary_user.home / "cache"
     for cache in (locked, own):
         done = ordinary_user.run([sys.executable, "-c", ORDINARY, str(weights)], env={"LLAMA_ZOO_CACHE": str(cache)})
