@@ -38,8 +38,42 @@ SERVICE_GROUPS = {"ray_cluster": "ray", "pg_admin_url": "postgresql"}
 SLOW_FIXTURES = ("smollm2_gguf", "smollm2_dir", "smollm2_f32_gguf", "pg_admin_url", "ray_cluster")
 
 
+# The files that take longest, longest first (a run's --durations, 2026-12): under `--dist loadfile`
+# each file is one unit of work, and a long file handed out last is a tail that one worker runs alone
+# while the others wait. Every other file follows in collection order.
+LONGEST_FIRST = (
+    "tests/cli/test_scale.py",
+    "tests/suites/test_lm_eval_tasks.py",
+    "tests/cli/test_resume.py",
+    "tests/reports/test_report.py",
+    "tests/suites/test_sandbox_unprivileged.py",
+    "tests/backends/test_placement.py",
+    "tests/backends/test_openai_server.py",
+    "tests/suites/test_bfcl.py",
+    "tests/test_plugins.py",
+    "tests/suites/test_checkpoints.py",
+    "tests/cli/test_eval_cli.py",
+    "tests/results/test_release_compat.py",
+)
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: one worker more than the cores. A quarter of a run with one worker per core is
+    spent waiting (on servers starting, subprocesses, the browser, PostgreSQL), with a core idle."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores + 1
+
+
+def pytest_configure(config):
+    # xdist hands out files with the most tests first unless told not to; the order is ours (below)
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items):
+    rank = {path: n for n, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: the rest keep their order
     for item in items:
         if any(f in item.fixturenames for f in SLOW_FIXTURES) and not item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.slow)
