@@ -10,9 +10,11 @@ runners) use none of them. The stubs leave ``sys.modules`` once BFCL's modules a
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import importlib.util
 import os
+import shutil
 import sys
 import tempfile
 import types
@@ -59,7 +61,10 @@ def bfcl() -> types.SimpleNamespace:
     bfcl_data.checker()  # the shared model_config table, as llama-zoo installs it
     # BFCL writes lock files (and results) under its project root, by default its own install
     # directory, which an ordinary user cannot write: give it a scratch one before its config loads
-    os.environ.setdefault("BFCL_PROJECT_ROOT", tempfile.mkdtemp(prefix="bfcl-project-"))
+    if "BFCL_PROJECT_ROOT" not in os.environ:
+        scratch = tempfile.mkdtemp(prefix="bfcl-project-")
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)  # one was left in /tmp by every run
+        os.environ["BFCL_PROJECT_ROOT"] = scratch
     added = [n for n in _STUBS if importlib.util.find_spec(n) is None and n not in sys.modules]
     for name in added:
         sys.modules[name] = _stub(name)
