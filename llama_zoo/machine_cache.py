@@ -52,7 +52,7 @@ def remembered_digest(files: Sequence[Path], compute: Callable[[Sequence[Path]],
     known = _read(path)  # another process may have added digests meanwhile
     known.pop(key, None)
     known[key] = digest  # insertion order is age: the newest last
-    _write(path, dict(list(known.items())[-DIGESTS_KEPT:]))
+    write_atomically(path, json.dumps(dict(list(known.items())[-DIGESTS_KEPT:])).encode())
     return digest
 
 
@@ -76,16 +76,17 @@ def _read(path: Path) -> dict[str, str]:
     return data if isinstance(data, dict) else {}
 
 
-def _write(path: Path, data: dict[str, str]) -> None:
-    """Atomically, or not at all: a cache that cannot be written (a read-only home) only costs time."""
+def write_atomically(path: Path, data: bytes) -> None:
+    """``data`` as ``path``, whole or not at all: a process reading it never sees half a file, and a
+    cache that cannot be written (a read-only home) only costs time."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, scratch = tempfile.mkstemp(dir=path.parent, prefix=".file-digests-")
+        fd, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     except OSError:
         return
     try:
-        with os.fdopen(fd, "w") as out:
-            json.dump(data, out)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
         os.replace(scratch, path)
     except OSError:
         Path(scratch).unlink(missing_ok=True)

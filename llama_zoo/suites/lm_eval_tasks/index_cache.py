@@ -16,14 +16,13 @@ import contextlib
 import hashlib
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from llama_zoo.machine_cache import cache_root, write_atomically
+
 
 def cache_dir() -> Path:
-    from llama_zoo.machine_cache import cache_root
-
     return cache_root() / "lm-eval-index"
 
 
@@ -88,11 +87,7 @@ def _write(path: Path, index: dict[str, Any]) -> None:
     """Atomically: a process reading the cache never sees half a file (a cache that cannot be written
     is only a cache missed)."""
     with contextlib.suppress(OSError, pickle.PicklingError, TypeError, AttributeError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as out:
-            pickle.dump(index, out, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
+        write_atomically(path, pickle.dumps(index, protocol=pickle.HIGHEST_PROTOCOL))
         _prune(path.parent)
 
 
