@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
 import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Iterator
 
@@ -34,6 +36,25 @@ from llama_zoo.results.orm import Metric, Run, Sample
 
 HEARTBEAT_S = 10.0
 STALE_AFTER_S = 120.0  # no heartbeat for this long: the process is gone, wherever it ran
+
+
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C lands after the block, not inside it. A KeyboardInterrupt raised inside a SQLite write
+    can leave that connection holding the write lock, so the write that records the interruption
+    waited out the whole busy timeout and failed with "database is locked" (1 in 25 tries)."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield  # signal handlers belong to the main thread; one set by someone else is theirs
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if caught:
+            raise KeyboardInterrupt
 
 
 class RunNotFoundError(LlamaZooError):
@@ -176,7 +197,7 @@ class RunHandle:
         if self.cached:
             return
         self.flush()
-        with self.store._write() as conn:
+        with translate_errors(self.store.url), self.store._write() as conn:
             conn.execute(update(Run).where(Run.id == self.run_id).values(
                 status=status, error=error, finished_at=utcnow()))
         self._stop_heartbeat()
@@ -234,8 +255,10 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    @contextmanager
     def _write(self):
-        return self.engine.begin()
+        with _interrupts_deferred(), self.engine.begin() as conn:
+            yield conn
 
     # -- runs
 

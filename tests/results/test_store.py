@@ -82,6 +82,32 @@ def test_interrupted_run_resumes_and_stores_each_sample_once(store):
     assert store.get(run.run_id)["status"] == "completed"
 
 
+def test_ctrl_c_inside_a_batch_write_lands_once_the_batch_is_stored(store):
+    """A KeyboardInterrupt raised inside a SQLite write could leave its connection holding the write
+    lock: recording the interruption then failed with "database is locked" after a minute."""
+    import os
+    import signal
+
+    from sqlalchemy import event
+
+    def ctrl_c(_conn, _cursor, statement, *_):
+        if statement.startswith("INSERT INTO samples"):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    event.listen(store.engine, "before_cursor_execute", ctrl_c)
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal runs it, not xdist
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with store.begin(CONFIG, flush_every=2) as run:
+                for i in range(4):
+                    run.add(i, output=str(i))
+    finally:
+        signal.signal(signal.SIGINT, ignored)
+        event.remove(store.engine, "before_cursor_execute", ctrl_c)
+    data = store.get(run.run_id)
+    assert data["status"] == "interrupted" and data["samples_stored"] == 2
+
+
 def test_failure_is_recorded_with_its_error(store):
     with pytest.raises(ValueError):
         with store.begin(CONFIG) as run:
