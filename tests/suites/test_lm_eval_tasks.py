@@ -341,6 +341,25 @@ def test_bad_lm_eval_metadata_is_one_line_and_nothing_is_stored(zoo, tmp_path):
     assert listed.returncode == 0 and json.loads(listed.stdout) == []
 
 
+def generate_samples(num_samples=500, skip=()):  # a RULER generator, as its module names it
+    return [i for i in range(num_samples) if i not in skip]
+
+
+def _ruler_build(skip=()):  # a RULER task's custom_dataset: calls its module's generator for 500
+    return generate_samples(num_samples=500, skip=skip)
+
+
+def test_a_capped_ruler_build_makes_only_the_first_documents_and_gives_up_on_a_skip():
+    from llama_zoo.suites.lm_eval_tasks import ruler
+
+    capped = ruler.documents_capped(_ruler_build, 3)
+    assert capped() == [0, 1, 2]
+    assert _ruler_build() == list(range(500))  # the module's own generator is put back
+    with pytest.raises(ruler.ShortOfDocuments):  # a skipped document: the next ones are not lm-eval's
+        capped(skip={1})
+    assert ruler.documents_capped(_ruler_build, 600)() == list(range(500))
+
+
 @pytest.mark.slow  # builds a RULER task from lm-eval's whole index: seconds
 def test_ruler_gets_the_runs_tokenizer_recorded_unless_the_metadata_names_one(zoo, tmp_path, shared):
     """A shadow model with a real tokenizer directory: lm-eval sizes the documents with that

@@ -17,7 +17,7 @@ import contextlib
 import importlib.util
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from llama_zoo.errors import LlamaZooError
 
@@ -91,6 +91,51 @@ def no_downloads() -> Iterator[None]:
     finally:
         if nltk is not None:
             nltk.download = download
+
+
+# -- as many documents as the run reads
+
+# lm-eval's RULER generators, each under its module's own name: each makes 500 documents per length
+GENERATORS = ("generate_samples", "sys_word_pair_random", "sys_kwext", "sys_vartrack_w_noise_random")
+
+
+class ShortOfDocuments(Exception):
+    """A capped generator skipped documents that do not fit their length: the documents after them
+    are not lm-eval's, so the task is built again with all of them."""
+
+
+def documents_capped(build: Callable[..., Any], cap: int) -> Callable[..., Any]:
+    """``build`` (a RULER task's ``custom_dataset``) making at most ``cap`` documents per length
+    instead of lm-eval's fixed 500: with ``--limit 2`` the rest would be generated (each one sized
+    by tokenizing it, repeatedly) and never read. A generator draws its documents one after another,
+    so the first ``cap`` are lm-eval's first ``cap``; a test holds them equal to lm-eval's own run.
+    The generators are looked up in ``build``'s module, which lm-eval loads from the YAML's
+    directory afresh for every task."""
+    names = build.__globals__
+
+    def capped(generate: Callable[..., list], default: Any) -> Callable[..., list]:
+        def call(*args: Any, **kwargs: Any) -> list:
+            asked = kwargs.get("num_samples", default)
+            if not isinstance(asked, int) or asked <= cap:
+                return generate(*args, **kwargs)
+            made = generate(*args, **{**kwargs, "num_samples": cap})
+            if len(made) < cap:
+                raise ShortOfDocuments
+            return made
+        return call
+
+    def built(*args: Any, **kwargs: Any) -> Any:
+        import inspect
+
+        originals = {name: names[name] for name in GENERATORS if callable(names.get(name))}
+        for name, generate in originals.items():
+            names[name] = capped(generate, inspect.signature(generate).parameters["num_samples"].default)
+        try:
+            return build(*args, **kwargs)
+        finally:
+            names.update(originals)
+
+    return built
 
 
 # -- per-length metrics

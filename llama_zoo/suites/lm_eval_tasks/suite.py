@@ -284,12 +284,11 @@ def seed_as_lm_eval() -> None:
         pass
 
 
-def load_task(name: str, include: str | None, metadata: dict[str, Any] | None = None):
+def load_task(name: str, include: str | None, metadata: dict[str, Any] | None = None, limit: int | None = None):
     """The lm-eval task object, built with ``metadata`` (lm-eval's --metadata), or one line:
-    unknown (with lm-eval's closest names), a group, or data (or a package) it cannot load."""
+    unknown (with lm-eval's closest names), a group, or data (or a package) it cannot load. A RULER
+    task generates only the ``limit`` documents a run reads."""
     require_lm_eval()
-    from lm_eval.tasks import get_task_dict
-
     manager = task_manager(include, name)
     if name not in manager.all_tasks:
         close = difflib.get_close_matches(name, manager.all_tasks, n=3, cutoff=0.6)
@@ -298,14 +297,29 @@ def load_task(name: str, include: str | None, metadata: dict[str, Any] | None = 
     if name in manager.all_groups or name in manager.all_tags:
         raise LlamaZooError(f"lm-eval:{name} is a group of tasks: 'llama-zoo eval' runs it as its tasks, one run each")
     ruler_task = requires_ruler(manager, name)
-    seed_as_lm_eval()
     try:
         with quiet_bars(), ruler.no_downloads() if ruler_task else contextlib.nullcontext():
-            tasks = get_task_dict([task_config(manager, name, metadata) or name], manager)
+            config = task_config(manager, name, metadata)  # resolving RULER's functions imports its modules
+            build = config.get("custom_dataset") if ruler_task and limit and config else None
+            capped = _built(manager, {**config, "custom_dataset": ruler.documents_capped(build, limit)}) \
+                if callable(build) else None
+            tasks = capped or _built(manager, config or name)
     except Exception as exc:  # noqa: BLE001 - said in one line below, by what failed
         raise _load_error(name, exc, ruler_task) from None
     task = tasks.get("tasks", tasks)[name] if isinstance(tasks.get("tasks", tasks), dict) else tasks[name]
     return task
+
+
+def _built(manager, config: dict[str, Any] | str) -> dict[str, Any] | None:
+    """lm-eval's task dict for one config or name, seeded as lm-eval seeds it; None where a RULER
+    task built with fewer documents came up short (``ruler.documents_capped``)."""
+    from lm_eval.tasks import get_task_dict
+
+    seed_as_lm_eval()
+    try:
+        return get_task_dict([config], manager)
+    except ruler.ShortOfDocuments:
+        return None
 
 
 def requires_ruler(manager, name: str) -> bool:
@@ -389,11 +403,13 @@ class LmEvalSuite:
         if not spec.text_arch:
             raise LlamaZooError(f"{spec.id} has no language model to answer lm-eval:{self.task_name}")
 
-    def task(self, include: str | None, metadata: dict[str, Any] | None = None) -> tuple[Any, int | None]:
-        """The task built with ``metadata``, and the num_fewshot its own config sets."""
-        key = include, json.dumps(metadata, sort_keys=True)
+    def task(self, include: str | None, metadata: dict[str, Any] | None = None,
+             limit: int | None = None) -> tuple[Any, int | None]:
+        """The task built with ``metadata`` (and, for RULER, ``limit`` documents), and the num_fewshot
+        its own config sets."""
+        key = include, json.dumps(metadata, sort_keys=True), limit
         if key not in self._loaded:
-            task = load_task(self.task_name, include, metadata)
+            task = load_task(self.task_name, include, metadata, limit)
             self._loaded[key] = task, task.get_config("num_fewshot")
         return self._loaded[key]
 
@@ -405,9 +421,10 @@ class LmEvalSuite:
         options = ctx.options
         given = parse_metadata(options.get("lm_eval_metadata"))
         metadata, supplied = task_metadata(self.task_name, options["lm_eval_include"], given, ctx.tokenizer)
-        if requires_ruler(task_manager(options["lm_eval_include"], self.task_name), self.task_name):
+        is_ruler = requires_ruler(task_manager(options["lm_eval_include"], self.task_name), self.task_name)
+        if is_ruler:
             ruler.check_context(self.task_name, metadata, ctx.context)
-        task, own = self.task(options["lm_eval_include"], metadata)
+        task, own = self.task(options["lm_eval_include"], metadata, ctx.limit if is_ruler else None)
         greedy_metrics = {"exact_match"} & set(task._metric_fn_list) if task.OUTPUT_TYPE == "multiple_choice" else set()
         if task.OUTPUT_TYPE == "loglikelihood" or greedy_metrics:
             raise LlamaZooError(f"lm-eval:{self.task_name} scores whether a continuation is the greedy one "
