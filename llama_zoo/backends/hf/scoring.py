@@ -4,9 +4,9 @@ Log-probabilities come from the final hidden states, a chunk of positions at a t
 projection and log-softmax never see a whole batch at once, so 128K-vocabulary models never
 materialise batch x length x vocab fp32 logits. They are logit minus ``logsumexp``, not
 ``log_softmax``: torch's fp32 ``log_softmax`` on an AVX2 CPU was 2e-5 nats per token off the fp64
-value at a 49K vocabulary (``logsumexp`` agreed to 1e-8), enough to move a perplexity by 2e-5. Requests are sorted by length and batched; on CUDA
-the largest batch that fits is found by halving on out-of-memory, once per model and length, and
-remembered.
+value at a 49K vocabulary (``logsumexp`` agreed to 1e-8), enough to move a perplexity by 2e-5.
+Requests are sorted by length and batched; on CUDA the largest batch that fits is found by halving
+on out-of-memory, once per model and length, and remembered.
 """
 
 from __future__ import annotations

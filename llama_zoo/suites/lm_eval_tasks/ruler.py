@@ -129,7 +129,8 @@ def documents_capped(build: Callable[..., Any], cap: int) -> Callable[..., Any]:
 
         originals = {name: names[name] for name in GENERATORS if callable(names.get(name))}
         for name, generate in originals.items():
-            names[name] = capped(generate, inspect.signature(generate).parameters["num_samples"].default)
+            asked = inspect.signature(generate).parameters.get("num_samples")
+            names[name] = capped(generate, asked.default if asked is not None else None)
         try:
             return build(*args, **kwargs)
         finally:

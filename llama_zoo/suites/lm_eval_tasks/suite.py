@@ -289,6 +289,8 @@ def load_task(name: str, include: str | None, metadata: dict[str, Any] | None = 
     unknown (with lm-eval's closest names), a group, or data (or a package) it cannot load. A RULER
     task generates only the ``limit`` documents a run reads."""
     require_lm_eval()
+    from lm_eval.tasks import get_task_dict
+
     manager = task_manager(include, name)
     if name not in manager.all_tasks:
         close = difflib.get_close_matches(name, manager.all_tasks, n=3, cutoff=0.6)
@@ -299,26 +301,29 @@ def load_task(name: str, include: str | None, metadata: dict[str, Any] | None = 
     ruler_task = requires_ruler(manager, name)
     try:
         with quiet_bars(), ruler.no_downloads() if ruler_task else contextlib.nullcontext():
-            config = task_config(manager, name, metadata)  # resolving RULER's functions imports its modules
-            build = config.get("custom_dataset") if ruler_task and limit and config else None
-            capped = _built(manager, {**config, "custom_dataset": ruler.documents_capped(build, limit)}) \
-                if callable(build) else None
-            tasks = capped or _built(manager, config or name)
+            seed_as_lm_eval()
+            config = task_config(manager, name, metadata)  # resolving a task's functions imports its modules
+            tasks = _ruler_capped(manager, config, limit) if ruler_task and limit and config else None
+            if tasks is None:
+                tasks = get_task_dict([config or name], manager)
     except Exception as exc:  # noqa: BLE001 - said in one line below, by what failed
         raise _load_error(name, exc, ruler_task) from None
     task = tasks.get("tasks", tasks)[name] if isinstance(tasks.get("tasks", tasks), dict) else tasks[name]
     return task
 
 
-def _built(manager, config: dict[str, Any] | str) -> dict[str, Any] | None:
-    """lm-eval's task dict for one config or name, seeded as lm-eval seeds it; None where a RULER
-    task built with fewer documents came up short (``ruler.documents_capped``)."""
+def _ruler_capped(manager, config: dict[str, Any], limit: int) -> dict[str, Any] | None:
+    """A RULER task's dict with only ``limit`` documents generated per length
+    (``ruler.documents_capped``); None, with the seeds set again, where one came up short."""
     from lm_eval.tasks import get_task_dict
 
-    seed_as_lm_eval()
+    build = config.get("custom_dataset")
+    if not callable(build):
+        return None
     try:
-        return get_task_dict([config], manager)
+        return get_task_dict([{**config, "custom_dataset": ruler.documents_capped(build, limit)}], manager)
     except ruler.ShortOfDocuments:
+        seed_as_lm_eval()  # built again whole, from the seeds lm-eval starts from
         return None
 
 
