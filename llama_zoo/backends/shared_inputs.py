@@ -6,6 +6,10 @@ choices that differ in their last token only, "A"/"B"/"C"/"D" after the same que
 of two numbers that begin alike) is read from the longer input's pass at its own positions, with its
 own targets. lm-eval shares the same way where inputs are equal (its ``group_by="contexts"``); a
 prefix is shared here too. The log-likelihoods are those of each window alone.
+
+Inputs that only begin alike (a question's choices of several tokens each) are grouped by the
+context they begin with (``families``): a backend that can keep keys and values reads the context
+once and continues each choice from it.
 """
 
 from __future__ import annotations
@@ -49,3 +53,28 @@ def hosts(windows: Sequence[TokenWindow]) -> list[Host]:
     for i, (w, seq) in enumerate(zip(windows, inputs)):
         reads.setdefault(host_of[seq], []).append(Read(i, len(w.context) - 1, tuple(w.targets)))
     return [Host(seq, tuple(reads[seq])) for seq in order if seq in reads]
+
+
+@dataclass(frozen=True)
+class Family:
+    """Hosts that begin with the same context (the trunk): every window of each predicts its first
+    target from the trunk's last token or later."""
+
+    trunk: tuple[int, ...]
+    hosts: tuple[Host, ...]
+
+
+def families(all_hosts: Sequence[Host]) -> tuple[list[Family], list[Host]]:
+    """The hosts grouped by their shortest window context, and those left alone (a context no
+    other host begins with: a rolling document's windows, a one-token choice's question)."""
+    by_trunk: dict[tuple[int, ...], list[Host]] = {}
+    for host in all_hosts:
+        by_trunk.setdefault(host.ids[:min(r.first for r in host.reads) + 1], []).append(host)
+    shared, alone = [], []
+    for trunk, members in by_trunk.items():
+        # a member no longer than the trunk would have been read from another's pass (hosts())
+        if len(members) > 1 and all(len(h.ids) > len(trunk) for h in members):
+            shared.append(Family(trunk, tuple(members)))
+        else:
+            alone += members
+    return shared, alone

@@ -1,5 +1,7 @@
-"""Windows sharing their model input are read from one pass: the hosts cover every window with the
-fewest inputs, and the transformers runner gives each window what it gives it alone."""
+"""Windows sharing their model input are read from one pass, and inputs beginning with the same
+context continue from its keys and values: the hosts cover every window with the fewest inputs, the
+families group the hosts by context, and the transformers runner gives each window what it gives it
+alone."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import pytest
 import torch
 
 from llama_zoo.backends.base import TokenWindow
-from llama_zoo.backends.shared_inputs import hosts
+from llama_zoo.backends.shared_inputs import families, hosts
 from tests.backends.test_batched_generation import shadow_runner
 
 
@@ -41,6 +43,22 @@ def test_hosts_cover_every_window_once_with_inputs_that_hold_its_own():
     assert not any(a != b and b[:len(a)] == a for a in (h.ids for h in found) for b in (h.ids for h in found))
     assert all(any(h.ids[:len(i)] == i for h in found) for i in inputs)
     assert len(found) < len(windows) / 2
+
+
+def test_families_group_the_hosts_that_begin_with_one_context():
+    windows = choices(random.Random(0))
+    found = hosts(windows)
+    shared, alone = families(found)
+    members = [h for f in shared for h in f.hosts] + alone
+    assert sorted(members, key=lambda h: h.ids) == sorted(found, key=lambda h: h.ids)  # each host once
+    assert shared and all(len(f.hosts) > 1 for f in shared)
+    for family in shared:
+        for host in family.hosts:
+            assert host.ids[:len(family.trunk)] == family.trunk and len(host.ids) > len(family.trunk)
+            # every window predicts its first target from the trunk's last token or later
+            assert min(r.first for r in host.reads) == len(family.trunk) - 1
+    contexts = {tuple(windows[r.window].context) for f in shared for h in f.hosts for r in h.reads}
+    assert not contexts & {tuple(windows[r.window].context) for h in alone for r in h.reads}
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from llama_zoo.backends.base import ClassifyRequest, NextTokenRequest, BackendError, TokenWindow
 from llama_zoo.backends.hf.common import without_autograd
-from llama_zoo.backends.shared_inputs import Host, Read, hosts
+from llama_zoo.backends.shared_inputs import Family, Host, Read, families, hosts
 
 # Rows of fp32 logits computed at once: about 512 MB whatever the vocabulary.
 LOGIT_BYTES_PER_CHUNK = 512 * 2**20
@@ -40,8 +40,11 @@ class Scoring:
             if w.length > self.max_length:
                 raise BackendError(f"a window of {w.length} tokens exceeds the model's {self.max_length}")
         out: list[list[float]] = [[] for _ in windows]
-        # windows whose input is a prefix of another's are read from its pass (shared_inputs.py)
-        for answered in self._by_length(hosts(windows), lambda h: len(h.ids), self._score_batch):
+        # windows whose input is a prefix of another's are read from its pass, and inputs that begin
+        # with the same context continue from its keys and values (shared_inputs.py)
+        shared, alone = families(hosts(windows))
+        for answered in [*self._by_length(alone, lambda h: len(h.ids), self._score_batch),
+                         *self._by_length(shared, lambda f: max(len(h.ids) for h in f.hosts), self._score_families)]:
             for read, logprobs in answered:
                 out[read.window] = logprobs
         return out
@@ -76,20 +79,48 @@ class Scoring:
                 targets += read.targets
                 owners.append((row, read, n))
         picked = hidden[torch.tensor(rows, device=self.device), torch.tensor(cols, device=self.device)]
-        target_ids = torch.tensor(targets, device=self.device)
+        return _split(self._target_logprobs(picked, targets), owners, len(batch))
+
+    def _score_families(self, batch: list[Family]) -> list[list[tuple[Read, list[float]]]]:
+        """Each family's trunk in one pass that keeps its keys and values, then every host's tokens
+        after the trunk in a second pass continuing from them (the cache rows repeated per host,
+        positions counted on from the trunk's own length). Right padding of the trunks is masked."""
+        import torch
+
+        trunk_ids, trunk_mask = self._right_padded([f.trunk for f in batch])
+        first = self.body(input_ids=trunk_ids, attention_mask=trunk_mask, use_cache=True)
+        owner = [k for k, family in enumerate(batch) for _ in family.hosts]
+        index = torch.tensor(owner, device=self.device)
+        cache = first.past_key_values
+        cache.batch_select_indices(index)
+        members = [host for family in batch for host in family.hosts]
+        ids, mask = self._right_padded([host.ids[len(batch[k].trunk):] for k, host in zip(owner, members)])
+        start = torch.tensor([len(batch[k].trunk) for k in owner], device=self.device)
+        after = self.body(input_ids=ids, attention_mask=torch.cat([trunk_mask[index], mask], dim=1),
+                          position_ids=start[:, None] + torch.arange(ids.shape[1], device=self.device),
+                          past_key_values=cache, use_cache=False).last_hidden_state
+        picked, targets, owners = [], [], []
+        for row, (k, host) in enumerate(zip(owner, members)):
+            length = len(batch[k].trunk)
+            for read in host.reads:
+                positions = range(read.first, read.first + len(read.targets))
+                picked += [first.last_hidden_state[k, p] if p < length else after[row, p - length] for p in positions]
+                targets += read.targets
+                owners.append((k, read, len(read.targets)))
+        return _split(self._target_logprobs(torch.stack(picked), targets), owners, len(batch))
+
+    def _target_logprobs(self, picked, targets: Sequence[int]) -> list[float]:
+        """Each hidden state's log-probability of its target token, projected a chunk of rows at a time."""
+        import torch
+
+        target_ids = torch.tensor(list(targets), device=self.device)
         vocab = self.head.weight.shape[0]
         step = max(1, LOGIT_BYTES_PER_CHUNK // (vocab * 4))
         logprobs = []
         for i in range(0, picked.shape[0], step):
             logits = self.head(picked[i:i + step]).float()
             logprobs.append(logits.gather(1, target_ids[i:i + step, None])[:, 0] - torch.logsumexp(logits, dim=-1))
-        flat = torch.cat(logprobs).tolist()
-        out: list[list[tuple[Read, list[float]]]] = [[] for _ in batch]
-        pos = 0
-        for row, read, n in owners:
-            out[row].append((read, flat[pos:pos + n]))
-            pos += n
-        return out
+        return torch.cat(logprobs).tolist()
 
     @without_autograd
     def next_token_scores(self, requests: Sequence[NextTokenRequest]) -> list[list[float]]:
@@ -154,3 +185,13 @@ class Scoring:
                 out[i] = answer
             start += len(chunk)
         return out
+
+
+def _split(flat: list[float], owners: list[tuple[int, Read, int]], rows: int) -> list[list[tuple[Read, list[float]]]]:
+    """Per batch row, each read with its run of ``flat`` (owners: row, read, targets, in ``flat``'s order)."""
+    out: list[list[tuple[Read, list[float]]]] = [[] for _ in range(rows)]
+    pos = 0
+    for row, read, n in owners:
+        out[row].append((read, flat[pos:pos + n]))
+        pos += n
+    return out
