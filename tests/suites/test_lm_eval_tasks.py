@@ -185,6 +185,20 @@ def test_a_task_whose_data_is_on_the_unreachable_hub_is_one_line(zoo, tmp_path):
     assert "lm-eval task arc_easy cannot load its data" in out.stderr
 
 
+def test_a_task_read_by_a_datasets_loader_from_local_files_passes_offline_on_an_empty_cache(tmp_path, monkeypatch):
+    """``dataset_path: json`` names ``datasets``' own loader, not a hub dataset: offline, with nothing
+    cached, the check before the model loads lets it through (it held only once a cache existed)."""
+    import datasets.config
+
+    from llama_zoo.suites.lm_eval_tasks.suite import check_task_data
+
+    _write_tasks(tmp_path / "tasks")
+    for name, value in OFFLINE.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "empty-cache")
+    check_task_data("zoo_gen", None, None, {"lm_eval_include": str(tmp_path / "tasks")})
+
+
 @pytest.mark.parametrize("make", ["empty", "not-json", "missing"])
 def test_a_path_that_is_not_lm_eval_output_is_one_line(zoo, make, tmp_path):
     path = tmp_path / "out"

@@ -91,14 +91,14 @@ class Scoring:
         first = self.body(input_ids=trunk_ids, attention_mask=trunk_mask, use_cache=True)
         owner = [k for k, family in enumerate(batch) for _ in family.hosts]
         index = torch.tensor(owner, device=self.device)
-        cache = first.past_key_values
+        cache = first.cache
         cache.batch_select_indices(index)
         members = [host for family in batch for host in family.hosts]
         ids, mask = self._right_padded([host.ids[len(batch[k].trunk):] for k, host in zip(owner, members)])
         start = torch.tensor([len(batch[k].trunk) for k in owner], device=self.device)
         after = self.body(input_ids=ids, attention_mask=torch.cat([trunk_mask[index], mask], dim=1),
                           position_ids=start[:, None] + torch.arange(ids.shape[1], device=self.device),
-                          past_key_values=cache, use_cache=False).last_hidden_state
+                          cache=cache, use_cache=False).last_hidden_state
         picked, targets, owners = [], [], []
         for row, (k, host) in enumerate(zip(owner, members)):
             length = len(batch[k].trunk)

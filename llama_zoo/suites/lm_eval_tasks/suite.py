@@ -164,12 +164,20 @@ def check_task_data(name: str, _dataset: str | None, _revision: str | None, opti
     if "custom_dataset" in config:  # it makes its own documents (generates_data)
         return
     path = config.get("dataset_path")
-    if (not isinstance(path, str) or not path or Path(path).is_absolute() or Path(path).exists()
+    if (not isinstance(path, str) or not path or Path(path).is_absolute() or Path(path).exists() or _builder(path)
             or local_dataset(path) is not None or _in_hub_cache(path) or not offline_if_unreachable()):
         return
     raise LlamaZooError(f"lm-eval task {name} cannot load its data: {path} is neither under $LLAMA_ZOO_DATA nor in the "
                         f"hub's cache, and the hub is offline; download it ({download_hint(path)}) or give a task "
                         "YAML with local data_files (--lm-eval-include DIR)")
+
+
+def _builder(path: str) -> bool:
+    """Whether ``path`` names one of ``datasets``' own loaders (``json``, ``csv``, ``parquet``...),
+    which read the task's ``data_files`` and need no hub."""
+    from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
+
+    return path in _PACKAGED_DATASETS_MODULES
 
 
 def _in_hub_cache(repo_id: str) -> bool:
