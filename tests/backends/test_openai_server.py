@@ -38,7 +38,7 @@ def outputs(zoo, run_id: str, db) -> tuple[dict, list[str]]:
 @pytest.mark.slow
 def test_the_server_gives_what_in_process_llama_cpp_gives(zoo, server, smollm2_gguf, tmp_path):
     db = tmp_path / "r.db"
-    common = ("eval", "--model", str(smollm2_gguf), "--suite", "humaneval", "--limit", "3", "--max-new-tokens", "96",
+    common = ("eval", "--model", str(smollm2_gguf), "--suite", "humaneval", "--limit", "3", "--max-new-tokens", "48",
               "--format", "json")
     served = zoo(*common, "--backend", "openai", "--base-url", server, db=db, env=keyed())
     assert served.returncode == 0, served.stderr
