@@ -134,9 +134,12 @@ class Scoring:
         import torch
 
         head = self.head
-        if type(head) is torch.nn.Linear and head.bias is None and head.weight.dtype == torch.float32:
+        # a plain float32 layer only: a quantised weight (torchao's Float8Tensor says float32 too) is a
+        # tensor subclass that computes its own way
+        if (type(head) is torch.nn.Linear and head.bias is None and type(head.weight) is torch.nn.Parameter
+                and head.weight.dtype == torch.float32):
             return torch.mm(rows, head.weight.t(), out=out)
-        return out.copy_(head(rows))  # quantised or half-precision layers compute their own way
+        return out.copy_(head(rows))
 
     @without_autograd
     def next_token_scores(self, requests: Sequence[NextTokenRequest]) -> list[list[float]]:
