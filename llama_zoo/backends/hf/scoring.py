@@ -113,7 +113,8 @@ class Scoring:
         """Each hidden state's log-probability of its target token, projected a chunk of rows at a time.
 
         The chunks reuse one fp32 buffer and ``logsumexp`` is done in place in it (the same steps as
-        ``torch.logsumexp``, the same values): a fresh half-gigabyte tensor per chunk, and another for
+        ``torch.logsumexp``, the same values; only its guard against an infinite maximum, which finite
+        weights never produce, is left out): a fresh half-gigabyte tensor per chunk, and another for
         ``exp``, cost the CPU more in page faults than the projection itself at a shadow's width."""
         import torch
 
@@ -123,7 +124,8 @@ class Scoring:
         buffer = torch.empty((step, vocab), dtype=torch.float32, device=self.device)
         logprobs = []
         for i in range(0, picked.shape[0], step):
-            logits = self._project(picked[i:i + step], buffer[:min(step, picked.shape[0] - i)])
+            rows = picked[i:i + step]
+            logits = self._project(rows, buffer[:rows.shape[0]])
             target = logits.gather(1, target_ids[i:i + step, None])[:, 0]
             top = logits.amax(dim=-1, keepdim=True)
             logprobs.append(target - (logits.sub_(top).exp_().sum(dim=-1).log_() + top[:, 0]))
