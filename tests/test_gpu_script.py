@@ -24,6 +24,8 @@ def test_the_gpu_script_dry_run_runs_every_step():
     assert rows["llama-zoo bench"]["score tokens/s"] > 0 and 0 < rows["llama-zoo bench"]["MFU"] < 1
     assert rows["llama-zoo bench"]["decode tokens/s"] > 0
     assert all(rows[f"--quantize {q}"]["score tokens/s"] > 0 for q in ("fp8", "int4"))
+    # every linear layer of the two blocks (seven each) quantised, not the bf16 model under the scheme's name
+    assert all(rows[f"--quantize {q}"]["quantised linears"] >= 14 for q in ("fp8", "int4"))
     assert rows["prefill 2,048 tokens"]["tokens"] == 2048
     assert "skipped" in rows["vLLM"]  # vLLM cannot run on this machine: the step says why
     assert "dry run: tiny shapes, no figure" in out.stdout

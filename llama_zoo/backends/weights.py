@@ -104,6 +104,10 @@ def load_model(spec: ModelSpec, source: WeightsSource, device: str, dtype: "Any"
     if spec.architecture is None or spec.model_type not in MODEL_CLASSES:
         raise BackendError(f"{spec.id} has no architecture that transformers can build")
     cls = model_class(spec.model_type)
+    if quantize and (source.kind not in ("hub", "local") or source.gguf_file):
+        # only from_pretrained quantises: anything else would load unquantised under the scheme's name
+        what = "a GGUF file" if source.gguf_file else f"{source.kind} weights"
+        raise BackendError(f"--quantize {quantize} quantises a checkpoint as it loads, not {what}")
     if source.kind == "shadow":
         torch.manual_seed(source.seed)
         model = cls(config_from_dict(shadow_hf_config(spec)))
@@ -160,7 +164,7 @@ def _from_gguf(cls, source: WeightsSource, device: str, dtype):
     hf_logging.disable_progress_bar()  # its per-tensor bar would cut through the CLI's progress
     try:
         with read_once():
-            model = cls.from_pretrained(source.directory, gguf_file=source.gguf_file, dtype=dtype)
+            model = cls.from_pretrained(source.directory, gguf_file=source.gguf_file, dtype=dtype, use_kernels=False)
     except ImportError as exc:
         raise BackendError(f"loading a GGUF file through transformers needs the gguf package: {exc}") from None
     except (OSError, ValueError, KeyError) as exc:
@@ -193,7 +197,9 @@ def _from_pretrained(cls, ref: str, device: str, dtype, kwargs: dict[str, Any], 
 
     hf_logging.disable_progress_bar()  # its per-tensor bar would cut through the CLI's progress
     try:
-        model = cls.from_pretrained(ref, dtype=dtype, device_map=device_map, **kwargs)
+        # use_kernels=False: transformers (5.25 here) otherwise swaps in layers fetched from the hub's
+        # kernels-community on CUDA (and fails offline); a run measures the checkpoint with transformers' own code
+        model = cls.from_pretrained(ref, dtype=dtype, device_map=device_map, use_kernels=False, **kwargs)
     except OSError as exc:
         raise BackendError(f"cannot load {ref}: {' '.join(str(exc).split())[:300]}") from None
     if device_map is None:

@@ -82,6 +82,21 @@ def test_placement_options_that_cannot_apply_are_one_line(args, message, tmp_pat
     assert len(out.stderr.strip().splitlines()) <= 4 if "not one of" in message else len(out.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("kind", ["shadow", "random"])
+def test_the_backend_refuses_to_quantise_weights_built_in_memory(kind):
+    """Only from_pretrained quantises: a model built in memory would run unquantised under the
+    scheme's name (benchmarks/gpu.py once timed bf16 as fp8 this way), so the library refuses it
+    as the CLI does."""
+    from llama_zoo.backends.base import BackendError
+    from llama_zoo.backends.hf import HFBackend
+    from llama_zoo.backends.weights import choose_source
+
+    spec = load_catalog().get("llama-3.2-1b")
+    source = choose_source(spec, shadow=kind == "shadow", random_weights=kind == "random")
+    with pytest.raises(BackendError, match=f"quantises a checkpoint as it loads, not {kind} weights"):
+        HFBackend(spec, source, device="cpu", dtype="float32", quantize="fp8")
+
+
 def test_a_gguf_file_is_not_quantised_again(smollm2_gguf, tmp_path):
     out = zoo("eval", "--model", str(smollm2_gguf), "--quantize", "int8", db=tmp_path / "r.db")
     assert out.returncode == 2 and "not a GGUF file (quantised already" in out.stderr

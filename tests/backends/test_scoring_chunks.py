@@ -51,3 +51,20 @@ def test_every_chunking_gives_one_log_softmax(monkeypatch, kind, rows_per_chunk)
         got = _scorer(head)._target_logprobs(hidden, targets)
     assert got == pytest.approx(_expected(head, hidden, targets), rel=1e-6, abs=1e-5)
     assert len(got) == ROWS and all(value <= 0 for value in got) and min(got) < -100
+
+
+def test_scoring_passes_keep_no_kv_cache():
+    """Scoring reads the last hidden states only: a KV cache filled beside them is a second copy of
+    every key and value (17 GB for one 128K window of Llama 3.1 8B, seen on an H200)."""
+    from llama_zoo.backends.base import NextTokenRequest, TokenWindow
+    from llama_zoo.backends.hf import HFBackend
+    from llama_zoo.backends.weights import choose_source
+    from llama_zoo.registry.catalog import load_catalog
+
+    spec = load_catalog().get("llama-3.2-1b")
+    runner = HFBackend(spec, choose_source(spec, shadow=True), device="cpu", dtype="float32")
+    caches = []
+    runner.body.register_forward_hook(lambda module, args, output: caches.append(output.past_key_values))
+    runner.loglikelihood_rolling([TokenWindow((1,), (5, 6, 7, 8))])
+    runner.next_token_scores([NextTokenRequest((1, 5, 6), (7, 8))])
+    assert len(caches) == 2 and caches == [None, None]

@@ -74,6 +74,10 @@ def test_bench_on_a_shadow_measures_and_stores(zoo, tmp_path):
     assert "llama-3.2-1b (shadow)" in shown.stdout and "shadow: not a measurement of the real model" in shown.stdout
     run = json.loads(zoo("runs", "show", figures["run_id"], "--format", "json", db=db).stdout)
     assert run["suite"] == "bench" and {m["name"] for m in run["metrics"]} >= {"score_tokens_per_s", "mfu"}
+    # the generation warm-up has the timed call's shape (CUDA graphs compile per shape, outside the timing)
+    made = [json.loads(line) for line in zoo("runs", "export", figures["run_id"], "--format", "jsonl", db=db).stdout.splitlines()]
+    generated = {row["input_ref"]: row["scores"]["tokens"] for row in made if row["scores"]["kind"] == "generate"}
+    assert generated == {"generate (warm-up)": 2 * 8, "generate": 2 * 8}
     refused = zoo("bench", "--model", "llama-3.2-1b", db=db)
     assert refused.returncode == 2 and "--random-weights" in refused.stderr
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from llama_zoo.registry.catalog import load_catalog
-from llama_zoo.registry.derive import attention_layout, fit_on_gpu, flops_per_token, kv_cache_bytes_per_token
+from llama_zoo.registry.derive import (activation_bytes, attention_layout, fit_on_gpu, flops_per_token,
+                                      kv_cache_bytes_per_token, memory_needed, weight_bytes)
 
 CATALOG = load_catalog()
 
@@ -47,3 +48,20 @@ def test_fit():
     assert not fit_on_gpu(spec, "H100-80GB", 8192).fits  # 141 GB of bf16 weights
     assert fit_on_gpu(spec, "H100-80GB", 8192, gpus=2).fits
     assert fit_on_gpu(CATALOG.get("llama-3.2-1b"), "L4-24GB", 131072).fits
+
+
+def test_memory_needed_takes_a_windows_activations_where_they_outgrow_the_cache():
+    """Scoring holds no KV cache but a whole window's activations; generating holds the cache. An H200
+    ran a 128K window of Llama 3.1 8B at 48.9 GB, over the 36.6 GB that weights + cache x 1.1 gave,
+    while the scorer also kept a cache it never read (docs/benchmarks.md)."""
+    small, eight = CATALOG.get("llama-3.2-1b"), CATALOG.get("llama-3.1-8b")
+    assert activation_bytes(eight, 131072) == 131072 * (3 * 14336 + 4 * 4096) * 2
+    for spec, context in ((small, 131072), (eight, 131072), (CATALOG.get("llama-3.1-70b"), 8192)):
+        cache = kv_cache_bytes_per_token(spec, context=context) * context
+        larger = max(cache, activation_bytes(spec, context))
+        assert memory_needed(spec, context) == (weight_bytes(spec, "bf16") + larger) * 1.1
+        assert memory_needed(spec, context, activations=False) == (weight_bytes(spec, "bf16") + cache) * 1.1
+    # 1B: 64 KiB of activations per token against 32 KiB of keys and values
+    assert activation_bytes(small, 131072) > 2 * kv_cache_bytes_per_token(small, context=131072) * 131072 * 0.99
+    assert memory_needed(small, 131072, batch=2) > memory_needed(small, 131072) > memory_needed(small, 131072,
+                                                                                                activations=False)
