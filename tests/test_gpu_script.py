@@ -19,7 +19,10 @@ def test_the_gpu_script_dry_run_runs_every_step():
                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     rows = json.loads(out.stdout.strip().splitlines()[-1])
-    assert list(rows) == ["llama-zoo bench", "--quantize fp8", "--quantize int4", "prefill 2,048 tokens", "vLLM"]
+    assert list(rows) == ["llama-zoo bench", "greedy decode", "--quantize fp8", "--quantize int4",
+                          "prefill 2,048 tokens", "vLLM"]
+    # float32 on the CPU: every greedy token is the full pass's argmax, to rounding
+    assert rows["greedy decode"]["worst logit gap"] < 1e-4 < rows["greedy decode"]["logit std"]
     assert not any("FAILED" in row for row in rows.values())
     assert rows["llama-zoo bench"]["score tokens/s"] > 0 and 0 < rows["llama-zoo bench"]["MFU"] < 1
     assert rows["llama-zoo bench"]["decode tokens/s"] > 0
