@@ -294,12 +294,17 @@ def ruler_reference(tmp_path_factory, smollm2_dir):
     path in model_args becomes the task's tokenizer, as `lm_eval --model_args pretrained=...` does."""
     _ruler_packages()
     root = tmp_path_factory.mktemp("ruler")
+    # the task manager simple_evaluate would build (model_args | metadata as the tasks' metadata), over
+    # lm-eval's ruler folder alone: indexing every task's YAML is about 18 s of CPU
     script = f"""
-import json, nltk, lm_eval
+import json, os, nltk, lm_eval
+from lm_eval.tasks import TaskManager
 nltk.download = lambda *a, **k: False  # lm-eval's RULER module fetches punkt_tab on import; niah_single_1 never uses it
-res = lm_eval.simple_evaluate(model="hf", model_args={{"pretrained": {str(smollm2_dir)!r}, "dtype": "float32"}},
-                              device="cpu", batch_size=1, tasks=["niah_single_1"], metadata={RULER_METADATA!r},
-                              limit={RULER_LIMIT}, log_samples=True)
+model_args = {{"pretrained": {str(smollm2_dir)!r}, "dtype": "float32"}}
+tasks = TaskManager(include_path=os.path.join(os.path.dirname(lm_eval.__file__), "tasks", "ruler"), include_defaults=False,
+                    metadata=model_args | {RULER_METADATA!r})
+res = lm_eval.simple_evaluate(model="hf", model_args=model_args, device="cpu", batch_size=1, tasks=["niah_single_1"],
+                              metadata={RULER_METADATA!r}, limit={RULER_LIMIT}, log_samples=True, task_manager=tasks)
 json.dump({{"results": res["results"], "samples": res["samples"]}}, open({str(root / 'reference.json')!r}, "w"), default=str)
 """
     ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
