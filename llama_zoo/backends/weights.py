@@ -197,7 +197,7 @@ def _from_pretrained(cls, ref: str, device: str, dtype, kwargs: dict[str, Any], 
 
     hf_logging.disable_progress_bar()  # its per-tensor bar would cut through the CLI's progress
     try:
-        # use_kernels=False: transformers (5.25 here) otherwise swaps in layers fetched from the hub's
+        # use_kernels=False: transformers 5.25 (not 5.24) otherwise swaps in layers fetched from the hub's
         # kernels-community on CUDA (and fails offline); a run measures the checkpoint with transformers' own code
         model = cls.from_pretrained(ref, dtype=dtype, device_map=device_map, use_kernels=False, **kwargs)
     except OSError as exc:

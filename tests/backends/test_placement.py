@@ -97,6 +97,20 @@ def test_the_backend_refuses_to_quantise_weights_built_in_memory(kind):
         HFBackend(spec, source, device="cpu", dtype="float32", quantize="fp8")
 
 
+def test_a_checkpoint_loads_with_transformers_own_layers(smollm2_dir, smollm2_gguf):
+    """transformers 5.25 swaps layers fetched from the hub (kernels-community) into a checkpoint it
+    loads when the kernels package is installed, and on CUDA fails offline (seen on an H200): a run
+    measures transformers' own code, with nothing fetched."""
+    from llama_zoo.backends.hf import HFBackend
+    from llama_zoo.backends.weights import choose_source
+    from llama_zoo.registry.checkpoint import from_path
+
+    for path in (smollm2_dir, smollm2_gguf):
+        spec, checkpoint = from_path(str(path))
+        runner = HFBackend(spec, choose_source(spec, checkpoint=checkpoint), device="cpu", dtype="float32")
+        assert runner.model.use_kernels is False
+
+
 def test_a_gguf_file_is_not_quantised_again(smollm2_gguf, tmp_path):
     out = zoo("eval", "--model", str(smollm2_gguf), "--quantize", "int8", db=tmp_path / "r.db")
     assert out.returncode == 2 and "not a GGUF file (quantised already" in out.stderr
