@@ -131,7 +131,8 @@ def decode_row(shapes: Shapes) -> dict[str, Any]:
     """Greedy decoding as evaluation runs it (on CUDA: the static cache and CUDA graphs), checked
     against the model itself: each chosen token's logit in one full forward pass over the prompt and
     the tokens before it is the row's best, up to bf16 noise (the largest gap is reported; over
-    ``GREEDY_GAP`` standard deviations of the logits fails); and the loop's time per step against the compiled step's alone."""
+    ``GREEDY_GAP`` standard deviations of the logits fails); and the loop's time per step against
+    the compiled step's alone."""
     import torch
 
     from llama_zoo.backends.base import GenerateRequest
@@ -225,7 +226,8 @@ def quantize_row(shapes: Shapes, scheme: str, checkpoint: Path) -> dict[str, Any
     quantised = sum(isinstance(m, torch.nn.Linear) and type(m.weight) not in (torch.Tensor, torch.nn.Parameter)
                     for m in runner.model.modules())
     rate = _scored_per_s(runner, _windows(shapes.batch, shapes.context), 1 if shapes.dry else 3)
-    return {"load s": loaded, "quantised linears": quantised, "score tokens/s": rate, "peak GB": _peak_gb(shapes.device)}
+    return {"load s": loaded, "quantised linears": quantised, "score tokens/s": rate,
+            "peak GB": _peak_gb(shapes.device)}
 
 
 def prefill_row(shapes: Shapes) -> dict[str, Any]:
@@ -305,7 +307,8 @@ def main() -> int:
         steps.append(("llama-zoo bench", lambda: bench_row(shapes, Path(tmp) / "bench.db")))
         steps.append(("greedy decode", lambda: decode_row(shapes)))
         if "quantize" not in skip:
-            steps += [(f"--quantize {q}", lambda q=q: quantize_row(shapes, q, saved_checkpoint(shapes, Path(tmp) / "ckpt")))
+            checkpoint = Path(tmp) / "ckpt"
+            steps += [(f"--quantize {q}", lambda q=q: quantize_row(shapes, q, saved_checkpoint(shapes, checkpoint)))
                       for q in ("fp8", "int4")]
         if "prefill" not in skip:
             steps.append((f"prefill {shapes.prefill:,} tokens", lambda: prefill_row(shapes)))

@@ -74,8 +74,8 @@ def plan_command(**kwargs: Any) -> None:
                       "-" if c.gpus is None else str(c.gpus), human(c.flops_per_token), _tokens(c), time_shown,
                       ("yes" if c.fits else f"[red]no[/red]: {c.why_not}") + _smaller(c))
     console.print(table)
-    console.print("needed = (weights + the larger of the KV cache and a forward pass's activations) x 1.1; several GPUs take "
-                  "--device-map auto (transformers) or --tensor-parallel (vLLM).", highlight=False)
+    console.print("needed = (weights + the larger of the KV cache and a forward pass's activations) x 1.1; "
+                  "several GPUs take --device-map auto (transformers) or --tensor-parallel (vLLM).", highlight=False)
     for basis in dict.fromkeys(c.time_basis for c in cells if c.time_basis):
         marked = "* " if basis.startswith("assumed") else ""
         console.print(f"{marked}time {basis}", highlight=False)

@@ -5,7 +5,8 @@ prints) and the suite's own estimate of its work (``Suite.work``).
 
 Memory needed is ``derive.fit_on_gpu``'s: ``(weights + the larger of the bf16 KV cache for
 context x batch tokens and one forward pass's activations over them) x 1.1``, the 10% standing for
-the runtime; GPUs are that over one GPU's memory, rounded up. A cell needing more GPUs than one node holds (8) is marked.
+the runtime; GPUs are that over one GPU's memory, rounded up. A cell needing more GPUs than one
+node holds (8) is marked.
 
 Time is the suite's tokens over a throughput: a ``bench`` run in the store for the same model,
 context and dtype on that GPU kind where there is one (measured), else an assumed utilisation

@@ -336,7 +336,8 @@ def fit_on_gpu(
     gpus: int = 1,
     overhead: float = 0.10,
 ) -> Fit | None:
-    """Whether weights, a full KV cache and a forward pass's activations fit (``memory_needed``)."""
+    """Whether the weights and the larger of a full KV cache and a forward pass's activations fit
+    (``memory_needed``)."""
     needed = memory_needed(spec, context, batch, dtype, kv_dtype, overhead)
     if needed is None:
         return None

@@ -75,7 +75,8 @@ def test_bench_on_a_shadow_measures_and_stores(zoo, tmp_path):
     run = json.loads(zoo("runs", "show", figures["run_id"], "--format", "json", db=db).stdout)
     assert run["suite"] == "bench" and {m["name"] for m in run["metrics"]} >= {"score_tokens_per_s", "mfu"}
     # the generation warm-up has the timed call's shape (CUDA graphs compile per shape, outside the timing)
-    made = [json.loads(line) for line in zoo("runs", "export", figures["run_id"], "--format", "jsonl", db=db).stdout.splitlines()]
+    exported = zoo("runs", "export", figures["run_id"], "--format", "jsonl", db=db).stdout
+    made = [json.loads(line) for line in exported.splitlines()]
     generated = {row["input_ref"]: row["scores"]["tokens"] for row in made if row["scores"]["kind"] == "generate"}
     assert generated == {"generate (warm-up)": 2 * 8, "generate": 2 * 8}
     refused = zoo("bench", "--model", "llama-3.2-1b", db=db)

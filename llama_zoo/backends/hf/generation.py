@@ -131,9 +131,10 @@ class Generating:
         Graphs need fixed shapes, so the batch is padded to a power of two (at most ``batch``) with
         copies of the last row, the cache length is rounded up to a multiple of 256, the cache of the
         last shape is kept and reset between batches, and finished rows stay in the batch (their
-        tokens are ignored) until every row is done. Run on an H200 by ``bench`` (docs/benchmarks.md:
-        2,689 new tokens/s at batch 32); the tests run this code on the CPU with the step uncompiled and
-        hold it equal to _generate_dynamic; the GPU's tokens have not been compared with it.
+        tokens are ignored) until every row is done. Run on an H200 (docs/benchmarks.md: 2,689 new
+        tokens/s at batch 32, each greedy token checked against one full forward pass by
+        benchmarks/gpu.py); the tests run this code on the CPU with the step uncompiled and hold it
+        equal to _generate_dynamic.
         """
         import torch
         from transformers import StaticCache

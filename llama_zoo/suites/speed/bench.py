@@ -4,8 +4,8 @@ through the same runner calls that evaluation makes.
 Scoring: ``iters`` batches of random-token windows, each answered by one timed runner call after
 one warm-up call; model-FLOP utilisation against the dense matmul peak the runner measures on its
 device in its dtype. Generation: one batch of random prompts, exactly ``new_tokens`` new tokens
-each (no early stop), prefill included, after an untimed warm-up of the same shape. Each item is its own runner call
-(``items_per_chunk=1``), so its time is its own.
+each (no early stop), prefill included, after an untimed warm-up of the same shape. Each item is
+its own runner call (``items_per_chunk=1``), so its time is its own.
 """
 
 from __future__ import annotations
