@@ -153,19 +153,20 @@ def decode_row(shapes: Shapes) -> dict[str, Any]:
     _sync(shapes.device)
     row: dict[str, Any] = {"loop ms/step": (time.perf_counter() - start) / new * 1e3}
     if runner._cuda_graphs:  # the step alone, replayed on what the loop left in the cache
-        torch.set_grad_enabled(False)  # as generate runs it: a graph recorded with autograd on is another one
-        size, length = runner._static_cache_key
-        step, cache = runner._compiled_decode_step(), runner._static_cache
-        ids = torch.zeros((size, 1), dtype=torch.long, device="cuda")
-        mask = torch.ones((size, length), dtype=torch.long, device="cuda")
-        positions = torch.full((size, 1), length - 1, dtype=torch.long, device="cuda")
-        for _ in range(3):
-            step(ids, mask, positions, cache)
-        _sync("cuda")
-        start = time.perf_counter()
-        for _ in range(50):
-            step(ids, mask, positions, cache)
-        _sync("cuda")
+        # without autograd, as generate runs it: a graph recorded with autograd on is another one
+        with torch.no_grad():
+            size, length = runner._static_cache_key
+            step, cache = runner._compiled_decode_step(), runner._static_cache
+            ids = torch.zeros((size, 1), dtype=torch.long, device="cuda")
+            mask = torch.ones((size, length), dtype=torch.long, device="cuda")
+            positions = torch.full((size, 1), length - 1, dtype=torch.long, device="cuda")
+            for _ in range(3):
+                step(ids, mask, positions, cache)
+            _sync("cuda")
+            start = time.perf_counter()
+            for _ in range(50):
+                step(ids, mask, positions, cache)
+            _sync("cuda")
         row["graph ms/step"] = (time.perf_counter() - start) / 50 * 1e3
     gaps, spread = [], []
     with torch.no_grad():
@@ -191,13 +192,7 @@ def saved_checkpoint(shapes: Shapes, where: Path) -> Path:
     loads (a random or shadow model in memory is refused), so the quantised steps load one, as a
     user's ``--weights DIR`` does."""
     if not (where / "config.json").exists():
-        from llama_zoo.backends.hf import HFBackend
-        from llama_zoo.backends.weights import choose_source
-        from llama_zoo.registry.catalog import load_catalog
-
-        spec = load_catalog().get(MODEL)
-        source = choose_source(spec, shadow=shapes.dry, random_weights=not shapes.dry)
-        built = HFBackend(spec, source, device=shapes.device, dtype=shapes.dtype)
+        spec, built = _backend(shapes)
         if shapes.dry:  # bitsandbytes' CPU kernel packs rows in blocks of 32; the shadow's key/value layers have 16
             from llama_zoo.registry.to_transformers import config_from_dict, model_class, shadow_hf_config
 

@@ -38,6 +38,12 @@ class WeightsSource:
     def directory(self) -> str | None:
         return str(Path(self.ref).parent) if self.gguf_file and self.ref else self.ref
 
+    @property
+    def quantisable(self) -> bool:
+        """Only a checkpoint's from_pretrained quantises as it loads: a model built in memory would run
+        unquantised under the scheme's name, and a GGUF file is quantised already."""
+        return self.kind in ("hub", "local") and not self.gguf_file
+
 
 def choose_source(spec: ModelSpec, *, shadow: bool = False, random_weights: bool = False,
                   weights: str | None = None, revision: str | None = None, seed: int = 0,
@@ -104,8 +110,7 @@ def load_model(spec: ModelSpec, source: WeightsSource, device: str, dtype: "Any"
     if spec.architecture is None or spec.model_type not in MODEL_CLASSES:
         raise BackendError(f"{spec.id} has no architecture that transformers can build")
     cls = model_class(spec.model_type)
-    if quantize and (source.kind not in ("hub", "local") or source.gguf_file):
-        # only from_pretrained quantises: anything else would load unquantised under the scheme's name
+    if quantize and not source.quantisable:  # the library refuses it as the CLI does
         what = "a GGUF file" if source.gguf_file else f"{source.kind} weights"
         raise BackendError(f"--quantize {quantize} quantises a checkpoint as it loads, not {what}")
     if source.kind == "shadow":

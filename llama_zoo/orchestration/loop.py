@@ -355,7 +355,7 @@ def _check_placement(request: RunRequest, backend: type[Backend], source) -> Non
             raise LlamaZooError(f"{_flag(name)} is for --backend {' or '.join(takers)}, not {request.backend}")
     if request.quantize is None:
         return
-    if source.kind not in ("hub", "local") or source.gguf_file:
+    if not source.quantisable:
         what = {"shadow": "a shadow model", "random": "random weights", "external": "scores made elsewhere"}.get(
             source.kind, "a GGUF file (quantised already; its type is in the run's provenance)")
         raise LlamaZooError(f"--quantize quantises a checkpoint as it loads (--weights DIR or the hub), not {what}")
